@@ -1,0 +1,175 @@
+"""Acting: search-driven collection and greedy evaluation.
+
+JAX-native worlds get a fully jitted collector (world step + batched search inside one
+`lax.scan`); host worlds get a Python loop around one jitted batched search per step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from dreamer.config import Config
+from dreamer.networks import WorldModel
+from dreamer.replay import Rows
+from dreamer.search import run_search
+
+
+@struct.dataclass
+class CollectorState:
+    """N world copies mid-episode.
+
+    Attributes:
+      world_state: the worlds' states, leading dim [N].
+      timestep: the latest TimeStep, leading dim [N].
+      episode_return: [N] float32 return so far in the current episodes.
+      episode_length: [N] int32 steps so far in the current episodes.
+    """
+
+    world_state: Any
+    timestep: Any
+    episode_return: jax.Array
+    episode_length: jax.Array
+
+
+class EpisodeStats(NamedTuple):
+    """Episodes that ended during a collection, leading dims [L, N]."""
+
+    finished: jax.Array  # bool
+    episode_return: jax.Array  # float32, valid where finished
+    episode_length: jax.Array  # int32, valid where finished
+
+
+def temperature_at(real_steps: int, config: Config) -> float:
+    """EfficientZero's visit-count temperature: T, T/2 after 50% and T/4 after 75% of the decay
+    span (`search.temperature_decay_steps`, or the whole run when 0)."""
+    span = config.search.temperature_decay_steps or config.run.real_steps
+    fraction = real_steps / max(span, 1)
+    scale = 1.0 if fraction < 0.5 else (0.5 if fraction < 0.75 else 0.25)
+    return config.search.temperature * scale
+
+
+def make_act(model: WorldModel, config: Config, explore: bool = True):
+    """`act(params, key, observation [B,...], action_mask [B,A], temperature) -> SearchOutput`."""
+
+    def act(params, key, observation, action_mask, temperature):
+        return run_search(
+            model, params, key, observation, action_mask, config.search,
+            config.train.discount, config.train.value_prefix_horizon, temperature, explore,
+        )
+
+    return act
+
+
+def init_collector(world, key, num_envs: int) -> CollectorState:
+    """Resets `num_envs` copies of a JAX world."""
+    world_state, timestep = jax.vmap(world.reset)(jax.random.split(key, num_envs))
+    return CollectorState(
+        world_state=world_state,
+        timestep=timestep,
+        episode_return=jnp.zeros((num_envs,), jnp.float32),
+        episode_length=jnp.zeros((num_envs,), jnp.int32),
+    )
+
+
+def make_collect(world, model: WorldModel, config: Config, num_steps: int):
+    """`collect(params, state, key, temperature) -> (state, Rows [L,N], EpisodeStats [L,N])`.
+
+    Pure; jit it. Each of the `num_steps` steps searches from all N observations at once
+    (N x num_simulations model steps) and steps every world copy.
+    """
+    act = make_act(model, config, explore=True)
+
+    def collect(params, state: CollectorState, key, temperature):
+        def one_step(carry: CollectorState, inputs):
+            key, temperature = inputs
+            search_key, step_key = jax.random.split(key)
+            ts = carry.timestep
+            out = act(params, search_key, ts.observation, ts.action_mask, temperature)
+            num_envs = out.action.shape[0]
+            world_state, next_ts = jax.vmap(world.step)(
+                carry.world_state, out.action, jax.random.split(step_key, num_envs)
+            )
+            episode_return = carry.episode_return + next_ts.reward
+            episode_length = carry.episode_length + 1
+            done = next_ts.terminated | next_ts.truncated
+            rows = Rows(
+                observation=ts.observation,
+                action=out.action,
+                reward=next_ts.reward,
+                terminated=next_ts.terminated,
+                truncated=next_ts.truncated,
+                policy=out.policy,
+                value=out.value,
+                action_mask=ts.action_mask,
+            )
+            stats = EpisodeStats(done, episode_return, episode_length)
+            new_carry = CollectorState(
+                world_state=world_state,
+                timestep=next_ts,
+                episode_return=jnp.where(done, 0.0, episode_return),
+                episode_length=jnp.where(done, 0, episode_length),
+            )
+            return new_carry, (rows, stats)
+
+        keys = jax.random.split(key, num_steps)
+        temps = jnp.full((num_steps,), temperature, jnp.float32)
+        state, (rows, stats) = jax.lax.scan(one_step, state, (keys, temps))
+        return state, rows, stats
+
+    return collect
+
+
+def make_evaluate(world, model: WorldModel, config: Config, num_episodes: int):
+    """`evaluate(params, key) -> [num_episodes] returns` of greedy search play in a JAX world.
+
+    Runs `num_episodes` copies until each has finished its first episode (or the time limit).
+    """
+    act = make_act(model, config, explore=False)
+    limit = world.spec.max_episode_steps
+
+    def evaluate(params, key):
+        reset_key, loop_key = jax.random.split(key)
+        world_state, ts = jax.vmap(world.reset)(jax.random.split(reset_key, num_episodes))
+
+        def cond(carry):
+            _, _, _, finished, _, t = carry
+            return (~finished.all()) & (t < limit)
+
+        def body(carry):
+            world_state, ts, returns, finished, key, t = carry
+            key, search_key, step_key = jax.random.split(key, 3)
+            out = act(params, search_key, ts.observation, ts.action_mask, 0.0)
+            world_state, ts = jax.vmap(world.step)(
+                world_state, out.action, jax.random.split(step_key, num_episodes)
+            )
+            returns = returns + jnp.where(finished, 0.0, ts.reward)
+            finished = finished | ts.terminated | ts.truncated
+            return world_state, ts, returns, finished, key, t + 1
+
+        init = (world_state, ts, jnp.zeros((num_episodes,), jnp.float32),
+                jnp.zeros((num_episodes,), bool), loop_key, jnp.zeros((), jnp.int32))
+        _, _, returns, _, _, steps = jax.lax.while_loop(cond, body, init)
+        return returns, steps
+
+    return evaluate
+
+
+def host_evaluate(world, act_fn, params, key, num_episodes: int, seed: int) -> np.ndarray:
+    """Greedy evaluation in a host world with `num_episodes` copies (first episode of each)."""
+    ts = world.reset(seed)
+    returns = np.zeros((num_episodes,), np.float64)
+    finished = np.zeros((num_episodes,), bool)
+    for _ in range(world.spec.max_episode_steps):
+        key, search_key = jax.random.split(key)
+        out = act_fn(params, search_key, ts.observation, ts.action_mask, 0.0)
+        ts = world.step(np.asarray(out.action))
+        returns += np.where(finished, 0.0, ts.reward)
+        finished |= ts.terminated | ts.truncated
+        if finished.all():
+            break
+    return returns

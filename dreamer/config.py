@@ -1,0 +1,397 @@
+"""Configuration: nested frozen dataclasses, named presets, and `--set key=value` overrides.
+
+This module imports nothing heavy, so the CLI can parse and validate a config before JAX loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, Literal
+
+
+class ConfigError(ValueError):
+    """A config key or value that is not valid; the message names the field and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Network sizes.
+
+    Attributes:
+      encoder: "auto" (MLP for vectors, conv for images), "mlp", "conv" or "atari" (EfficientZero's
+        stride-2 ResNet down to 6x6 for 96x96 frames).
+      hidden: width of MLP layers (vector latents) and of the value-prefix LSTM input.
+      latent_dim: size of a vector latent state.
+      channels: channels of conv latents.
+      num_blocks: residual blocks in the representation and dynamics.
+      lstm_hidden: hidden size of the value-prefix LSTM.
+      head_hidden: hidden width of the policy/value/value-prefix heads.
+      projection_dim: width of the SimSiam projection and predictor.
+      value_support: categorical value support is the integers in [-S, S] of h(value).
+      reward_support: the same for the value prefix.
+    """
+
+    encoder: Literal["auto", "mlp", "conv", "atari"] = "auto"
+    hidden: int = 128
+    latent_dim: int = 64
+    channels: int = 32
+    num_blocks: int = 1
+    lstm_hidden: int = 64
+    head_hidden: int = 64
+    projection_dim: int = 128
+    value_support: int = 20
+    reward_support: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """MCTS settings (mctx).
+
+    Attributes:
+      algorithm: "muzero" (PUCT with Dirichlet noise, EfficientZero) or "gumbel" (EfficientZero V2).
+      num_simulations: simulations per root; each costs one latent model step.
+      dirichlet_alpha, dirichlet_fraction: root noise (muzero only).
+      pb_c_init, pb_c_base: PUCT constants (muzero only).
+      max_num_considered_actions: Gumbel's m (gumbel only).
+      temperature: visit-count temperature for acting at the start of training.
+      temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25).
+    """
+
+    algorithm: Literal["muzero", "gumbel"] = "muzero"
+    num_simulations: int = 16
+    dirichlet_alpha: float = 0.3
+    dirichlet_fraction: float = 0.25
+    pb_c_init: float = 1.25
+    pb_c_base: float = 19652.0
+    max_num_considered_actions: int = 16
+    temperature: float = 1.0
+    temperature_decay_steps: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayConfig:
+    """Prioritized replay of per-copy trajectory streams.
+
+    Attributes:
+      capacity: rows kept per world copy (total transitions = capacity x num_envs).
+      alpha: priority exponent (EfficientZero: 0.6).
+      beta: importance-sampling exponent (EfficientZero: 0.4).
+      priority_eps: added to |value error| to keep every row sampleable.
+    """
+
+    capacity: int = 100_000
+    alpha: float = 0.6
+    beta: float = 0.4
+    priority_eps: float = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Learner, targets and reanalysis.
+
+    Attributes:
+      batch_size: sampled positions per update.
+      unroll_steps: K, model steps unrolled per sample.
+      td_steps: n of the n-step value target.
+      off_policy_correction: shrink the TD horizon for old data (EfficientZero).
+      off_policy_age_ratio: age (as a fraction of the run's real steps) per horizon step lost.
+      value_target: "nstep" (EfficientZero) or "mixed" (EfficientZero V2: search value for old data).
+      discount: gamma.
+      value_prefix_horizon: the LSTM resets every this many unrolled steps (EfficientZero: 5).
+      reanalyse_fraction: fraction of each batch whose policy targets come from fresh search.
+      reanalyse_value: bootstrap with the reanalysing search's root value instead of the network's.
+      optimizer: "adamw" or "sgd" (momentum 0.9, EfficientZero's schedule).
+      learning_rate: peak learning rate.
+      lr_warmup_updates: linear warm-up updates.
+      lr_decay_updates: step decay by 10x after this many updates (sgd); 0 means never.
+      weight_decay: L2 / decoupled weight decay.
+      max_grad_norm: global gradient norm clip.
+      policy_weight, value_weight, value_prefix_weight, consistency_weight: loss weights.
+      target_update_interval: updates between target-network refreshes.
+      train_ratio: updates per real env step.
+      learning_starts: real steps collected before the first update.
+      nan_policy: "stop" (checkpoint and exit) or "skip" (drop the update) on non-finite loss.
+    """
+
+    batch_size: int = 128
+    unroll_steps: int = 5
+    td_steps: int = 5
+    off_policy_correction: bool = True
+    off_policy_age_ratio: float = 0.3
+    value_target: Literal["nstep", "mixed"] = "nstep"
+    discount: float = 0.997
+    value_prefix_horizon: int = 5
+    reanalyse_fraction: float = 0.99
+    reanalyse_value: bool = False
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    learning_rate: float = 3e-3
+    lr_warmup_updates: int = 100
+    lr_decay_updates: int = 0
+    weight_decay: float = 1e-4
+    max_grad_norm: float = 5.0
+    policy_weight: float = 1.0
+    value_weight: float = 0.25
+    value_prefix_weight: float = 1.0
+    consistency_weight: float = 2.0
+    target_update_interval: int = 100
+    train_ratio: float = 0.25
+    learning_starts: int = 500
+    nan_policy: Literal["stop", "skip"] = "stop"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How a run proceeds: collection, evaluation, checkpoints.
+
+    Attributes:
+      real_steps: total real env steps (agent decisions) to collect.
+      num_envs: parallel world copies collected from.
+      collect_steps: steps per copy between learner phases.
+      eval_interval: real steps between evaluations.
+      eval_episodes: episodes per evaluation.
+      checkpoint_interval: real steps between checkpoints.
+      keep_checkpoints: how many checkpoints to keep.
+    """
+
+    real_steps: int = 10_000
+    num_envs: int = 8
+    collect_steps: int = 8
+    eval_interval: int = 1_000
+    eval_episodes: int = 10
+    checkpoint_interval: int = 2_000
+    keep_checkpoints: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines a run."""
+
+    world: str = "cartpole"
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    search: SearchConfig = SearchConfig()
+    replay: ReplayConfig = ReplayConfig()
+    train: TrainConfig = TrainConfig()
+    run: RunConfig = RunConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _replace(cfg, **sections):
+    return dataclasses.replace(
+        cfg,
+        **{
+            name: dataclasses.replace(getattr(cfg, name), **fields) if isinstance(fields, dict) else fields
+            for name, fields in sections.items()
+        },
+    )
+
+
+def small() -> Config:
+    """Small vector and grid worlds (cartpole, catch, gym classic control) on a laptop CPU."""
+    return _replace(
+        Config(),
+        model=dict(hidden=128, latent_dim=64, value_support=15, reward_support=5),
+        search=dict(num_simulations=16, temperature_decay_steps=4_000),
+        train=dict(
+            batch_size=128,
+            discount=0.99,
+            train_ratio=0.25,
+            learning_starts=400,
+            reanalyse_fraction=0.5,
+            learning_rate=3e-3,
+            target_update_interval=100,
+        ),
+        run=dict(real_steps=10_000, num_envs=8, collect_steps=8),
+    )
+
+
+def tiny() -> Config:
+    """Everything shrunk for tests: runs a few hundred updates in seconds on a CPU."""
+    return _replace(
+        small(),
+        model=dict(hidden=32, latent_dim=16, channels=8, lstm_hidden=16, head_hidden=16,
+                   projection_dim=32, value_support=5, reward_support=3),
+        search=dict(num_simulations=4, temperature_decay_steps=0),
+        replay=dict(capacity=2_000),
+        train=dict(batch_size=32, unroll_steps=3, td_steps=3, learning_starts=100,
+                   target_update_interval=20, lr_warmup_updates=10, reanalyse_fraction=0.5),
+        run=dict(real_steps=2_000, num_envs=4, collect_steps=8, eval_interval=1_000,
+                 eval_episodes=10, checkpoint_interval=1_000),
+    )
+
+
+def minatar() -> Config:
+    """MinAtar games: a small conv encoder on 10x10 frames."""
+    return _replace(
+        small(),
+        model=dict(channels=32, num_blocks=1, hidden=128, value_support=20, reward_support=5),
+        search=dict(num_simulations=16, temperature_decay_steps=20_000),
+        train=dict(discount=0.997, batch_size=128, train_ratio=0.1, learning_starts=1_000,
+                   reanalyse_fraction=0.5),
+        replay=dict(capacity=20_000),
+        run=dict(real_steps=50_000, num_envs=16, collect_steps=8, eval_interval=5_000,
+                 checkpoint_interval=5_000),
+    )
+
+
+def atari100k() -> Config:
+    """EfficientZero V1's Atari 100k setup (Ye et al., 2021, Table 6)."""
+    return _replace(
+        Config(),
+        model=dict(encoder="atari", channels=64, num_blocks=1, lstm_hidden=512,
+                   head_hidden=32, projection_dim=1024, value_support=300, reward_support=300),
+        search=dict(algorithm="muzero", num_simulations=50, dirichlet_alpha=0.3,
+                    dirichlet_fraction=0.25, temperature_decay_steps=50_000),
+        replay=dict(capacity=100_000, alpha=0.6, beta=0.4),
+        train=dict(batch_size=256, unroll_steps=5, td_steps=5, discount=0.997,
+                   value_prefix_horizon=5, reanalyse_fraction=0.99, optimizer="sgd",
+                   learning_rate=0.2, lr_warmup_updates=1_000, lr_decay_updates=100_000,
+                   weight_decay=1e-4, max_grad_norm=5.0, consistency_weight=2.0,
+                   value_weight=0.25, target_update_interval=200, train_ratio=1.2,
+                   learning_starts=2_000),
+        run=dict(real_steps=100_000, num_envs=1, collect_steps=1, eval_interval=10_000,
+                 eval_episodes=32, checkpoint_interval=10_000),
+    )
+
+
+def atari100k_v2() -> Config:
+    """EfficientZero V2's changes to the Atari 100k setup: Gumbel search, mixed value target."""
+    base = atari100k()
+    return _replace(
+        base,
+        model=dict(value_support=51, reward_support=51),
+        search=dict(algorithm="gumbel", num_simulations=16, max_num_considered_actions=16),
+        train=dict(value_target="mixed", reanalyse_value=True),
+    )
+
+
+PRESETS = {
+    "small": small,
+    "tiny": tiny,
+    "minatar": minatar,
+    "atari100k": atari100k,
+    "atari100k-v2": atari100k_v2,
+}
+
+
+def default_preset(world: str) -> str:
+    """The preset a world gets when none is named."""
+    if world.startswith("minatar/"):
+        return "minatar"
+    if world.startswith("atari/"):
+        return "atari100k"
+    return "small"
+
+
+def preset(name: str) -> Config:
+    """Returns the preset `name` or raises ConfigError listing the presets."""
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, PRESETS, n=2)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown preset {name!r}.{hint} Presets: {', '.join(PRESETS)}.")
+    return PRESETS[name]()
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _parse_value(key: str, text: str, kind: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        choices = typing.get_args(kind)
+        if text not in choices:
+            raise ConfigError(f"--set {key}={text}: must be one of {', '.join(map(str, choices))}")
+        return text
+    try:
+        if kind is bool:
+            low = text.lower()
+            if low not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return low in ("true", "1", "yes")
+        if kind is int:
+            return int(text.replace("_", ""))
+        if kind is float:
+            return float(text)
+        if kind is str:
+            return text
+    except ValueError:
+        raise ConfigError(
+            f"--set {key}={text}: expected {kind.__name__}, got {text!r}"
+        ) from None
+    raise ConfigError(f"--set {key}: field of type {kind} cannot be set from the command line")
+
+
+def override(cfg: Config, assignments: list[str]) -> Config:
+    """Applies `section.field=value` assignments (e.g. `search.num_simulations=8`)."""
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. search.num_simulations=8")
+        key, text = assignment.split("=", 1)
+        parts = key.strip().split(".")
+        top = _field_types(Config)
+        if len(parts) == 1 and parts[0] in ("world", "seed"):
+            cfg = dataclasses.replace(cfg, **{parts[0]: _parse_value(key, text, top[parts[0]])})
+            continue
+        all_keys = [
+            f"{s}.{f}" for s in ("model", "search", "replay", "train", "run")
+            for f in _field_types(top[s])
+        ]
+        if len(parts) != 2 or key not in all_keys:
+            close = difflib.get_close_matches(key, all_keys, n=3)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"--set {key}: unknown config key.{hint}")
+        section, name = parts
+        kind = _field_types(top[section])[name]
+        value = _parse_value(key, text, kind)
+        cfg = dataclasses.replace(
+            cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})}
+        )
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Raises ConfigError naming the first invalid value."""
+    positive = {
+        "run.real_steps": cfg.run.real_steps,
+        "run.num_envs": cfg.run.num_envs,
+        "run.collect_steps": cfg.run.collect_steps,
+        "run.eval_interval": cfg.run.eval_interval,
+        "run.checkpoint_interval": cfg.run.checkpoint_interval,
+        "run.keep_checkpoints": cfg.run.keep_checkpoints,
+        "search.num_simulations": cfg.search.num_simulations,
+        "train.batch_size": cfg.train.batch_size,
+        "train.unroll_steps": cfg.train.unroll_steps,
+        "train.td_steps": cfg.train.td_steps,
+        "train.value_prefix_horizon": cfg.train.value_prefix_horizon,
+        "train.target_update_interval": cfg.train.target_update_interval,
+        "replay.capacity": cfg.replay.capacity,
+        "model.hidden": cfg.model.hidden,
+        "model.latent_dim": cfg.model.latent_dim,
+        "model.value_support": cfg.model.value_support,
+        "model.reward_support": cfg.model.reward_support,
+        "train.learning_rate": cfg.train.learning_rate,
+    }
+    for key, value in positive.items():
+        if not value > 0:
+            raise ConfigError(f"{key} must be > 0, got {value}")
+    if cfg.run.eval_episodes < 0:
+        raise ConfigError(f"run.eval_episodes must be >= 0, got {cfg.run.eval_episodes}")
+    if not 0.0 < cfg.train.discount <= 1.0:
+        raise ConfigError(f"train.discount must be in (0, 1], got {cfg.train.discount}")
+    if not 0.0 <= cfg.train.reanalyse_fraction <= 1.0:
+        raise ConfigError(
+            f"train.reanalyse_fraction must be in [0, 1], got {cfg.train.reanalyse_fraction}"
+        )
+    if cfg.train.train_ratio < 0:
+        raise ConfigError(f"train.train_ratio must be >= 0, got {cfg.train.train_ratio}")
+    if cfg.replay.capacity < cfg.train.unroll_steps + cfg.train.td_steps + 2:
+        raise ConfigError(
+            f"replay.capacity={cfg.replay.capacity} is shorter than one training window "
+            f"(unroll_steps + td_steps + 2)"
+        )

@@ -1,0 +1,323 @@
+"""The learner: one jitted `train_step` = sample, reanalyse, build targets, unroll, update.
+
+Losses (EfficientZero): policy cross-entropy + value cross-entropy + value-prefix cross-entropy
++ SimSiam temporal consistency, the unrolled steps' losses scaled by 1/K and the gradient entering
+the dynamics scaled by 1/2 (MuZero). Targets come from the target network, refreshed every
+`target_update_interval` updates; a fraction of each batch gets fresh policy targets from search
+with the target network (reanalysis).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from dreamer import replay as replay_lib
+from dreamer import targets as targets_lib
+from dreamer.config import Config
+from dreamer.networks import WorldModel
+from dreamer.search import run_search
+from dreamer.transforms import categorical_to_scalar, scalar_to_categorical
+
+
+@struct.dataclass
+class TrainState:
+    """Learner state.
+
+    Attributes:
+      params: online network parameters.
+      target_params: target network parameters.
+      opt_state: optax state.
+      updates: [] int32 updates done.
+    """
+
+    params: Any
+    target_params: Any
+    opt_state: Any
+    updates: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class UpdateCost:
+    """Latent model steps one update spends (static for a config), for the ledger."""
+
+    unroll: int
+    reanalyse: int
+
+
+class LossTerms(NamedTuple):
+    policy: jax.Array
+    value: jax.Array
+    value_prefix: jax.Array
+    consistency: jax.Array
+
+
+def scale_gradient(x, scale: float):
+    """Identity forward; gradient multiplied by `scale` backward."""
+    return x * scale + jax.lax.stop_gradient(x) * (1.0 - scale)
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    t = config.train
+    warmup = optax.linear_schedule(0.0, t.learning_rate, max(t.lr_warmup_updates, 1))
+    if t.lr_decay_updates > 0:
+        after = optax.piecewise_constant_schedule(t.learning_rate, {t.lr_decay_updates: 0.1})
+    else:
+        after = optax.constant_schedule(t.learning_rate)
+    schedule = optax.join_schedules([warmup, after], [max(t.lr_warmup_updates, 1)])
+    if t.optimizer == "sgd":
+        core = optax.chain(
+            optax.add_decayed_weights(t.weight_decay),
+            optax.sgd(schedule, momentum=0.9),
+        )
+    else:
+        core = optax.adamw(schedule, weight_decay=t.weight_decay)
+    return optax.chain(optax.clip_by_global_norm(t.max_grad_norm), core)
+
+
+def init_train_state(model: WorldModel, config: Config, key, example_observation) -> TrainState:
+    """Initialises parameters (target = online) and the optimizer."""
+    obs = jnp.asarray(example_observation)[None]
+    params = model.init(key, obs, jnp.zeros((1,), jnp.int32))
+    optimizer = make_optimizer(config)
+    return TrainState(
+        params=params,
+        target_params=params,
+        opt_state=optimizer.init(params),
+        updates=jnp.zeros((), jnp.int32),
+    )
+
+
+def window_length(config: Config) -> int:
+    return config.train.unroll_steps + config.train.td_steps + 1
+
+
+def update_cost(config: Config) -> UpdateCost:
+    t = config.train
+    reanalysed = reanalysed_count(config)
+    roots = reanalysed * (t.unroll_steps + 1) * (2 if t.reanalyse_value else 1)
+    return UpdateCost(
+        unroll=t.batch_size * t.unroll_steps, reanalyse=roots * config.search.num_simulations
+    )
+
+
+def reanalysed_count(config: Config) -> int:
+    return int(round(config.train.reanalyse_fraction * config.train.batch_size))
+
+
+def _gather_rows(x, index):
+    """x: [B, W, ...], index: [B, J] -> [B, J, ...]."""
+    return jax.vmap(lambda xs, i: xs[i])(x, index)
+
+
+def _flatten2(x):
+    return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+
+
+def make_train_step(model: WorldModel, config: Config, total_real_steps: int):
+    """Builds `train_step(train_state, replay_state, key) -> (train_state, replay_state, metrics)`.
+
+    `total_real_steps` sets the off-policy correction's scale (age per lost TD step).
+    """
+    t, s = config.train, config.search
+    K, n = t.unroll_steps, t.td_steps
+    optimizer = make_optimizer(config)
+    num_reanalysed = reanalysed_count(config)
+    value_support, reward_support = model.config.value_support, model.config.reward_support
+    age_per_step = t.off_policy_age_ratio * total_real_steps
+
+    def predict_values(params, observation):  # [B, J, *obs] -> [B, J]
+        flat = _flatten2(observation)
+        latent = model.apply(params, flat, method=WorldModel.represent)
+        _, value_logits = model.apply(params, latent, method=WorldModel.predict)
+        value = categorical_to_scalar(value_logits, value_support)
+        return value.reshape(observation.shape[:2])
+
+    def search_targets(params, key, observation, action_mask):  # [R, J, ...] -> policy, value
+        flat, mask = _flatten2(observation), _flatten2(action_mask)
+        out = run_search(model, params, key, flat, mask, s, t.discount, t.value_prefix_horizon)
+        shape = observation.shape[:2]
+        return out.policy.reshape(*shape, -1), out.value.reshape(shape)
+
+    def make_targets(train_state: TrainState, window: replay_lib.Window, key):
+        rows = window.rows
+        num_streams_steps = window.age  # rows since the first row, per stream
+        horizon = (
+            targets_lib.off_policy_horizon(num_streams_steps * 1.0, n, age_per_step)
+            if t.off_policy_correction
+            else jnp.full(window.age.shape, n, jnp.int32)
+        )
+        plan = targets_lib.nstep_plan(
+            rows.reward, rows.terminated, rows.truncated, window.present, horizon, K, n, t.discount
+        )
+        boot_obs = _gather_rows(rows.observation, plan.bootstrap_index)  # [B, K+1, *obs]
+        boot_value = predict_values(train_state.target_params, boot_obs)
+        policy_target = rows.policy[:, : K + 1]
+        search_value = rows.value[:, : K + 1]
+        if num_reanalysed > 0:
+            key_policy, key_value = jax.random.split(key)
+            obs_re = rows.observation[:num_reanalysed, : K + 1]
+            mask_re = rows.action_mask[:num_reanalysed, : K + 1]
+            fresh_policy, fresh_value = search_targets(
+                train_state.target_params, key_policy, obs_re, mask_re
+            )
+            policy_target = policy_target.at[:num_reanalysed].set(fresh_policy)
+            search_value = search_value.at[:num_reanalysed].set(fresh_value)
+            if t.reanalyse_value:
+                boot_mask = _gather_rows(rows.action_mask, plan.bootstrap_index)[:num_reanalysed]
+                _, boot_search = search_targets(
+                    train_state.target_params, key_value, boot_obs[:num_reanalysed], boot_mask
+                )
+                boot_value = boot_value.at[:num_reanalysed].set(boot_search)
+        value_target = targets_lib.value_targets(plan, boot_value)
+        if t.value_target == "mixed":
+            # EfficientZero V2: for stale data (its TD horizon was cut) trust the search value.
+            stale = (horizon < n)[:, None]
+            value_target = jnp.where(stale & plan.valid, search_value, value_target)
+        masks = targets_lib.episode_masks(rows.terminated, rows.truncated, window.present, K)
+        prefix_target = targets_lib.value_prefix_targets(
+            rows.reward, masks.alive, K, t.value_prefix_horizon
+        )
+        return value_target, plan.valid, prefix_target, policy_target, masks
+
+    def loss_fn(params, window: replay_lib.Window, targets):
+        value_target, value_valid, prefix_target, policy_target, masks = targets
+        rows = window.rows
+        batch = rows.action.shape[0]
+        alive, absorbing = masks.alive, masks.absorbing
+        value_weight = (value_valid | absorbing).astype(jnp.float32)  # [B, K+1]
+        policy_weight = alive.astype(jnp.float32)
+        prefix_weight = (alive | absorbing)[:, :K].astype(jnp.float32)  # step k uses row k-1
+
+        latent = model.apply(params, rows.observation[:, 0], method=WorldModel.represent)
+        policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
+        policy_list, value_list, prefix_list, latents = [policy_logits], [value_logits], [], []
+        lstm = model.initial_lstm_state(batch)
+        for k in range(K):
+            if k % t.value_prefix_horizon == 0:
+                lstm = model.initial_lstm_state(batch)
+            latent = model.apply(params, latent, rows.action[:, k], method=WorldModel.dynamics)
+            latent = scale_gradient(latent, 0.5)
+            prefix_logits, lstm = model.apply(params, latent, lstm, method=WorldModel.value_prefix)
+            policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
+            policy_list.append(policy_logits)
+            value_list.append(value_logits)
+            prefix_list.append(prefix_logits)
+            latents.append(latent)
+        policy_logits = jnp.stack(policy_list, 1)  # [B, K+1, A]
+        value_logits = jnp.stack(value_list, 1)  # [B, K+1, 2V+1]
+        prefix_logits = jnp.stack(prefix_list, 1)  # [B, K, 2R+1]
+
+        def ce(logits, target):
+            return -jnp.sum(target * jax.nn.log_softmax(logits), axis=-1)
+
+        value_ce = ce(value_logits, scalar_to_categorical(value_target, value_support))
+        prefix_ce = ce(prefix_logits, scalar_to_categorical(prefix_target, reward_support))
+        policy_ce = ce(policy_logits, policy_target)
+
+        # SimSiam temporal consistency: predicted projection of the unrolled latent vs the
+        # stop-gradient projection of the encoded real next observation.
+        unrolled = jnp.stack(latents, 1)  # [B, K, *latent]
+        prediction = model.apply(
+            params,
+            model.apply(params, _flatten2(unrolled), method=WorldModel.project),
+            method=WorldModel.predict_projection,
+        )
+        real_next = model.apply(
+            params, _flatten2(rows.observation[:, 1 : K + 1]), method=WorldModel.represent
+        )
+        target = jax.lax.stop_gradient(model.apply(params, real_next, method=WorldModel.project))
+
+        def normalise(x):
+            return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-5)
+
+        cosine = jnp.sum(normalise(prediction) * normalise(target), axis=-1).reshape(batch, K)
+        consistency = -cosine
+
+        # Losses of unrolled steps are scaled by 1/K (MuZero).
+        step_scale = jnp.concatenate([jnp.ones((1,)), jnp.full((K,), 1.0 / K)])
+        per_sample = LossTerms(
+            policy=jnp.sum(policy_ce * policy_weight * step_scale, axis=1),
+            value=jnp.sum(value_ce * value_weight * step_scale, axis=1),
+            value_prefix=jnp.sum(prefix_ce * prefix_weight * step_scale[1:], axis=1),
+            consistency=jnp.sum(consistency * alive[:, 1:] * step_scale[1:], axis=1),
+        )
+        terms = jax.tree.map(lambda x: jnp.mean(x * window.weight), per_sample)
+        total = (
+            t.policy_weight * terms.policy
+            + t.value_weight * terms.value
+            + t.value_prefix_weight * terms.value_prefix
+            + t.consistency_weight * terms.consistency
+        )
+        root_value = categorical_to_scalar(value_list[0], value_support)
+        return total, (terms, root_value)
+
+    def train_step(train_state: TrainState, replay_state: replay_lib.ReplayState, key):
+        sample_key, reanalyse_key = jax.random.split(key)
+        window = replay_lib.sample(
+            replay_state, sample_key, t.batch_size, window_length(config),
+            config.replay.alpha, config.replay.beta,
+        )
+        # `age` counts rows of one stream; all streams advance together, so real steps of age
+        # are rows x streams.
+        window = window._replace(age=window.age * replay_state.num_streams)
+        targets = make_targets(train_state, window, reanalyse_key)
+        (total, (terms, root_value)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            train_state.params, window, targets
+        )
+        grad_norm = optax.global_norm(grads)
+        updates, opt_state = optimizer.update(grads, train_state.opt_state, train_state.params)
+        params = optax.apply_updates(train_state.params, updates)
+        finite = jnp.isfinite(total) & jnp.isfinite(grad_norm)
+        if t.nan_policy == "skip":
+            params = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                                  params, train_state.params)
+            opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                                     opt_state, train_state.opt_state)
+        update_count = train_state.updates + 1
+        refresh = (update_count % t.target_update_interval) == 0
+        target_params = jax.tree.map(
+            lambda online, target: jnp.where(refresh, online, target),
+            params, train_state.target_params,
+        )
+        value_target0 = targets[0][:, 0]
+        priority = jnp.abs(root_value - value_target0) + config.replay.priority_eps
+        replay_state = replay_lib.update_priorities(
+            replay_state, window.start, window.stream, jnp.where(finite, priority, 1.0)
+        )
+        new_state = TrainState(params, target_params, opt_state, update_count)
+        metrics = {
+            "loss/total": total,
+            "loss/policy": terms.policy,
+            "loss/value": terms.value,
+            "loss/value_prefix": terms.value_prefix,
+            "loss/consistency": terms.consistency,
+            "grad_norm": grad_norm,
+            "finite": finite,
+            "value_target_mean": jnp.mean(value_target0),
+        }
+        return new_state, replay_state, metrics
+
+    return train_step
+
+
+def make_train_many(model: WorldModel, config: Config, total_real_steps: int, num_updates: int):
+    """`num_updates` train steps in one jitted `lax.scan`; metrics of all updates are returned."""
+    train_step = make_train_step(model, config, total_real_steps)
+
+    def train_many(train_state, replay_state, key):
+        def body(carry, step_key):
+            ts, rs = carry
+            ts, rs, metrics = train_step(ts, rs, step_key)
+            return (ts, rs), metrics
+
+        keys = jax.random.split(key, num_updates)
+        (train_state, replay_state), metrics = jax.lax.scan(body, (train_state, replay_state), keys)
+        return train_state, replay_state, metrics
+
+    return train_many

@@ -1,0 +1,198 @@
+"""MCTS inside the learned model, on top of `mctx` (the only module that imports it).
+
+The model predicts a *value prefix* (the discounted-free sum of rewards since the last LSTM reset)
+rather than a per-step reward. `recurrent_fn` turns prefixes into the per-edge rewards mctx needs:
+reward = child prefix - parent prefix, where the LSTM and the parent prefix are reset to zero every
+`value_prefix_horizon` depths, counted from the root (EfficientZero, Sec. 4.2). Each simulation
+applies `recurrent_fn` once per root, so a search costs exactly `B * num_simulations` model steps.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import mctx
+from flax import struct
+
+from dreamer.config import SearchConfig
+from dreamer.networks import LSTMState, WorldModel
+from dreamer.transforms import categorical_to_scalar
+
+
+@struct.dataclass
+class SearchEmbedding:
+    """What a search node carries.
+
+    Attributes:
+      latent: [B, *latent] latent state of the node.
+      lstm: LSTMState, each [B, lstm_hidden], after consuming this node's latent.
+      prefix: [B] value prefix predicted at this node (0 at the root and at a reset).
+      depth: [B] int32 depth from the root.
+    """
+
+    latent: jax.Array
+    lstm: LSTMState
+    prefix: jax.Array
+    depth: jax.Array
+
+
+class SearchOutput(NamedTuple):
+    action: jax.Array  # [B] int32 chosen action
+    policy: jax.Array  # [B, A] search policy (visit distribution / Gumbel improved policy)
+    value: jax.Array  # [B] root value estimated by search
+    predicted_value: jax.Array  # [B] the network's value at the root
+
+
+def value_prefix_to_reward(
+    child_prefix: jax.Array, parent_prefix: jax.Array, parent_depth: jax.Array, horizon: int
+) -> jax.Array:
+    """Per-edge reward from value prefixes: child - parent, or child alone when the LSTM resets.
+
+    The reset happens on edges leaving a node whose depth is a multiple of `horizon`.
+    """
+    reset = (parent_depth % horizon) == 0
+    return child_prefix - jnp.where(reset, 0.0, parent_prefix)
+
+
+def make_recurrent_fn(model: WorldModel, discount: float, horizon: int):
+    """Builds mctx's `recurrent_fn(params, key, action, embedding)` for `model`."""
+    value_support = model.config.value_support
+    reward_support = model.config.reward_support
+
+    def recurrent_fn(params, rng_key, action, embedding: SearchEmbedding):
+        del rng_key
+        reset = (embedding.depth % horizon) == 0
+        lstm = jax.tree.map(lambda x: jnp.where(reset[:, None], 0.0, x), embedding.lstm)
+        latent = model.apply(params, embedding.latent, action, method=WorldModel.dynamics)
+        prefix_logits, lstm = model.apply(params, latent, lstm, method=WorldModel.value_prefix)
+        policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
+        prefix = categorical_to_scalar(prefix_logits, reward_support)
+        reward = value_prefix_to_reward(prefix, embedding.prefix, embedding.depth, horizon)
+        batch = action.shape[0]
+        out = mctx.RecurrentFnOutput(
+            reward=reward,
+            discount=jnp.full((batch,), discount, jnp.float32),
+            prior_logits=policy_logits,
+            value=categorical_to_scalar(value_logits, value_support),
+        )
+        return out, SearchEmbedding(latent, lstm, prefix, embedding.depth + 1)
+
+    return recurrent_fn
+
+
+def root(model: WorldModel, params, observation: jax.Array):
+    """Encodes observations into mctx's RootFnOutput with a fresh search embedding."""
+    latent = model.apply(params, observation, method=WorldModel.represent)
+    policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
+    batch = observation.shape[0]
+    embedding = SearchEmbedding(
+        latent=latent,
+        lstm=model.initial_lstm_state(batch),
+        prefix=jnp.zeros((batch,), jnp.float32),
+        depth=jnp.zeros((batch,), jnp.int32),
+    )
+    value = categorical_to_scalar(value_logits, model.config.value_support)
+    return mctx.RootFnOutput(prior_logits=policy_logits, value=value, embedding=embedding)
+
+
+def run_search(
+    model: WorldModel,
+    params,
+    key: jax.Array,
+    observation: jax.Array,
+    action_mask: jax.Array,
+    config: SearchConfig,
+    discount: float,
+    horizon: int,
+    temperature: jax.Array | float = 1.0,
+    explore: bool = True,
+) -> SearchOutput:
+    """Searches from a batch of observations.
+
+    Args:
+      model, params: the world model.
+      key: PRNG key (consumed).
+      observation: [B, *obs].
+      action_mask: [B, A] bool, valid actions at the root.
+      config: search settings.
+      discount: gamma used inside the tree.
+      horizon: value-prefix LSTM horizon.
+      temperature: visit-count temperature for the chosen action (muzero); 0 is greedy.
+      explore: add root noise (Dirichlet / Gumbel); off for evaluation.
+
+    Returns:
+      SearchOutput with the action, the search policy and values.
+    """
+    root_output = root(model, params, observation)
+    recurrent_fn = make_recurrent_fn(model, discount, horizon)
+    invalid = ~action_mask
+    if config.algorithm == "muzero":
+        out = mctx.muzero_policy(
+            params,
+            key,
+            root_output,
+            recurrent_fn,
+            config.num_simulations,
+            invalid_actions=invalid,
+            dirichlet_fraction=config.dirichlet_fraction if explore else 0.0,
+            dirichlet_alpha=config.dirichlet_alpha,
+            pb_c_init=config.pb_c_init,
+            pb_c_base=config.pb_c_base,
+            temperature=temperature if explore else 0.0,
+        )
+    else:
+        out = mctx.gumbel_muzero_policy(
+            params,
+            key,
+            root_output,
+            recurrent_fn,
+            config.num_simulations,
+            invalid_actions=invalid,
+            max_num_considered_actions=config.max_num_considered_actions,
+            gumbel_scale=1.0 if explore else 0.0,
+        )
+    return SearchOutput(
+        action=out.action.astype(jnp.int32),
+        policy=out.action_weights,
+        value=out.search_tree.node_values[:, mctx.Tree.ROOT_INDEX],
+        predicted_value=root_output.value,
+    )
+
+
+def raw_mctx_search(model: WorldModel, params, key, observation, config: SearchConfig, discount):
+    """A baseline for `dreamer bench search`: the same network, plain per-step rewards.
+
+    Uses the model's value prefix directly as the reward, with no reset bookkeeping; it is what a
+    user would write with mctx alone and the network, and differs from `run_search` only by the
+    value-prefix handling.
+    """
+    value_support = model.config.value_support
+    reward_support = model.config.reward_support
+
+    def recurrent_fn(params, rng_key, action, embedding):
+        latent, lstm = embedding
+        latent = model.apply(params, latent, action, method=WorldModel.dynamics)
+        prefix_logits, lstm = model.apply(params, latent, lstm, method=WorldModel.value_prefix)
+        policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
+        out = mctx.RecurrentFnOutput(
+            reward=categorical_to_scalar(prefix_logits, reward_support),
+            discount=jnp.full(action.shape, discount, jnp.float32),
+            prior_logits=policy_logits,
+            value=categorical_to_scalar(value_logits, value_support),
+        )
+        return out, (latent, lstm)
+
+    latent = model.apply(params, observation, method=WorldModel.represent)
+    policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
+    root_output = mctx.RootFnOutput(
+        prior_logits=policy_logits,
+        value=categorical_to_scalar(value_logits, value_support),
+        embedding=(latent, model.initial_lstm_state(observation.shape[0])),
+    )
+    policy = mctx.muzero_policy if config.algorithm == "muzero" else functools.partial(
+        mctx.gumbel_muzero_policy, max_num_considered_actions=config.max_num_considered_actions
+    )
+    return policy(params, key, root_output, recurrent_fn, config.num_simulations).action

@@ -1,0 +1,180 @@
+"""Host worlds: the gymnasium adapter and ALE Atari 100k worlds against the `HostWorld` contract."""
+
+import numpy as np
+import pytest
+
+import worlds
+from worlds.atari import ATARI_100K_GAMES, make_atari
+from worlds.gym import UnsupportedWorldError, make_gym
+
+
+def _check_timestep(ts, world):
+    n, spec = world.num_envs, world.spec
+    assert ts.observation.shape == (n, *spec.observation_shape)
+    assert ts.observation.dtype == np.dtype(spec.observation_dtype)
+    assert ts.reward.shape == (n,) and ts.reward.dtype == np.float32
+    assert ts.terminated.shape == (n,) and ts.terminated.dtype == bool
+    assert ts.truncated.shape == (n,) and ts.truncated.dtype == bool
+    assert ts.action_mask.shape == (n, spec.num_actions) and ts.action_mask.all()
+    assert not (ts.terminated & ts.truncated).any()
+
+
+# --- gymnasium ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env_id, obs_shape, num_actions, max_steps",
+    [("CartPole-v1", (4,), 2, 500), ("Acrobot-v1", (6,), 3, 500)],
+)
+def test_gym_shapes_and_spec(env_id, obs_shape, num_actions, max_steps):
+    with make_gym(env_id, num_envs=3) as world:
+        spec = world.spec
+        assert spec.name == f"gym:{env_id}"
+        assert spec.observation_shape == obs_shape
+        assert spec.observation_dtype == "float32"
+        assert spec.observation_kind == "vector"
+        assert spec.num_actions == num_actions
+        assert spec.max_episode_steps == max_steps
+        _check_timestep(world.reset(seed=0), world)
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            _check_timestep(world.step(rng.integers(0, num_actions, 3)), world)
+        assert world.frames == 15
+
+
+def test_gym_cartpole_autoreset_matches_reference_env():
+    """The step that ends an episode returns what a plain gymnasium env's next `reset()` gives."""
+    import gymnasium
+
+    seed, n = 3, 2
+    reference = [gymnasium.make("CartPole-v1") for _ in range(n)]
+    expected = [env.reset(seed=seed + i)[0] for i, env in enumerate(reference)]
+    with make_gym("CartPole-v1", num_envs=n) as world:
+        ts = world.reset(seed=seed)
+        np.testing.assert_array_equal(ts.observation, np.stack(expected))
+        ended = 0
+        for _ in range(200):  # always pushing right topples the pole within ~10 steps
+            actions = np.ones(n, np.int64)
+            ts = world.step(actions)
+            assert (ts.reward == 1.0).all()
+            for i, env in enumerate(reference):
+                obs, reward, terminated, truncated, _ = env.step(int(actions[i]))
+                assert ts.terminated[i] == terminated and ts.reward[i] == reward
+                if terminated or truncated:
+                    obs, _ = env.reset()
+                    ended += 1
+                np.testing.assert_array_equal(ts.observation[i], obs)
+        assert ended >= 2 * n
+
+
+def test_gym_truncation_flag():
+    with make_gym("CartPole-v1", num_envs=1, max_episode_steps=5) as world:
+        assert world.spec.max_episode_steps == 5
+        world.reset(seed=0)
+        flags = [world.step(np.array([t % 2])).truncated[0] for t in range(5)]
+        assert flags == [False] * 4 + [True]
+
+
+def test_gym_refuses_box_actions():
+    with pytest.raises(
+        UnsupportedWorldError, match="discrete action set; gym:Pendulum-v1 has a Box"
+    ):
+        make_gym("Pendulum-v1")
+    assert issubclass(UnsupportedWorldError, ValueError)
+
+
+def test_gym_unknown_id():
+    with pytest.raises(worlds.UnknownWorldError, match="'CartPolee-v1'.*gym:CartPole-v1"):
+        worlds.make("gym:CartPolee-v1")
+
+
+def test_gym_through_registry():
+    world = worlds.make("gym:CartPole-v1")
+    assert world.num_envs == 1 and world.spec.num_actions == 2
+    _check_timestep(world.reset(seed=0), world)
+    world.close()
+
+
+# --- Atari (ALE) ----------------------------------------------------------------------------
+
+
+def test_atari_100k_games_exist():
+    from ale_py import roms
+
+    assert len(ATARI_100K_GAMES) == 26
+    assert set(ATARI_100K_GAMES) <= set(roms.get_all_rom_ids())
+    assert "atari/pong" in worlds.names()
+
+
+@pytest.mark.parametrize("screen_size", [96, 84])
+def test_atari_observation_shape(screen_size):
+    options = {} if screen_size == 96 else {"screen_size": screen_size}
+    with worlds.make("atari/pong", num_envs=2, **options) as world:
+        spec = world.spec
+        assert spec.observation_shape == (screen_size, screen_size, 4)
+        assert spec.observation_kind == "image" and spec.frames_per_step == 4
+        assert spec.num_actions == 6 and spec.action_names[:2] == ("NOOP", "FIRE")
+        assert spec.max_episode_steps == 27_000
+        ts = world.reset(seed=0)
+        _check_timestep(ts, world)
+        _check_timestep(world.step(np.zeros(2, np.int64)), world)
+
+
+def test_atari_frame_counting():
+    with make_atari("pong", num_envs=2) as world:
+        world.reset(seed=0)
+        noop_frames = world.frames
+        assert 0 <= noop_frames <= 2 * 30
+        for _ in range(10):
+            world.step(np.zeros(2, np.int64))
+        assert world.frames == noop_frames + 10 * 2 * 4
+        # An explicit reset keeps the frames already consumed.
+        before = world.frames
+        world.reset(seed=1)
+        assert world.frames >= before
+
+
+def test_atari_reward_clip():
+    # Alien scores 10 per pellet, so raw rewards exceed 1 within the first few dozen steps.
+    def rewards(clip):
+        with make_atari("alien", num_envs=1, reward_clip=clip) as world:
+            world.reset(seed=0)
+            rng = np.random.default_rng(0)
+            return np.array(
+                [
+                    world.step(rng.integers(0, world.spec.num_actions, 1)).reward[0]
+                    for _ in range(100)
+                ]
+            )
+
+    raw, clipped = rewards(False), rewards(True)
+    assert np.abs(raw).max() > 1.0
+    np.testing.assert_array_equal(clipped, np.sign(raw))
+
+
+def test_atari_truncation_and_autoreset():
+    with make_atari("pong", num_envs=2, max_episode_steps=50) as world:
+        first = world.reset(seed=0)
+        ts = first
+        for t in range(1, 51):
+            last, ts = ts, world.step(np.zeros(2, np.int64))
+            if t < 50:
+                assert not ts.done.any()
+        assert ts.truncated.all() and not ts.terminated.any()
+        # The truncating step returns the next episode's first observation: Pong's opening screen
+        # (the same after any number of no-ops), not the 49-steps-in screen that preceded it.
+        assert not (last.observation == first.observation).all()
+        np.testing.assert_array_equal(ts.observation, first.observation)
+        assert not world.step(np.zeros(2, np.int64)).done.any()
+
+
+def test_atari_unknown_game_suggests():
+    with pytest.raises(worlds.UnknownWorldError, match="atari/pong"):
+        worlds.make("atari/pongg")
+
+
+def test_atari_through_registry():
+    world = worlds.make("atari/pong")
+    assert world.num_envs == 1 and world.spec.name == "atari/pong"
+    _check_timestep(world.reset(seed=0), world)
+    world.close()
