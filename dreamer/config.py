@@ -296,6 +296,27 @@ def preset(name: str) -> Config:
     return PRESETS[name]()
 
 
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuilds a Config from `Config.to_dict()` output (e.g. a run's config.json)."""
+    types = _field_types(Config)
+    fields = {}
+    for name, value in data.items():
+        if name not in types:
+            raise ConfigError(f"config has an unknown field {name!r}")
+        kind = types[name]
+        if dataclasses.is_dataclass(kind):
+            known = _field_types(kind)
+            unknown = set(value) - set(known)
+            if unknown:
+                raise ConfigError(f"config section {name!r} has unknown fields {sorted(unknown)}")
+            fields[name] = kind(**value)
+        else:
+            fields[name] = value
+    cfg = Config(**fields)
+    validate(cfg)
+    return cfg
+
+
 def _field_types(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 

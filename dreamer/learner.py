@@ -87,7 +87,7 @@ def init_train_state(model: WorldModel, config: Config, key, example_observation
     optimizer = make_optimizer(config)
     return TrainState(
         params=params,
-        target_params=params,
+        target_params=jax.tree.map(jnp.copy, params),
         opt_state=optimizer.init(params),
         updates=jnp.zeros((), jnp.int32),
     )

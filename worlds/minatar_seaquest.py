@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 BOARD = 10
@@ -47,6 +48,7 @@ MAX_DIVERS_CARRIED = 6
 MAX_FRIENDLY_BULLETS = 2
 MAX_DIVERS = 2
 MAX_ENEMIES = 32
+NUM_DRAWS = 5  # uniforms that one step consumes, see `step`
 
 # Reference channel order of the (10, 10, 10) observation.
 CHANNELS = (
@@ -64,7 +66,7 @@ CHANNELS = (
 # Index into MinAtar's full action set ('n', 'l', 'u', 'r', 'd', 'f'); Seaquest uses all six.
 NOOP, LEFT, UP, RIGHT, DOWN, FIRE = range(6)
 
-_ROWS = jnp.arange(BOARD, dtype=jnp.int32)
+_ROWS = np.arange(BOARD, dtype=np.int32)
 _ROW_BITS = (1 << BOARD) - 1
 
 
@@ -213,13 +215,12 @@ def reset() -> SeaquestState:
     )
 
 
-def _spawn(s: SeaquestState, key: jax.Array) -> SeaquestState:
+def _spawn(s: SeaquestState, draws: jax.Array) -> SeaquestState:
     """Spawns an enemy and a diver when their timers are up (reference `_spawn_enemy/_spawn_diver`)."""
-    u = jax.random.uniform(key, (5,))
-    enemy_right, enemy_is_sub = u[0] < 0.5, u[1] < 1.0 / 3.0
-    enemy_y = jnp.minimum(1 + (u[2] * 8).astype(jnp.int32), 8)
-    diver_right = u[3] < 0.5
-    diver_y = jnp.minimum(1 + (u[4] * 8).astype(jnp.int32), 8)
+    enemy_right, enemy_is_sub = draws[0] < 0.5, draws[1] < 1.0 / 3.0
+    enemy_y = jnp.minimum(1 + (draws[2] * 8).astype(jnp.int32), 8)
+    diver_right = draws[3] < 0.5
+    diver_y = jnp.minimum(1 + (draws[4] * 8).astype(jnp.int32), 8)
 
     e = s.enemies
     enemy_due = s.enemy_spawn_timer == 0
@@ -407,20 +408,22 @@ def _tick(s: SeaquestState, ramping: bool) -> tuple[SeaquestState, jax.Array, ja
 
 
 def step(
-    s: SeaquestState, action: jax.Array, key: jax.Array, ramping: bool = True
+    s: SeaquestState, action: jax.Array, draws: jax.Array, ramping: bool = True
 ) -> tuple[SeaquestState, jax.Array, jax.Array]:
     """One reference `act`: spawn, player, friendly bullets, divers, subs, enemy bullets, fish, timers.
 
     Args:
       s: the game state.
       action: [] int, index into the full action set ('n', 'l', 'u', 'r', 'd', 'f').
-      key: randomness for this step's spawns.
+      draws: [NUM_DRAWS] float uniforms in [0, 1), all of the step's randomness: the spawned enemy's
+        side (< 0.5: enters left, moving right), kind (< 1/3: sub) and row (1 + floor(8 u)), then the
+        spawned diver's side and row. Used only on steps whose spawn timers are up.
       ramping: whether surfacing speeds the game up (reference `difficulty_ramping`).
 
     Returns:
       (next state, [] int32 reward, [] bool terminated).
     """
-    s = _spawn(s, key)
+    s = _spawn(s, draws)
     s = _act(s, jnp.asarray(action, jnp.int32))
     s, reward = _move_friendly_bullets(s)
     s = _move_divers(s)

@@ -1,0 +1,84 @@
+"""Checkpoints (the only module that imports orbax).
+
+A checkpoint is one orbax step folder holding the run's array state (learner, replay, collector,
+PRNG key) and a JSON record (ledger counters, loop counters, the config). Orbax writes each step to
+a temporary folder and renames it when complete, so a kill mid-write leaves the previous checkpoint
+usable; the newest `keep` are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, or does not fit the current config."""
+
+
+class Checkpointer:
+    """Saves and restores `(state pytree, record dict)` pairs under `directory`."""
+
+    def __init__(self, directory: str, keep: int):
+        self.directory = os.path.abspath(directory)
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
+        )
+
+    def save(self, step: int, state: Any, record: dict) -> None:
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)
+            ),
+            force=True,
+        )
+        self.manager.wait_until_finished()
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def restore_record(self, step: int | None = None) -> dict:
+        step = self._step(step)
+        try:
+            path = os.path.join(self.directory, str(step), "record", "metadata")
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError) as e:
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} has no readable record ({e}); it is "
+                "truncated or corrupted: delete that step folder to fall back to an older one"
+            ) from None
+
+    def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
+        """Restores into the structure, shapes and dtypes of `target`."""
+        step = self._step(step)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        try:
+            restored = self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as e:  # orbax raises many types for damaged or mismatched files
+            raise CheckpointError(
+                f"cannot restore checkpoint {step} from {self.directory}: "
+                f"{type(e).__name__}: {str(e).splitlines()[0][:300]}. The checkpoint is corrupted "
+                "or was written by a run with a different world or network shape."
+            ) from None
+        return restored["state"], dict(restored["record"])
+
+    def _step(self, step):
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        return step
+
+    def close(self):
+        self.manager.close()

@@ -1,0 +1,183 @@
+"""The `dreamer` command line. Heavy imports (JAX, worlds) happen inside commands only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+DEFAULT_WORLD = "cartpole"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dreamer",
+        description="Sample-efficient model-based RL in JAX: learn a world model, plan with MCTS "
+        "in imagined rollouts, and count every real and dreamed sample.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = p.add_subparsers(dest="command")
+
+    t = sub.add_parser("train", help="train an agent (default: a short run on cartpole)")
+    t.add_argument("--world", default=DEFAULT_WORLD, help=f"world name (default {DEFAULT_WORLD})")
+    t.add_argument("--real-steps", type=int, default=None, help="real env steps to collect")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default=None, help="run folder (default runs/<world>-s<seed>)")
+    t.add_argument("--preset", default=None, help="small, tiny, minatar, atari100k, atari100k-v2")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set search.num_simulations=8")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
+    e.add_argument("--run", required=True, help="run folder")
+    e.add_argument("--episodes", type=int, default=None)
+
+    sub.add_parser("worlds", help="list registered worlds")
+
+    b = sub.add_parser("bench", help="benchmarks: worlds, search, train")
+    b.add_argument("what", choices=["worlds", "search", "train"])
+    b.add_argument("--quick", action="store_true", help="small sizes (for tests)")
+    return p
+
+
+class UserError(Exception):
+    """An error with a one-line message for the user."""
+
+
+def _build_config(args):
+    from dreamer import config as config_lib
+
+    preset_name = args.preset or config_lib.default_preset(args.world)
+    cfg = config_lib.preset(preset_name)
+    cfg = config_lib.override(cfg, [f"world={args.world}", f"seed={args.seed}", *args.overrides])
+    if args.real_steps is not None:
+        cfg = config_lib.override(cfg, [f"run.real_steps={args.real_steps}"])
+    return cfg
+
+
+def _check_out_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"--out {path}: not writable ({e.strerror}); choose another folder") from None
+
+
+def cmd_train(args) -> int:
+    cfg = _build_config(args)
+    out = args.out or os.path.join("runs", f"{cfg.world.replace('/', '-').replace(':', '-')}-s{cfg.seed}")
+    if args.resume and args.out is None:
+        raise UserError("--resume needs --out RUN_DIR, the folder of the run to continue")
+    if args.resume and not os.path.isdir(os.path.join(out, "checkpoints")):
+        raise UserError(f"--resume: {out} is not a dreamer run folder (no checkpoints/ in it)")
+    _check_out_dir(out)
+    from dreamer.train import Trainer
+
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print(f"dreamer: training {cfg.world} (seed {cfg.seed}, {cfg.run.real_steps} real steps) "
+          f"-> {out}", flush=True)
+    trainer = Trainer(cfg, out, resume=args.resume)
+    ledger = trainer.run(progress=not args.no_progress, stop_flag=lambda: stop["flag"])
+    summary = ledger.to_json()
+    summary.pop("config")
+    print(json.dumps(summary))
+    return 130 if stop["flag"] else 0
+
+
+def cmd_eval(args) -> int:
+    from dreamer.config import config_from_dict
+    from dreamer.train import Trainer
+
+    path = os.path.join(args.run, "config.json")
+    if not os.path.isfile(path) or not os.path.isdir(os.path.join(args.run, "checkpoints")):
+        raise UserError(f"--run {args.run}: not a dreamer run folder (no config.json / checkpoints)")
+    with open(path) as f:
+        cfg = config_from_dict(json.load(f))
+    trainer = Trainer(cfg, args.run, resume=True)
+    t0 = time.perf_counter()
+    returns = trainer.evaluate(args.episodes)
+    result = {
+        "run": args.run,
+        "env_steps": trainer.ledger.env_steps,
+        "updates": trainer.ledger.updates,
+        "episodes": int(returns.size),
+        "mean_return": float(returns.mean()),
+        "std_return": float(returns.std()),
+        "returns": [float(r) for r in returns],
+        "seconds": time.perf_counter() - t0,
+    }
+    with open(os.path.join(args.run, "eval.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    trainer.checkpointer.close()
+    print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
+    return 0
+
+
+def cmd_worlds(args) -> int:
+    import worlds
+
+    for name in worlds.names():
+        print(name)
+    print("gym:<ID>  (any installed gymnasium env with a Discrete action space)")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from dreamer import bench
+
+    return bench.main(args.what, quick=args.quick)
+
+
+def _known_errors():
+    import worlds
+    from dreamer.checkpoint import CheckpointError
+    from dreamer.config import ConfigError
+
+    errors = [UserError, ConfigError, worlds.UnknownWorldError, worlds.WorldOptionError,
+              CheckpointError]
+    try:
+        from dreamer.train import TrainingDiverged
+
+        errors.append(TrainingDiverged)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from worlds.gym import UnsupportedWorldError
+
+        errors.append(UnsupportedWorldError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command = args.command or "train"
+    if args.command is None:
+        args = parser.parse_args([*(argv or sys.argv[1:]), "train"])
+    handler = {"train": cmd_train, "eval": cmd_eval, "worlds": cmd_worlds, "bench": cmd_bench}
+    try:
+        return handler[command](args)
+    except Exception as e:
+        if args.debug or not isinstance(e, _known_errors()):
+            raise
+        print(f"dreamer: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

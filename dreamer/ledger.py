@@ -1,0 +1,93 @@
+"""The sample ledger: exactly how many real and how many simulated (dreamed) steps a run used.
+
+* real.env_steps: agent decisions taken in the training worlds (evaluation is not counted);
+  real.frames: emulator frames behind them (frame skip, no-op starts); real.episodes: finished.
+* simulated.*: latent model transitions (one recurrent application per root), spent in search
+  while acting, in search while reanalysing, and in the training unroll.
+* dream_ratio = simulated.total / real.env_steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+
+@dataclasses.dataclass
+class SampleLedger:
+    """Host-side counters (exact Python ints), written as `ledger.json`."""
+
+    world: str
+    seed: int
+    config: dict[str, Any]
+    env_steps: int = 0
+    frames: int = 0
+    episodes: int = 0
+    search: int = 0
+    reanalyse: int = 0
+    unroll: int = 0
+    updates: int = 0
+    eval_episodes: int = 0
+    eval_mean_return: float | None = None
+    eval_std_return: float | None = None
+    wall_seconds: float = 0.0
+
+    @property
+    def simulated(self) -> int:
+        return self.search + self.reanalyse + self.unroll
+
+    @property
+    def dream_ratio(self) -> float:
+        return self.simulated / self.env_steps if self.env_steps else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "world": self.world,
+            "seed": self.seed,
+            "config": self.config,
+            "real": {"env_steps": self.env_steps, "frames": self.frames, "episodes": self.episodes},
+            "simulated": {
+                "search": self.search,
+                "reanalyse": self.reanalyse,
+                "unroll": self.unroll,
+                "total": self.simulated,
+            },
+            "dream_ratio": self.dream_ratio,
+            "updates": self.updates,
+            "eval": {
+                "episodes": self.eval_episodes,
+                "mean_return": self.eval_mean_return,
+                "std_return": self.eval_std_return,
+            },
+            "wall_seconds": self.wall_seconds,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SampleLedger:
+        return cls(
+            world=data["world"],
+            seed=data["seed"],
+            config=data["config"],
+            env_steps=data["real"]["env_steps"],
+            frames=data["real"]["frames"],
+            episodes=data["real"]["episodes"],
+            search=data["simulated"]["search"],
+            reanalyse=data["simulated"]["reanalyse"],
+            unroll=data["simulated"]["unroll"],
+            updates=data["updates"],
+            eval_episodes=data["eval"]["episodes"],
+            eval_mean_return=data["eval"]["mean_return"],
+            eval_std_return=data["eval"]["std_return"],
+            wall_seconds=data["wall_seconds"],
+        )
+
+    def write(self, directory: str) -> str:
+        """Writes `directory/ledger.json` atomically (write then rename)."""
+        path = os.path.join(directory, "ledger.json")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.to_json(), f, indent=2)
+        os.replace(tmp, path)
+        return path

@@ -1,0 +1,434 @@
+"""The training run: collect with search, learn from replay, evaluate, checkpoint, keep the ledger.
+
+The host loop only orchestrates jitted calls (collect, add, train chunk, evaluate) and counts;
+every count in the ledger is a static function of the config times the number of calls, so it is
+exact. Keys derive from the seed and the iteration number, so a resumed run continues exactly.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import worlds
+from dreamer import actor, learner
+from dreamer import replay as replay_lib
+from dreamer.checkpoint import CheckpointError, Checkpointer
+from dreamer.config import Config
+from dreamer.ledger import SampleLedger
+from dreamer.networks import make_model
+
+# Fields that may differ between a checkpoint and a resumed run; any other difference is refused.
+RESUMABLE_FIELDS = {
+    "run.real_steps",
+    "run.eval_interval",
+    "run.eval_episodes",
+    "run.checkpoint_interval",
+    "run.keep_checkpoints",
+}
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss or gradient; the message names the term and the update."""
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_mismatch(saved: dict, current: dict) -> list[str]:
+    """Fields (dotted) whose values differ, except those a resume may change."""
+    a, b = _flatten(saved), _flatten(current)
+    return sorted(
+        k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS
+    )
+
+
+def make_training_world(config: Config):
+    """The world copies to collect from (host worlds get training-only Atari options)."""
+    name = config.world
+    probe = worlds.make(name) if not name.startswith(("atari/", "gym:")) else None
+    if probe is not None and probe.is_jax:
+        return probe
+    options: dict[str, Any] = {"num_envs": config.run.num_envs}
+    if name.startswith("atari/"):
+        options.update(terminal_on_life_loss=True, reward_clip=True)
+    return worlds.make(name, **options)
+
+
+class MetricsWriter:
+    """metrics.jsonl + eval.csv + TensorBoard event files in the run folder."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.jsonl = open(os.path.join(directory, "metrics.jsonl"), "a")
+        eval_path = os.path.join(directory, "eval.csv")
+        new = not os.path.exists(eval_path)
+        self.eval_csv = open(eval_path, "a")
+        if new:
+            self.eval_csv.write("env_steps,updates,simulated,mean_return,std_return,episodes\n")
+        try:
+            from tensorboardX import SummaryWriter
+
+            self.tb = SummaryWriter(os.path.join(directory, "tb"))
+        except ImportError:  # pragma: no cover - tensorboardX is a dependency
+            self.tb = None
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        self.jsonl.write(json.dumps({"env_steps": step, **values}) + "\n")
+        self.jsonl.flush()
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(k, v, step)
+
+    def evaluation(self, ledger: SampleLedger) -> None:
+        self.eval_csv.write(
+            f"{ledger.env_steps},{ledger.updates},{ledger.simulated},"
+            f"{ledger.eval_mean_return},{ledger.eval_std_return},{ledger.eval_episodes}\n"
+        )
+        self.eval_csv.flush()
+        self.scalars(ledger.env_steps, {"eval/mean_return": ledger.eval_mean_return,
+                                        "eval/dream_ratio": ledger.dream_ratio})
+
+    def close(self):
+        self.jsonl.close()
+        self.eval_csv.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+@dataclasses.dataclass
+class LoopState:
+    """Host-side counters saved with each checkpoint."""
+
+    iteration: int = 0
+    update_credit: float = 0.0
+    next_eval: int = 0
+    next_checkpoint: int = 0
+    recent_returns: list = dataclasses.field(default_factory=list)
+
+
+class Trainer:
+    """One training run in `out_dir`. Use `run()`; `evaluate()` for a standalone evaluation."""
+
+    def __init__(self, config: Config, out_dir: str, resume: bool = False):
+        self.config = config
+        self.out_dir = out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        c = config
+        self.world = make_training_world(c)
+        self.spec = self.world.spec
+        self.model = make_model(c.model, self.spec)
+        self.steps_per_iteration = c.run.num_envs * c.run.collect_steps
+        self.chunk = max(1, round(c.train.train_ratio * self.steps_per_iteration))
+        self.cost = learner.update_cost(c)
+        init_key, collector_key, self.loop_key, self.eval_key = jax.random.split(
+            jax.random.key(c.seed), 4
+        )
+        example = np.zeros(self.spec.observation_shape, self.spec.observation_dtype)
+        self.train_state = learner.init_train_state(self.model, c, init_key, example)
+        A = self.spec.num_actions
+        N = c.run.num_envs
+        rows = replay_lib.Rows(
+            observation=jnp.zeros((1, N, *self.spec.observation_shape), self.spec.observation_dtype),
+            action=jnp.zeros((1, N), jnp.int32),
+            reward=jnp.zeros((1, N), jnp.float32),
+            terminated=jnp.zeros((1, N), bool),
+            truncated=jnp.zeros((1, N), bool),
+            policy=jnp.zeros((1, N, A), jnp.float32),
+            value=jnp.zeros((1, N), jnp.float32),
+            action_mask=jnp.zeros((1, N, A), bool),
+        )
+        self.replay = replay_lib.init(rows, c.replay.capacity)
+        self._add = jax.jit(replay_lib.add, donate_argnums=0)
+        self._train_many = jax.jit(
+            learner.make_train_many(self.model, c, c.run.real_steps, self.chunk),
+            donate_argnums=(0, 1),
+        )
+        self._act = jax.jit(actor.make_act(self.model, c, explore=True))
+        self._act_greedy = jax.jit(actor.make_act(self.model, c, explore=False))
+        if self.world.is_jax:
+            self.collector = actor.init_collector(self.world, collector_key, N)
+            self._collect = jax.jit(
+                actor.make_collect(self.world, self.model, c, c.run.collect_steps)
+            )
+            self._evaluate = (
+                jax.jit(actor.make_evaluate(self.world, self.model, c, c.run.eval_episodes))
+                if c.run.eval_episodes > 0 else None
+            )
+        else:
+            self.collector = None
+            self.host_timestep = self.world.reset(c.seed)
+            self.host_return = np.zeros(N, np.float64)
+            self.host_length = np.zeros(N, np.int64)
+        self.ledger = SampleLedger(world=c.world, seed=c.seed, config=c.to_dict())
+        self.loop = LoopState(next_eval=c.run.eval_interval, next_checkpoint=c.run.checkpoint_interval)
+        self.checkpointer = Checkpointer(os.path.join(out_dir, "checkpoints"), c.run.keep_checkpoints)
+        self._wall_offset = 0.0
+        if resume:
+            self._restore()
+        with open(os.path.join(out_dir, "config.json"), "w") as f:
+            json.dump(c.to_dict(), f, indent=2)
+
+    # --- state <-> checkpoint ---------------------------------------------------------------
+    def _array_state(self):
+        return {"train": self.train_state, "replay": self.replay, "collector": self.collector}
+
+    def save(self) -> None:
+        self.ledger.wall_seconds = self._wall()
+        record = {
+            "ledger": self.ledger.to_json(),
+            "loop": dataclasses.asdict(self.loop),
+            "config": self.config.to_dict(),
+        }
+        self.checkpointer.save(self.ledger.env_steps, self._array_state(), record)
+        self.ledger.write(self.out_dir)
+
+    def _restore(self) -> None:
+        step = self.checkpointer.latest_step()
+        if step is None:
+            raise CheckpointError(
+                f"--resume: no checkpoint in {self.out_dir}/checkpoints; it is not a dreamer run "
+                "folder or the run was killed before its first checkpoint (start it without --resume)"
+            )
+        record = self.checkpointer.restore_record(step)
+        mismatch = config_mismatch(record["config"], self.config.to_dict())
+        if mismatch:
+            saved, now = _flatten(record["config"]), _flatten(self.config.to_dict())
+            detail = ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})"
+                               for k in mismatch[:6])
+            raise CheckpointError(
+                f"--resume: the config does not match the checkpoint in {self.out_dir}: {detail}. "
+                f"Only {', '.join(sorted(RESUMABLE_FIELDS))} may change on resume."
+            )
+        state, record = self.checkpointer.restore(self._array_state(), step)
+        self.train_state, self.replay = state["train"], state["replay"]
+        if self.collector is not None:
+            self.collector = state["collector"]
+        self.ledger = SampleLedger.from_json(record["ledger"])
+        self.ledger.config = self.config.to_dict()
+        self.loop = LoopState(**record["loop"])
+        self._wall_offset = self.ledger.wall_seconds
+
+    # --- the loop -------------------------------------------------------------------------------
+    def _wall(self) -> float:
+        return self._wall_offset + (time.perf_counter() - self._start)
+
+    def _collect_iteration(self, key) -> None:
+        c = self.config
+        temperature = actor.temperature_at(self.ledger.env_steps, c)
+        if self.world.is_jax:
+            self.collector, rows, stats = self._collect(
+                self.train_state.params, self.collector, key, temperature
+            )
+            finished = np.asarray(stats.finished)
+            returns = np.asarray(stats.episode_return)[finished]
+            frames = self.steps_per_iteration * self.spec.frames_per_step
+        else:
+            rows, returns, frames = self._host_collect(key, temperature)
+        self.replay = self._add(self.replay, rows)
+        self.ledger.env_steps += self.steps_per_iteration
+        self.ledger.frames += frames
+        self.ledger.episodes += len(returns)
+        self.ledger.search += self.steps_per_iteration * c.search.num_simulations
+        self.loop.recent_returns = (self.loop.recent_returns + [float(r) for r in returns])[-20:]
+
+    def _host_collect(self, key, temperature):
+        """A host loop around one jitted batched search per step."""
+        c = self.config
+        frames_before = self.world.frames
+        columns: dict[str, list] = collections.defaultdict(list)
+        finished_returns = []
+        for t in range(c.run.collect_steps):
+            ts = self.host_timestep
+            out = self._act(self.train_state.params, jax.random.fold_in(key, t),
+                            ts.observation, ts.action_mask, temperature)
+            action = np.asarray(out.action)
+            nxt = self.world.step(action)
+            if not (np.all(np.isfinite(nxt.reward)) and np.all(np.isfinite(nxt.observation))):
+                raise TrainingDiverged(
+                    f"world {self.spec.name} returned a non-finite reward or observation at real "
+                    f"step {self.ledger.env_steps + t * c.run.num_envs}"
+                )
+            for name, value in (("observation", ts.observation), ("action", action),
+                                ("reward", nxt.reward), ("terminated", nxt.terminated),
+                                ("truncated", nxt.truncated), ("policy", np.asarray(out.policy)),
+                                ("value", np.asarray(out.value)), ("action_mask", ts.action_mask)):
+                columns[name].append(value)
+            self.host_return += nxt.reward
+            self.host_length += 1
+            done = nxt.terminated | nxt.truncated
+            finished_returns += list(self.host_return[done])
+            self.host_return[done] = 0.0
+            self.host_length[done] = 0
+            self.host_timestep = nxt
+        rows = replay_lib.Rows(**{k: np.stack(v) for k, v in columns.items()})
+        return rows, np.asarray(finished_returns), self.world.frames - frames_before
+
+    def _learn(self, key) -> dict[str, float] | None:
+        c = self.config
+        if self.ledger.env_steps < c.train.learning_starts:
+            return None
+        self.loop.update_credit += c.train.train_ratio * self.steps_per_iteration
+        chunks = []
+        while self.loop.update_credit >= self.chunk:
+            key, chunk_key = jax.random.split(key)
+            self.train_state, self.replay, metrics = self._train_many(
+                self.train_state, self.replay, chunk_key
+            )
+            self.loop.update_credit -= self.chunk
+            metrics = jax.device_get(metrics)
+            if not np.all(metrics["finite"]):
+                bad_update = self.ledger.updates + int(np.argmin(metrics["finite"])) + 1
+                terms = [k for k, v in metrics.items()
+                         if k.startswith("loss/") and not np.all(np.isfinite(v))]
+                if c.train.nan_policy == "stop":
+                    raise TrainingDiverged(
+                        f"non-finite {', '.join(terms) or 'gradient'} at update {bad_update}; "
+                        "the last good checkpoint is kept. Lower train.learning_rate or set "
+                        "train.nan_policy=skip"
+                    )
+            self.ledger.updates += self.chunk
+            self.ledger.unroll += self.chunk * self.cost.unroll
+            self.ledger.reanalyse += self.chunk * self.cost.reanalyse
+            chunks.append(metrics)
+        if not chunks:
+            return None
+        return {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in chunks])))
+                for k in chunks[0] if k != "finite"}
+
+    def evaluate(self, episodes: int | None = None) -> np.ndarray:
+        """Greedy-search returns of `episodes` episodes (run.eval_episodes by default)."""
+        c = self.config
+        episodes = c.run.eval_episodes if episodes is None else episodes
+        key = jax.random.fold_in(self.eval_key, self.ledger.env_steps)
+        if self.world.is_jax:
+            fn = self._evaluate if episodes == c.run.eval_episodes and self._evaluate else jax.jit(
+                actor.make_evaluate(self.world, self.model, c, episodes))
+            returns, _ = fn(self.train_state.params, key)
+            return np.asarray(returns)
+        world = worlds.make(c.world, num_envs=episodes)
+        try:
+            return actor.host_evaluate(world, self._act_greedy, self.train_state.params, key,
+                                       episodes, seed=c.seed + 1_000_003)
+        finally:
+            world.close()
+
+    def _record_eval(self, metrics_writer: MetricsWriter) -> None:
+        if self.config.run.eval_episodes == 0:
+            return
+        returns = self.evaluate()
+        self.ledger.eval_episodes = int(returns.size)
+        self.ledger.eval_mean_return = float(returns.mean())
+        self.ledger.eval_std_return = float(returns.std())
+        metrics_writer.evaluation(self.ledger)
+
+    def run(self, progress: bool = True, stop_flag=None) -> SampleLedger:
+        """Trains until `run.real_steps`; returns the final ledger.
+
+        Args:
+          progress: show a live progress bar.
+          stop_flag: optional callable; when it returns True the run checkpoints and stops.
+        """
+        c = self.config
+        self._start = time.perf_counter()
+        writer = MetricsWriter(self.out_dir)
+        bar = _ProgressBar(c.run.real_steps, self.ledger.env_steps) if progress else None
+        stopped = False
+        try:
+            while self.ledger.env_steps < c.run.real_steps:
+                key = jax.random.fold_in(self.loop_key, self.loop.iteration)
+                collect_key, learn_key = jax.random.split(key)
+                t0 = time.perf_counter()
+                updates_before = self.ledger.updates
+                self._collect_iteration(collect_key)
+                metrics = self._learn(learn_key)
+                self.loop.iteration += 1
+                if metrics is not None:
+                    metrics["dream_ratio"] = self.ledger.dream_ratio
+                    writer.scalars(self.ledger.env_steps, metrics)
+                if self.ledger.env_steps >= self.loop.next_eval:
+                    self._record_eval(writer)
+                    self.loop.next_eval += c.run.eval_interval
+                if self.ledger.env_steps >= self.loop.next_checkpoint:
+                    self.loop.next_checkpoint += c.run.checkpoint_interval
+                    self.save()
+                if bar is not None:
+                    dt = time.perf_counter() - t0
+                    bar.update(self.ledger, self.loop.recent_returns,
+                               (self.ledger.updates - updates_before) / max(dt, 1e-9))
+                if stop_flag is not None and stop_flag():
+                    stopped = True
+                    break
+            if not stopped and self.loop.next_eval - c.run.eval_interval != self.ledger.env_steps:
+                self._record_eval(writer)
+            if self.checkpointer.latest_step() != self.ledger.env_steps:
+                self.save()
+            else:
+                self.ledger.wall_seconds = self._wall()
+                self.ledger.write(self.out_dir)
+            if bar is not None:
+                bar.finish("stopped: checkpoint written" if stopped else "done")
+        finally:
+            if bar is not None:
+                bar.close()
+            writer.close()
+            self.checkpointer.close()
+            if not self.world.is_jax:
+                self.world.close()
+        return self.ledger
+
+
+class _ProgressBar:
+    """A rich progress bar: real steps, recent return, dream ratio, updates/s, ETA."""
+
+    def __init__(self, total: int, completed: int):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.progress = Progress(
+            TextColumn("[bold]real steps"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        self.task = self.progress.add_task("train", total=total, completed=completed, info="")
+        self.progress.start()
+
+    def update(self, ledger: SampleLedger, recent: list, updates_per_second: float):
+        recent_return = f"{np.mean(recent):.1f}" if recent else "-"
+        eval_return = ("-" if ledger.eval_mean_return is None
+                       else f"{ledger.eval_mean_return:.1f}")
+        info = (f"return {recent_return} | eval {eval_return} | dream ratio "
+                f"{ledger.dream_ratio:.0f} | {updates_per_second:.1f} upd/s")
+        self.progress.update(self.task, completed=min(ledger.env_steps, self.progress.tasks[0].total),
+                             info=info)
+
+    def finish(self, message: str):
+        self.progress.update(self.task, info=message)
+
+    def close(self):
+        self.progress.stop()
+
+
+def train(config: Config, out_dir: str, resume: bool = False, progress: bool = True,
+          stop_flag=None) -> SampleLedger:
+    """Builds a Trainer and runs it (see `Trainer.run`)."""
+    return Trainer(config, out_dir, resume=resume).run(progress=progress, stop_flag=stop_flag)
+
+
+__all__ = ["Trainer", "TrainingDiverged", "config_mismatch", "train"]
