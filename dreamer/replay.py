@@ -108,7 +108,7 @@ def sample(
     """
     capacity, num_streams = state.capacity, state.num_streams
     startable = (state.global_index >= 0) & (state.global_index <= state.num_rows - 2)
-    scores = jnp.where(startable[:, None], state.priority, 0.0) ** alpha
+    scores = jnp.where(startable[:, None], state.priority**alpha, 0.0)
     flat = scores.reshape(-1)
     total = flat.sum()
     probs = flat / jnp.maximum(total, 1e-12)

@@ -59,26 +59,37 @@ def test_spec(game):
 
 
 @pytest.mark.parametrize("game", GAME_NAMES)
-def test_smoke_episode_under_scan_and_vmap(game):
-    """A jitted, vmapped random rollout: shapes, dtypes, binary finite images, rewards in range,
-    and auto-reset (the step count restarts after every end, truncation at the limit included)."""
-    limit, batch, steps = 40, 4, 90
+def test_smoke_rollout_under_scan_and_vmap_compiles_once(game):
+    """Jitted, vmapped random rollouts in `lax.scan` chunks that carry the state from call to call.
+
+    Checks shapes, dtypes, binary images, rewards in range and auto-reset (the step count restarts
+    after every end, truncation at the limit included); `assert_max_traces` proves that the step,
+    fed reset states first and stepped states after, compiles once.
+    """
+    limit, batch, chunk, chunks = 40, 4, 30, 3
     world = worlds.make(f"minatar/{game}", max_episode_steps=limit)
+    chex.clear_trace_counter()
+    step = chex.assert_max_traces(world.step, n=1)
 
-    def rollout(key):
-        state, first = jax.vmap(world.reset)(jax.random.split(key, batch))
-
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def rollout(state, key):
         def body(state, key):
             action_key, step_key = jax.random.split(key)
             actions = jax.random.randint(action_key, (batch,), 0, world.spec.num_actions)
-            state, ts = jax.vmap(world.step)(state, actions, jax.random.split(step_key, batch))
+            state, ts = jax.vmap(step)(state, actions, jax.random.split(step_key, batch))
             return state, (ts, state.step_count)
 
-        _, (ts, counts) = jax.lax.scan(body, state, jax.random.split(key, steps))
-        return first, ts, counts
+        return jax.lax.scan(body, state, jax.random.split(key, chunk))
 
-    first, ts, counts = jax.device_get(jax.jit(rollout)(jax.random.key(0)))
-    shape = world.spec.observation_shape
+    state, first = jax.jit(jax.vmap(world.reset))(jax.random.split(jax.random.key(0), batch))
+    outputs = []
+    for i in range(chunks):
+        state, output = rollout(state, jax.random.key(i))
+        outputs.append(jax.device_get(output))
+    ts, counts = jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
+
+    steps, shape = chunk * chunks, world.spec.observation_shape
     assert first.observation.shape == (batch, *shape)
     assert ts.observation.shape == (steps, batch, *shape)
     assert ts.observation.dtype == first.observation.dtype == np.float32
@@ -94,22 +105,6 @@ def test_smoke_episode_under_scan_and_vmap(game):
     previous = np.concatenate([np.zeros((1, batch), np.int32), counts[:-1]])
     np.testing.assert_array_equal(counts, np.where(done, 0, previous + 1))
     np.testing.assert_array_equal(ts.truncated, ~ts.terminated & (previous + 1 >= limit))
-
-
-@pytest.mark.parametrize("game", GAME_NAMES)
-def test_step_compiles_once(game):
-    world = _world(game)
-    chex.clear_trace_counter()
-
-    @jax.jit
-    @chex.assert_max_traces(n=1)
-    def step(state, action, key):
-        return world.step(state, action, key)
-
-    state, _ = jax.jit(world.reset)(jax.random.key(0))
-    for i in range(4):
-        state, ts = step(state, jnp.int32(i % world.spec.num_actions), jax.random.key(i))
-    assert ts.observation.shape == world.spec.observation_shape
 
 
 def test_import_worlds_does_not_import_gymnax():
@@ -469,13 +464,21 @@ def _roll_reference(game: str):
     return stacked, records["next_state"]
 
 
-def _our_transitions(world, states, actions, draws):
-    """Our game transitions from the copied states: (next state, obs, reward, terminated)."""
+def _ours(world, states, actions, draws):
+    """Our observations of the copied states, and our transitions from them (next state, obs,
+    reward, terminated); one compile."""
     if hasattr(world, "transition"):
-        step = jax.vmap(world.transition)
-        return jax.device_get(jax.jit(step)(states, actions, draws))
-    keys = jax.random.split(jax.random.key(0), len(actions))
-    return jax.device_get(jax.jit(jax.vmap(world._step))(states, actions, keys))
+        step = world.transition
+    else:  # no randomness in the compared steps, any key does
+        keys = jax.random.split(jax.random.key(0), len(actions))
+        step = lambda state, action, i: world._step(state, action, keys[i])
+        draws = np.arange(len(actions))
+
+    @jax.jit
+    def run(states, actions, draws):
+        return jax.vmap(world.observe)(states), jax.vmap(step)(states, actions, draws)
+
+    return jax.device_get(run(states, actions, draws))
 
 
 def _assert_same_state(game, ours, theirs, index, skip=()):
@@ -494,14 +497,10 @@ def test_transitions_match_reference(game):
     world = _world(game)
     data, next_states = _roll_reference(game)
     assert data["terminal"].any(), "no episode ended: terminal steps untested"
-    observe = jax.jit(jax.vmap(world.observe))
-    np.testing.assert_array_equal(
-        np.asarray(observe(data["state"])), data["obs"], err_msg=f"{game}: observation of a state"
+    observed, (states, obs, reward, terminal) = _ours(
+        world, data["state"], data["action"].astype(np.int32), data["draws"]
     )
-
-    states, obs, reward, terminal = _our_transitions(
-        world, data["state"], jnp.asarray(data["action"], jnp.int32), data["draws"]
-    )
+    np.testing.assert_array_equal(observed, data["obs"], err_msg=f"{game}: observation of a state")
     np.testing.assert_array_equal(reward, data["reward"].astype(np.float32))
     np.testing.assert_array_equal(terminal, data["terminal"])
     redrawn = (data["reward"] > 0) if game == "freeway" else np.zeros(len(reward), bool)

@@ -1,0 +1,71 @@
+"""Replay: bounded ring of streams, windows, prioritized sampling and weights."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dreamer import replay
+
+
+def _rows(length, streams, start=0, actions=3):
+    t = jnp.arange(start, start + length, dtype=jnp.float32)[:, None] * jnp.ones((1, streams))
+    return replay.Rows(
+        observation=t[..., None],
+        action=jnp.zeros((length, streams), jnp.int32),
+        reward=t,
+        terminated=jnp.zeros((length, streams), bool),
+        truncated=jnp.zeros((length, streams), bool),
+        policy=jnp.full((length, streams, actions), 1.0 / actions),
+        value=jnp.zeros((length, streams)),
+        action_mask=jnp.ones((length, streams, actions), bool),
+    )
+
+
+def test_ring_is_bounded_and_keeps_newest():
+    state = replay.init(_rows(1, 2), capacity=10)
+    nbytes = sum(x.nbytes for x in jax.tree.leaves(state))
+    for i in range(7):
+        state = replay.add(state, _rows(4, 2, start=4 * i))
+    assert sum(x.nbytes for x in jax.tree.leaves(state)) == nbytes
+    assert int(state.num_rows) == 28
+    assert int(replay.size(state)) == 20
+    # ring slot of global row g is g % 10; the newest 10 rows are 18..27
+    assert sorted(np.asarray(state.rows.reward[:, 0]).tolist()) == list(range(18, 28))
+
+
+def test_windows_are_consecutive_and_flag_missing_rows():
+    state = replay.init(_rows(1, 1), capacity=16)
+    state = replay.add(state, _rows(6, 1))
+    w = replay.sample(state, jax.random.key(0), 64, window=4, alpha=0.0, beta=0.0)
+    first = np.asarray(w.rows.reward[:, 0])
+    assert first.max() <= 4  # the newest row (5) cannot start a window
+    for b in range(64):
+        present = np.asarray(w.present[b])
+        expected = first[b] + np.arange(4)
+        np.testing.assert_array_equal(present, expected <= 5)
+        np.testing.assert_array_equal(np.asarray(w.rows.reward[b])[present], expected[present])
+        assert int(w.age[b]) == 5 - first[b]
+
+
+def test_priorities_drive_sampling_and_weights():
+    state = replay.init(_rows(1, 1), capacity=8)
+    state = replay.add(state, _rows(8, 1))
+    # rows 0..6 can start windows; give row 3 priority 100 and the rest 1.
+    state = replay.update_priorities(state, jnp.arange(8), jnp.zeros(8, jnp.int32), jnp.ones(8))
+    state = replay.update_priorities(state, jnp.array([3]), jnp.array([0]), jnp.array([100.0]))
+    w = replay.sample(state, jax.random.key(1), 4000, window=2, alpha=1.0, beta=1.0)
+    share = np.mean(np.asarray(w.start) == 3)
+    np.testing.assert_allclose(share, 100 / 106, atol=0.02)
+    # weight = (N P)^-beta / max: row 3 has the smallest weight, 1 / 100 of the others.
+    weights = np.asarray(w.weight)
+    np.testing.assert_allclose(weights[np.asarray(w.start) == 3], 0.01, rtol=1e-4)
+    np.testing.assert_allclose(weights[np.asarray(w.start) != 3], 1.0, rtol=1e-4)
+    assert float(state.max_priority) == 100.0
+
+
+def test_new_rows_get_max_priority():
+    state = replay.init(_rows(1, 1), capacity=8)
+    state = replay.add(state, _rows(2, 1))
+    state = replay.update_priorities(state, jnp.array([0]), jnp.array([0]), jnp.array([5.0]))
+    state = replay.add(state, _rows(1, 1, start=2))
+    assert float(state.priority[2, 0]) == 5.0

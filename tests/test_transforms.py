@@ -1,0 +1,52 @@
+"""Scalar <-> categorical transforms against hand-worked values."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dreamer import transforms
+
+
+@pytest.mark.parametrize(
+    "x, expected",
+    [
+        (0.0, 0.0),
+        (3.0, 1.0 + 0.003),  # sqrt(4) - 1 + 0.001 * 3
+        (-3.0, -1.003),
+        (8.0, 2.0 + 0.008),  # sqrt(9) - 1 + 0.008
+        (99.0, 9.0 + 0.099),  # sqrt(100) - 1 + 0.099
+    ],
+)
+def test_h_hand_values(x, expected):
+    np.testing.assert_allclose(transforms.h(jnp.float32(x)), expected, rtol=1e-6)
+
+
+def test_h_inverse_inverts_h():
+    x = jnp.array([-1000.0, -37.5, -1.0, -0.01, 0.0, 0.3, 2.0, 55.0, 3000.0])
+    np.testing.assert_allclose(transforms.h_inverse(transforms.h(x)), x, rtol=1e-4, atol=1e-4)
+    y = jnp.array([-20.0, -1.5, 0.0, 0.25, 7.0])
+    np.testing.assert_allclose(transforms.h(transforms.h_inverse(y)), y, rtol=1e-4, atol=1e-4)
+
+
+def test_two_hot_hand_values():
+    # support 2 -> atoms [-2, -1, 0, 1, 2]; 0.25 splits 0.75 on atom 0 and 0.25 on atom 1.
+    np.testing.assert_allclose(transforms.two_hot(jnp.float32(0.25), 2), [0, 0, 0.75, 0.25, 0])
+    np.testing.assert_allclose(transforms.two_hot(jnp.float32(-1.5), 2), [0.5, 0.5, 0, 0, 0])
+    np.testing.assert_allclose(transforms.two_hot(jnp.float32(2.0), 2), [0, 0, 0, 0, 1])
+    np.testing.assert_allclose(transforms.two_hot(jnp.float32(9.0), 2), [0, 0, 0, 0, 1])  # clipped
+
+
+def test_categorical_round_trip_within_support():
+    x = jnp.array([-50.0, -3.0, 0.0, 0.7, 12.0, 80.0])
+    probs = transforms.scalar_to_categorical(x, 10)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
+    logits = jnp.log(jnp.maximum(probs, 1e-30))
+    np.testing.assert_allclose(transforms.categorical_to_scalar(logits, 10), x, rtol=1e-3, atol=1e-3)
+
+
+def test_transforms_jit_and_grad():
+    f = jax.jit(lambda x: transforms.categorical_to_scalar(jnp.log(transforms.scalar_to_categorical(x, 5) + 1e-9), 5))
+    assert np.isfinite(f(jnp.float32(3.0)))
+    g = jax.grad(lambda x: transforms.h(x))(jnp.float32(3.0))
+    np.testing.assert_allclose(g, 1 / (2 * 2.0) + 1e-3, rtol=1e-5)
