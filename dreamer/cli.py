@@ -78,7 +78,10 @@ def cmd_train(args) -> int:
     if args.resume and not os.path.isdir(os.path.join(out, "checkpoints")):
         raise UserError(f"--resume: {out} is not a dreamer run folder (no checkpoints/ in it)")
     _check_out_dir(out)
+    from dreamer.jax_setup import enable_compilation_cache
     from dreamer.train import Trainer
+
+    enable_compilation_cache()
 
     stop = {"flag": False}
 

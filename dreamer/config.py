@@ -215,11 +215,12 @@ def tiny() -> Config:
         small(),
         model=dict(hidden=32, latent_dim=16, channels=8, lstm_hidden=16, head_hidden=16,
                    projection_dim=32, value_support=5, reward_support=3),
-        search=dict(num_simulations=4, temperature_decay_steps=0),
+        search=dict(num_simulations=8, temperature_decay_steps=0),
         replay=dict(capacity=2_000),
         train=dict(batch_size=32, unroll_steps=3, td_steps=3, learning_starts=100,
-                   target_update_interval=20, lr_warmup_updates=10, reanalyse_fraction=0.5),
-        run=dict(real_steps=2_000, num_envs=4, collect_steps=8, eval_interval=1_000,
+                   target_update_interval=20, lr_warmup_updates=10, reanalyse_fraction=0.5,
+                   train_ratio=0.5),
+        run=dict(real_steps=3_000, num_envs=4, collect_steps=8, eval_interval=1_000,
                  eval_episodes=10, checkpoint_interval=1_000),
     )
 

@@ -83,14 +83,19 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
 def init_train_state(model: WorldModel, config: Config, key, example_observation) -> TrainState:
     """Initialises parameters (target = online) and the optimizer."""
     obs = jnp.asarray(example_observation)[None]
-    params = model.init(key, obs, jnp.zeros((1,), jnp.int32))
     optimizer = make_optimizer(config)
-    return TrainState(
-        params=params,
-        target_params=jax.tree.map(jnp.copy, params),
-        opt_state=optimizer.init(params),
-        updates=jnp.zeros((), jnp.int32),
-    )
+
+    @jax.jit
+    def build(key, obs):
+        params = model.init(key, obs, jnp.zeros((1,), jnp.int32))
+        return TrainState(
+            params=params,
+            target_params=jax.tree.map(jnp.copy, params),
+            opt_state=optimizer.init(params),
+            updates=jnp.zeros((), jnp.int32),
+        )
+
+    return build(key, obs)
 
 
 def window_length(config: Config) -> int:
@@ -119,17 +124,19 @@ def _flatten2(x):
     return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
 
 
-def make_train_step(model: WorldModel, config: Config, total_real_steps: int):
-    """Builds `train_step(train_state, replay_state, key) -> (train_state, replay_state, metrics)`.
+def make_train_step(model: WorldModel, config: Config):
+    """Builds `train_step(train_state, replay_state, key, age_per_step) -> (train_state,
+    replay_state, metrics)`.
 
-    `total_real_steps` sets the off-policy correction's scale (age per lost TD step).
+    `age_per_step` ([] float32) is the off-policy correction's scale: real steps of age per lost
+    TD step (EfficientZero: 0.3 x the run's real steps). It is an argument, not a constant, so a
+    change of the run length does not recompile.
     """
     t, s = config.train, config.search
     K, n = t.unroll_steps, t.td_steps
     optimizer = make_optimizer(config)
     num_reanalysed = reanalysed_count(config)
     value_support, reward_support = model.config.value_support, model.config.reward_support
-    age_per_step = t.off_policy_age_ratio * total_real_steps
 
     def predict_values(params, observation):  # [B, J, *obs] -> [B, J]
         flat = _flatten2(observation)
@@ -144,7 +151,7 @@ def make_train_step(model: WorldModel, config: Config, total_real_steps: int):
         shape = observation.shape[:2]
         return out.policy.reshape(*shape, -1), out.value.reshape(shape)
 
-    def make_targets(train_state: TrainState, window: replay_lib.Window, key):
+    def make_targets(train_state: TrainState, window: replay_lib.Window, key, age_per_step):
         rows = window.rows
         num_streams_steps = window.age  # rows since the first row, per stream
         horizon = (
@@ -257,7 +264,7 @@ def make_train_step(model: WorldModel, config: Config, total_real_steps: int):
         root_value = categorical_to_scalar(value_list[0], value_support)
         return total, (terms, root_value)
 
-    def train_step(train_state: TrainState, replay_state: replay_lib.ReplayState, key):
+    def train_step(train_state: TrainState, replay_state: replay_lib.ReplayState, key, age_per_step):
         sample_key, reanalyse_key = jax.random.split(key)
         window = replay_lib.sample(
             replay_state, sample_key, t.batch_size, window_length(config),
@@ -266,11 +273,11 @@ def make_train_step(model: WorldModel, config: Config, total_real_steps: int):
         # `age` counts rows of one stream; all streams advance together, so real steps of age
         # are rows x streams.
         window = window._replace(age=window.age * replay_state.num_streams)
-        targets = make_targets(train_state, window, reanalyse_key)
+        targets = make_targets(train_state, window, reanalyse_key, age_per_step)
         (total, (terms, root_value)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             train_state.params, window, targets
         )
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = optimizer.update(grads, train_state.opt_state, train_state.params)
         params = optax.apply_updates(train_state.params, updates)
         finite = jnp.isfinite(total) & jnp.isfinite(grad_norm)
@@ -306,14 +313,14 @@ def make_train_step(model: WorldModel, config: Config, total_real_steps: int):
     return train_step
 
 
-def make_train_many(model: WorldModel, config: Config, total_real_steps: int, num_updates: int):
-    """`num_updates` train steps in one jitted `lax.scan`; metrics of all updates are returned."""
-    train_step = make_train_step(model, config, total_real_steps)
+def make_train_many(model: WorldModel, config: Config, num_updates: int):
+    """`num_updates` train steps in one `lax.scan`; metrics of all updates are returned."""
+    train_step = make_train_step(model, config)
 
-    def train_many(train_state, replay_state, key):
+    def train_many(train_state, replay_state, key, age_per_step):
         def body(carry, step_key):
             ts, rs = carry
-            ts, rs, metrics = train_step(ts, rs, step_key)
+            ts, rs, metrics = train_step(ts, rs, step_key, age_per_step)
             return (ts, rs), metrics
 
         keys = jax.random.split(key, num_updates)

@@ -21,7 +21,7 @@ import numpy as np
 import worlds
 from dreamer import actor, learner
 from dreamer import replay as replay_lib
-from dreamer.checkpoint import CheckpointError, Checkpointer
+from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config
 from dreamer.ledger import SampleLedger
 from dreamer.networks import make_model
@@ -120,6 +120,7 @@ class LoopState:
     update_credit: float = 0.0
     next_eval: int = 0
     next_checkpoint: int = 0
+    last_eval: int = -1
     recent_returns: list = dataclasses.field(default_factory=list)
 
 
@@ -157,7 +158,7 @@ class Trainer:
         self.replay = replay_lib.init(rows, c.replay.capacity)
         self._add = jax.jit(replay_lib.add, donate_argnums=0)
         self._train_many = jax.jit(
-            learner.make_train_many(self.model, c, c.run.real_steps, self.chunk),
+            learner.make_train_many(self.model, c, self.chunk),
             donate_argnums=(0, 1),
         )
         self._act = jax.jit(actor.make_act(self.model, c, explore=True))
@@ -289,7 +290,8 @@ class Trainer:
         while self.loop.update_credit >= self.chunk:
             key, chunk_key = jax.random.split(key)
             self.train_state, self.replay, metrics = self._train_many(
-                self.train_state, self.replay, chunk_key
+                self.train_state, self.replay, chunk_key,
+                jnp.float32(c.train.off_policy_age_ratio * c.run.real_steps),
             )
             self.loop.update_credit -= self.chunk
             metrics = jax.device_get(metrics)
@@ -333,6 +335,7 @@ class Trainer:
         if self.config.run.eval_episodes == 0:
             return
         returns = self.evaluate()
+        self.loop.last_eval = self.ledger.env_steps
         self.ledger.eval_episodes = int(returns.size)
         self.ledger.eval_mean_return = float(returns.mean())
         self.ledger.eval_std_return = float(returns.std())
@@ -375,7 +378,7 @@ class Trainer:
                 if stop_flag is not None and stop_flag():
                     stopped = True
                     break
-            if not stopped and self.loop.next_eval - c.run.eval_interval != self.ledger.env_steps:
+            if not stopped and self.loop.last_eval != self.ledger.env_steps:
                 self._record_eval(writer)
             if self.checkpointer.latest_step() != self.ledger.env_steps:
                 self.save()
@@ -398,8 +401,14 @@ class _ProgressBar:
     """A rich progress bar: real steps, recent return, dream ratio, updates/s, ETA."""
 
     def __init__(self, total: int, completed: int):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(
             TextColumn("[bold]real steps"), BarColumn(), MofNCompleteColumn(),
