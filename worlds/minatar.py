@@ -3,15 +3,20 @@
 Each world follows the reference `minatar` package's rules with sticky actions off: observations are
 its (10, 10, C) channels as float32, actions are the game's minimal action set.
 
-* Breakout, Freeway and Space Invaders wrap gymnax's ports (their `reset_env` / `step_env`; our base
-  adds the time limit and auto-reset, never gymnax's own `step`).
-* Asterix wraps gymnax's movement and collision rules but spawns and ramps by the reference's rules:
-  a uniformly random free row, nothing when all rows are taken. (gymnax 1.0's spawn never picks one of
-  the free rows and, when that row is the only free one or none is, overwrites a live entity.)
-* Seaquest is `worlds.minatar_seaquest`: gymnax's port does not speed up under `vmap`.
+* Breakout and Space Invaders wrap gymnax's ports (their `reset_env` / `step_env`; our base adds the
+  time limit and auto-reset, never gymnax's own `step`).
+* Asterix and Freeway are written here over per-row arrays (one entity or car per row), with no
+  loops over entities: gymnax's ports unroll such loops into scatters that compile slowly, and
+  gymnax 1.0's Asterix spawn never picks one of the free rows and overwrites a live entity when that
+  row is the only free one or none is.
+* Seaquest is `worlds.minatar_seaquest`. gymnax's port runs ~15k steps/s on one CPU core at any
+  batch size: it compacts 100-slot entity buffers with scatters after every phase and collides
+  bullets through 100 x 100 matrices, per copy.
 
-Episodes end as in the reference (Freeway after 2500 + 1 steps, as `terminated`); `max_episode_steps`
-is the only truncation. gymnax is imported by the factories only: importing it takes seconds.
+Games written here take their randomness as uniforms (`transition(game, action, draws)`), so that
+tests can replay the reference's random choices. Episodes end as in the reference (Freeway after
+2500 + 1 steps, as `terminated`); `max_episode_steps` is the only truncation. gymnax is imported by
+the factories only: importing it takes seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import struct
 
 from worlds import minatar_seaquest
 from worlds.base import JaxWorld, WorldSpec
@@ -58,9 +65,7 @@ GAMES = {
         (0.0, 1.0),
     ),
     # Up to 2 friendly bullets hit at once, and surfacing with 6 divers pays up to 10.
-    "seaquest": MinAtarGame(
-(0, 1, 2, 3, 4, 5), minatar_seaquest.CHANNELS, (0.0, 12.0)
-    ),
+    "seaquest": MinAtarGame((0, 1, 2, 3, 4, 5), minatar_seaquest.CHANNELS, (0.0, 12.0)),
     # Up to 2 friendly bullets are in flight, each kills at most one alien.
     "space_invaders": MinAtarGame(
         (0, 1, 3, 5),
@@ -131,14 +136,6 @@ class GymnaxMinAtar(JaxWorld):
         return self._env.get_obs(game)
 
 
-class Freeway(GymnaxMinAtar):
-    """Freeway: the reference game ends (terminal) on its 2501st step; gymnax leaves that to a limit."""
-
-    def _step(self, game, action, key):
-        state, obs, reward, _ = super()._step(game, action, key)
-        return state, obs, reward, state.time > FREEWAY_TIME_LIMIT
-
-
 class SpaceInvaders(GymnaxMinAtar):
     """Space Invaders, with the reference's `difficulty_ramping` switch."""
 
@@ -151,86 +148,266 @@ class SpaceInvaders(GymnaxMinAtar):
         return state.replace(ramping=jnp.asarray(self.ramping)), obs
 
 
-class Asterix(GymnaxMinAtar):
-    """Asterix: gymnax's rules for the player and entities, the reference's spawn and ramp rules."""
+class DrawnMinAtar(JaxWorld):
+    """A MinAtar game written here, its step a pure function of uniforms drawn from the key."""
 
-    def __init__(self, env, params, rules, max_episode_steps: int, ramping: bool):
-        super().__init__("asterix", env, params.replace(ramping=ramping), max_episode_steps)
-        self._rules = rules  # the module gymnax.environments.minatar.asterix
-
-    def _step(self, game, action, key):
-        return self.transition(game, action, jax.random.uniform(key, (ASTERIX_NUM_DRAWS,)))
+    game: str
+    num_draws: int  # uniforms one step consumes
 
     def transition(self, game, action, draws):
-        """One step given its randomness, `draws` ([ASTERIX_NUM_DRAWS] uniforms, see `asterix_spawn`).
+        """One step given its randomness, `draws` ([num_draws] uniforms in [0, 1)).
 
         Returns:
           (game state, observation, reward, terminated) as `_step`.
         """
-        spawn_now = game.spawn_timer == 0
-        state = game.replace(
-            entities=jnp.where(spawn_now, asterix_spawn(game.entities, draws), game.entities),
-            spawn_timer=jnp.where(spawn_now, game.spawn_speed, game.spawn_timer),
-        )
-        state = self._rules.step_agent(state, self._env.action_set[action])
-        state, reward, terminated = self._rules.step_entities(state)
-        state = asterix_timers(state, self._params)
-        state = state.replace(time=state.time + 1, terminal=terminated)
-        return _strong(state), self._env.get_obs(state), reward.astype(jnp.float32), terminated
+        raise NotImplementedError
+
+    def observe(self, game) -> jax.Array:
+        """[10, 10, C] float32 observation of a game state."""
+        raise NotImplementedError
+
+    def _step(self, game, action, key):
+        return self.transition(game, action, jax.random.uniform(key, (self.num_draws,)))
 
 
-ASTERIX_NUM_DRAWS = 10
+_COLUMNS = np.arange(10, dtype=np.int32)
+# Asterix entities and Freeway cars: one in each of the rows 1..8.
+_ENTITY_ROWS = np.arange(1, 9, dtype=np.int32)
 
 
-def asterix_timers(state, params):
-    """The reference Asterix timers and difficulty ramp (end of `act`) on gymnax's `EnvState`.
+def _rows_to_board(rows: jax.Array) -> jax.Array:
+    """[8, 10, C] planes of rows 1..8 -> [10, 10, C] float32 board (rows 0 and 9 empty)."""
+    return jnp.pad(rows, ((1, 1), (0, 0), (0, 0))).astype(jnp.float32)
 
-    gymnax's own version lowers the move interval from 1 to 0 in states whose spawn interval is still
-    above 1; the reference stops at 1.
+
+@struct.dataclass
+class AsterixState:
+    """Asterix (reference attribute names in brackets); entity i lives in row i + 1 [entities]."""
+
+    player_x: jax.Array  # [] int32 [player_x]
+    player_y: jax.Array  # [] int32 [player_y]
+    entity_x: jax.Array  # [8] int32
+    entity_right: jax.Array  # [8] bool, moving right
+    entity_gold: jax.Array  # [8] bool, treasure (else an enemy)
+    entity_alive: jax.Array  # [8] bool
+    spawn_interval: jax.Array  # [] int32 [spawn_speed]
+    spawn_timer: jax.Array  # [] int32 [spawn_timer]
+    move_interval: jax.Array  # [] int32 [move_speed]
+    move_timer: jax.Array  # [] int32 [move_timer]
+    ramp_timer: jax.Array  # [] int32 [ramp_timer]
+    ramp_index: jax.Array  # [] int32 [ramp_index]
+
+
+class Asterix(DrawnMinAtar):
+    """Asterix: dodge enemies, collect gold; entities cross their row every `move_interval` + 1 steps.
+
+    Draws: side (< 0.5: enters left, moving right), gold (< 1/3), then one score per row; a spawn
+    takes the free row with the highest score, so a uniformly random free row as in the reference.
     """
-    ramp = params.ramping & ((state.spawn_speed > 1) | (state.move_speed > 1))
-    counting = ramp & (state.ramp_timer >= 0)
-    level_up = ramp & ~counting
-    faster_moves = level_up & (state.move_speed > 1) & (state.ramp_index % 2 == 1)
-    return state.replace(
-        spawn_timer=state.spawn_timer - 1,
-        move_timer=state.move_timer - 1,
-        ramp_timer=jnp.where(
-            counting,
-            state.ramp_timer - 1,
-            jnp.where(level_up, params.ramp_interval, state.ramp_timer),
-        ),
-        move_speed=state.move_speed - faster_moves,
-        spawn_speed=state.spawn_speed - (level_up & (state.spawn_speed > 1)),
-        ramp_index=state.ramp_index + level_up,
-    )
 
-
-def asterix_spawn(entities: jax.Array, draws: jax.Array) -> jax.Array:
-    """The reference Asterix spawn: an enemy (gold with p=1/3) entering a random free row.
-
-    Args:
-      entities: [8, 5] int32 gymnax rows (x, y = row + 1, moving right, gold, alive), one per row.
-      draws: [ASTERIX_NUM_DRAWS] uniforms in [0, 1): side (< 0.5: enters left, moving right), gold
-        (< 1/3), then one score per row; the free row with the highest score is taken.
-
-    Returns:
-      [8, 5] int32 entities with the new one written, unchanged when no row is free.
-    """
-    right, gold = draws[0] < 0.5, draws[1] < 1.0 / 3.0
-    free = entities[:, 4] == 0
-    row = jnp.argmax(jnp.where(free, draws[2:], -1.0))  # uniform among the free rows
-    entity = jnp.stack([jnp.where(right, 0, 9), row + 1, right, gold, 1]).astype(entities.dtype)
-    write = (jnp.arange(entities.shape[0]) == row) & jnp.any(free)
-    return jnp.where(write[:, None], entity[None, :], entities)
-
-
-class Seaquest(JaxWorld):
-    """Seaquest on `worlds.minatar_seaquest` (state: `SeaquestState`), all six actions."""
+    game = "asterix"
+    num_draws = 10
+    RAMP_INTERVAL = 100
+    INIT_SPAWN_INTERVAL = 10
+    INIT_MOVE_INTERVAL = 5
 
     def __init__(self, max_episode_steps: int, ramping: bool):
-        self.game = "seaquest"
-        self.spec = _spec("seaquest", max_episode_steps)
+        self.spec = _spec(self.game, max_episode_steps)
+        self.ramping = ramping
+
+    def _reset(self, key):
+        del key  # the reference start state is fixed
+        zeros = jnp.zeros(8, jnp.int32)
+        state = AsterixState(
+            player_x=jnp.int32(5),
+            player_y=jnp.int32(5),
+            entity_x=zeros,
+            entity_right=zeros.astype(bool),
+            entity_gold=zeros.astype(bool),
+            entity_alive=zeros.astype(bool),
+            spawn_interval=jnp.int32(self.INIT_SPAWN_INTERVAL),
+            spawn_timer=jnp.int32(self.INIT_SPAWN_INTERVAL),
+            move_interval=jnp.int32(self.INIT_MOVE_INTERVAL),
+            move_timer=jnp.int32(self.INIT_MOVE_INTERVAL),
+            ramp_timer=jnp.int32(self.RAMP_INTERVAL),
+            ramp_index=jnp.int32(0),
+        )
+        return state, self.observe(state)
+
+    def transition(self, game: AsterixState, action, draws):
+        s = game
+        # Spawn into a random free row.
+        spawn = s.spawn_timer == 0
+        free = ~s.entity_alive
+        row = jnp.argmax(jnp.where(free, draws[2:], -1.0))
+        new = spawn & jnp.any(free) & (jnp.arange(8) == row)
+        right = draws[0] < 0.5
+        s = s.replace(
+            entity_x=jnp.where(new, jnp.where(right, 0, 9), s.entity_x),
+            entity_right=jnp.where(new, right, s.entity_right),
+            entity_gold=jnp.where(new, draws[1] < 1.0 / 3.0, s.entity_gold),
+            entity_alive=s.entity_alive | new,
+            spawn_timer=jnp.where(spawn, s.spawn_interval, s.spawn_timer),
+        )
+        # The player moves (rows 1..8 only).
+        a = jnp.asarray(GAMES[self.game].minimal_actions)[action]
+        px = jnp.clip(s.player_x - (a == 1) + (a == 3), 0, 9)
+        py = jnp.clip(s.player_y - (a == 2) + (a == 4), 1, 8)
+        in_player_row = _ENTITY_ROWS == py
+
+        def meet(x, alive):
+            on_player = alive & in_player_row & (x == px)
+            gold = on_player & s.entity_gold
+            return alive & ~gold, jnp.sum(gold, dtype=jnp.int32), jnp.any(on_player & ~gold)
+
+        alive, reward, terminated = meet(s.entity_x, s.entity_alive)
+        # Entities move together on the move timer, leave at the edges, and may run into the player.
+        move = s.move_timer == 0
+        x = jnp.where(move & alive, s.entity_x + jnp.where(s.entity_right, 1, -1), s.entity_x)
+        alive = alive & ((x >= 0) & (x <= 9))
+        moved_alive, moved_reward, moved_terminated = meet(x, alive)
+        alive = jnp.where(move, moved_alive, alive)
+        reward = reward + jnp.where(move, moved_reward, 0)
+        terminated = terminated | (move & moved_terminated)
+        # Timers and the difficulty ramp.
+        ramp = self.ramping & ((s.spawn_interval > 1) | (s.move_interval > 1))
+        counting = ramp & (s.ramp_timer >= 0)
+        level_up = ramp & ~counting
+        s = s.replace(
+            player_x=px,
+            player_y=py,
+            entity_x=x,
+            entity_alive=alive,
+            spawn_timer=s.spawn_timer - 1,
+            move_timer=jnp.where(move, s.move_interval, s.move_timer) - 1,
+            ramp_timer=jnp.where(
+                counting, s.ramp_timer - 1, jnp.where(level_up, self.RAMP_INTERVAL, s.ramp_timer)
+            ),
+            move_interval=s.move_interval
+            - (level_up & (s.move_interval > 1) & (s.ramp_index % 2 == 1)),
+            spawn_interval=s.spawn_interval - (level_up & (s.spawn_interval > 1)),
+            ramp_index=s.ramp_index + level_up,
+        )
+        return s, self.observe(s), reward.astype(jnp.float32), terminated
+
+    def observe(self, game: AsterixState) -> jax.Array:
+        s = game
+        player = (jnp.arange(10)[:, None] == s.player_y) & (_COLUMNS == s.player_x)
+        at = s.entity_x[:, None] == _COLUMNS  # [8, 10]
+        behind = jnp.where(s.entity_right, s.entity_x - 1, s.entity_x + 1)[:, None] == _COLUMNS
+        alive = s.entity_alive[:, None]
+        rows = jnp.stack(
+            [
+                jnp.zeros((8, 10), bool),
+                at & alive & ~s.entity_gold[:, None],
+                behind & alive,
+                at & alive & s.entity_gold[:, None],
+            ],
+            axis=-1,
+        )
+        return _rows_to_board(rows).at[:, :, 0].set(player.astype(jnp.float32))
+
+
+@struct.dataclass
+class FreewayState:
+    """Freeway (reference attribute names in brackets); car i drives in row i + 1 [cars]."""
+
+    chicken_y: jax.Array  # [] int32 [pos]
+    move_timer: jax.Array  # [] int32, the chicken may move when 0 [move_timer]
+    car_x: jax.Array  # [8] int32 [car[0]]
+    car_timer: jax.Array  # [8] int32, the car moves when 0 [car[2]]
+    car_speed: jax.Array  # [8] int32, sign = direction, moves every |speed| + 1 steps [car[3]]
+    time_left: jax.Array  # [] int32, the game ends when it drops below 0 [terminate_timer]
+
+
+class Freeway(DrawnMinAtar):
+    """Freeway: cross 8 lanes of traffic (+1 per crossing); ends after 2501 steps (`terminated`).
+
+    Draws (used at reset and on a crossing): 8 speeds (1 + floor(5 u)), then 8 directions (< 0.5:
+    moving left), as the reference's `randint(1, 6, 8)` and `sign(rand(8) - 0.5)`.
+    """
+
+    game = "freeway"
+    num_draws = 16
+    PLAYER_SPEED = 3
+
+    def __init__(self, max_episode_steps: int):
+        self.spec = _spec(self.game, max_episode_steps)
+
+    @staticmethod
+    def _speeds(draws: jax.Array) -> jax.Array:
+        magnitude = jnp.minimum(1 + (draws[:8] * 5).astype(jnp.int32), 5)
+        return jnp.where(draws[8:] < 0.5, -magnitude, magnitude)
+
+    def _reset(self, key):
+        speed = self._speeds(jax.random.uniform(key, (self.num_draws,)))
+        state = FreewayState(
+            chicken_y=jnp.int32(9),
+            move_timer=jnp.int32(self.PLAYER_SPEED),
+            car_x=jnp.zeros(8, jnp.int32),
+            car_timer=jnp.abs(speed),
+            car_speed=speed,
+            time_left=jnp.int32(FREEWAY_TIME_LIMIT),
+        )
+        return state, self.observe(state)
+
+    def transition(self, game: FreewayState, action, draws):
+        s = game
+        a = jnp.asarray(GAMES[self.game].minimal_actions)[action]
+        can_move = s.move_timer == 0
+        up, down = can_move & (a == 2), can_move & (a == 4)
+        y = jnp.clip(s.chicken_y - up + down, 0, 9)
+        move_timer = jnp.where(up | down, self.PLAYER_SPEED, s.move_timer)
+        # A crossing scores, re-draws every car's speed and direction, and restarts the chicken.
+        crossed = y == 0
+        speed = jnp.where(crossed, self._speeds(draws), s.car_speed)
+        timer = jnp.where(crossed, jnp.abs(speed), s.car_timer)
+        y = jnp.where(crossed, 9, y)
+        # Cars move on their timers and wrap around. A car on the chicken, before or after its move,
+        # sends it back to row 9 where no car drives, so the reference's car-by-car order is moot.
+        in_chicken_row = _ENTITY_ROWS == y
+        hit = in_chicken_row & (s.car_x == 4)
+        moves = timer == 0
+        x = jnp.where(moves, (s.car_x + jnp.where(speed > 0, 1, -1)) % 10, s.car_x)
+        hit = hit | (in_chicken_row & moves & (x == 4))
+        s = FreewayState(
+            chicken_y=jnp.where(jnp.any(hit), 9, y),
+            move_timer=move_timer - (move_timer > 0),
+            car_x=x,
+            car_timer=jnp.where(moves, jnp.abs(speed), timer - 1),
+            car_speed=speed,
+            time_left=s.time_left - 1,
+        )
+        return s, self.observe(s), crossed.astype(jnp.float32), s.time_left < 0
+
+    def observe(self, game: FreewayState) -> jax.Array:
+        s = game
+        chicken = (jnp.arange(10)[:, None] == s.chicken_y) & (_COLUMNS == 4)
+        car = s.car_x[:, None] == _COLUMNS  # [8, 10]
+        behind = (jnp.where(s.car_speed > 0, s.car_x - 1, s.car_x + 1) % 10)[:, None] == _COLUMNS
+        speed_channel = jnp.abs(s.car_speed)[:, None] == jnp.arange(1, 6)  # [8, 5]
+        rows = jnp.concatenate(
+            [
+                jnp.zeros((8, 10, 1), bool),
+                car[..., None],
+                behind[..., None] & speed_channel[:, None],
+            ],
+            axis=-1,
+        )
+        return _rows_to_board(rows).at[:, :, 0].set(chicken.astype(jnp.float32))
+
+
+class Seaquest(DrawnMinAtar):
+    """Seaquest on `worlds.minatar_seaquest` (state: `SeaquestState`), all six actions.
+
+    Draws: `minatar_seaquest.step`'s.
+    """
+
+    game = "seaquest"
+    num_draws = minatar_seaquest.NUM_DRAWS
+
+    def __init__(self, max_episode_steps: int, ramping: bool):
+        self.spec = _spec(self.game, max_episode_steps)
         self.ramping = ramping
 
     def _reset(self, key):
@@ -238,21 +415,11 @@ class Seaquest(JaxWorld):
         state = minatar_seaquest.reset()
         return state, minatar_seaquest.observe(state)
 
-    def _step(self, game, action, key):
-        draws = jax.random.uniform(key, (minatar_seaquest.NUM_DRAWS,))
-        return self.transition(game, action, draws)
-
     def transition(self, game, action, draws):
-        """One step given its randomness (`minatar_seaquest.step`'s `draws`).
-
-        Returns:
-          (game state, observation, reward, terminated) as `_step`.
-        """
         state, reward, terminated = minatar_seaquest.step(game, action, draws, self.ramping)
         return state, minatar_seaquest.observe(state), reward.astype(jnp.float32), terminated
 
     def observe(self, game) -> jax.Array:
-        """[10, 10, 10] float32 observation of a game state."""
         return minatar_seaquest.observe(game)
 
 
@@ -260,10 +427,7 @@ def make_asterix(
     max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, ramping: bool = True
 ) -> Asterix:
     """MinAtar Asterix: dodge enemies, collect gold (+1). Actions: noop, left, up, right, down."""
-    from gymnax.environments.minatar import asterix
-
-    env = asterix.MinAsterix()
-    return Asterix(env, env.default_params, asterix, max_episode_steps, ramping)
+    return Asterix(max_episode_steps, ramping)
 
 
 def make_breakout(max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS) -> GymnaxMinAtar:
@@ -276,10 +440,7 @@ def make_breakout(max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS) -> GymnaxM
 
 def make_freeway(max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS) -> Freeway:
     """MinAtar Freeway: +1 per crossing, ends after 2501 steps. Actions: noop, up, down."""
-    from gymnax.environments.minatar.freeway import MinFreeway
-
-    env = MinFreeway()
-    return Freeway("freeway", env, env.default_params, max_episode_steps)
+    return Freeway(max_episode_steps)
 
 
 def make_seaquest(

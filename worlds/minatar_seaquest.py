@@ -112,7 +112,7 @@ class SeaquestState:
     sub_y: jax.Array  # [] int32 [sub_y]
     sub_right: jax.Array  # [] bool, facing right [sub_or]
     oxygen: jax.Array  # [] int32 [oxygen]
-    divers_carried: jax.Array  # [] int32, negative after a full rescue as in the reference [diver_count]
+    divers_carried: jax.Array  # [] int32, < 0 after a full rescue, as the reference [diver_count]
     shot_timer: jax.Array  # [] int32 [shot_timer]
     surfaced: jax.Array  # [] bool, already surfaced since last dive [surface]
     enemy_spawn_interval: jax.Array  # [] int32 [e_spawn_speed]
@@ -123,7 +123,7 @@ class SeaquestState:
     bullets: Bullets  # [f_bullets]
     divers: Divers  # [divers]
     enemies: Enemies  # [e_fish + e_subs]
-    enemy_bullets_right: jax.Array  # [BOARD] int32 row masks, bit x = a bullet at column x [e_bullets]
+    enemy_bullets_right: jax.Array  # [BOARD] int32 row masks, bit x: one at column x [e_bullets]
     enemy_bullets_left: jax.Array  # [BOARD] int32 row masks
 
 
@@ -355,7 +355,9 @@ def _move_enemies(
     fire = mine & (e.shot_timer == 0) if subs else jnp.zeros_like(mine)
     shot_timer = e.shot_timer
     if subs:
-        shot_timer = jnp.where(fire, ENEMY_SHOT_INTERVAL, jnp.where(mine, shot_timer - 1, shot_timer))
+        shot_timer = jnp.where(
+            fire, ENEMY_SHOT_INTERVAL, jnp.where(mine, shot_timer - 1, shot_timer)
+        )
     enemies = e.replace(
         x=x, move_timer=move_timer, shot_timer=shot_timer, alive=e.alive & ~left_board & ~shot
     )
