@@ -205,7 +205,7 @@ def small() -> Config:
             learning_rate=3e-3,
             target_update_interval=100,
         ),
-        run=dict(real_steps=10_000, num_envs=8, collect_steps=8),
+        run=dict(real_steps=6_000, num_envs=8, collect_steps=8),
     )
 
 
