@@ -11,6 +11,9 @@ def enable_compilation_cache(directory: str | None = None) -> str:
     """
     import jax
 
+    current = jax.config.jax_compilation_cache_dir
+    if directory is None and current:
+        return current  # already chosen by this process (e.g. the test session)
     directory = directory or os.environ.get(
         "DREAMER_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "dreamer", "xla")
     )

@@ -1,0 +1,171 @@
+"""`dreamer bench worlds|search|train`: throughput measured in one process, printed as a table
+followed by one JSON line. Times exclude compilation (each function runs once before timing)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _timed(fn, repeats: int) -> float:
+    """Seconds per call of `fn` (already compiled), best of `repeats`."""
+    jax.block_until_ready(fn())
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_worlds(quick: bool) -> dict:
+    import worlds
+
+    names = ["catch", "cartpole", "minatar/asterix", "minatar/breakout", "minatar/freeway",
+             "minatar/seaquest", "minatar/space_invaders"]
+    if quick:
+        names = names[:2]
+    batches = (16,) if quick else (1, 16, 256)
+    steps = 100 if quick else 1000
+    results = {}
+    print(f"{'world':28s}" + "".join(f"{'B=' + str(b):>14s}" for b in batches) + "   (steps/s)")
+    for name in names:
+        world = worlds.make(name)
+        row = {}
+        for batch in batches:
+            def rollout(key, world=world, batch=batch):
+                state, _ = jax.vmap(world.reset)(jax.random.split(key, batch))
+
+                def body(state, key):
+                    a_key, s_key = jax.random.split(key)
+                    action = jax.random.randint(a_key, (batch,), 0, world.spec.num_actions)
+                    state, ts = jax.vmap(world.step)(state, action, jax.random.split(s_key, batch))
+                    return state, ts.reward.sum()
+
+                return jax.lax.scan(body, state, jax.random.split(key, steps))[1].sum()
+
+            fn = jax.jit(rollout)
+            seconds = _timed(lambda fn=fn: fn(jax.random.key(0)), 2 if quick else 3)
+            row[batch] = steps * batch / seconds
+        results[name] = row
+        print(f"{name:28s}" + "".join(f"{row[b]:14,.0f}" for b in batches))
+    host = {}
+    for name, options in [("atari/pong", {}), ("gym:CartPole-v1", {})]:
+        for num_envs in ((1,) if quick else (1, 8)):
+            world = worlds.make(name, num_envs=num_envs, **options)
+            world.reset(0)
+            n = 50 if quick else 1000
+            rng = np.random.default_rng(0)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                world.step(rng.integers(0, world.spec.num_actions, num_envs))
+            rate = n * num_envs / (time.perf_counter() - t0)
+            world.close()
+            host[f"{name} x{num_envs}"] = rate
+            print(f"{name + ' x' + str(num_envs):28s}{rate:14,.0f}   (host vector env)")
+    return {"jax_worlds_steps_per_s": results, "host_worlds_steps_per_s": host}
+
+
+def bench_search(quick: bool) -> dict:
+    import worlds
+    from dreamer import config as config_lib
+    from dreamer import learner, search
+    from dreamer.networks import make_model
+
+    cfg = config_lib.minatar()
+    world = worlds.make("minatar/breakout")
+    model = make_model(cfg.model, world.spec)
+    obs = np.zeros(world.spec.observation_shape, np.float32)
+    params = learner.init_train_state(model, cfg, jax.random.key(0), obs).params
+    cases = [(16, 16)] if quick else [(1, 16), (16, 16), (256, 16), (1, 50), (16, 50),
+                                              (256, 50)]
+    rows = []
+    print(f"{'batch':>6s}{'sims':>6s}{'ours sims/s':>14s}{'raw mctx sims/s':>17s}{'ratio':>8s}")
+    for batch, sims in cases:
+        s_cfg = config_lib.dataclasses.replace(cfg.search, num_simulations=sims)
+        observation = jax.random.uniform(jax.random.key(1), (batch, *world.spec.observation_shape))
+        mask = jnp.ones((batch, world.spec.num_actions), bool)
+        ours = jax.jit(lambda p, k, o, m, s_cfg=s_cfg: search.run_search(
+            model, p, k, o, m, s_cfg, cfg.train.discount, cfg.train.value_prefix_horizon).action)
+        raw = jax.jit(lambda p, k, o, s_cfg=s_cfg: search.raw_mctx_search(
+            model, p, k, o, s_cfg, cfg.train.discount))
+        repeats = 2 if quick else 5
+        # interleave the two so machine noise hits both alike
+        t_ours = _timed(lambda: ours(params, jax.random.key(2), observation, mask), repeats)
+        t_raw = _timed(lambda: raw(params, jax.random.key(2), observation), repeats)
+        t_ours = min(t_ours, _timed(lambda: ours(params, jax.random.key(2), observation, mask),
+                                    repeats))
+        ours_rate, raw_rate = batch * sims / t_ours, batch * sims / t_raw
+        ratio = ours_rate / raw_rate
+        rows.append({"batch": batch, "simulations": sims, "ours_sims_per_s": ours_rate,
+                     "raw_mctx_sims_per_s": raw_rate, "throughput_ratio_vs_raw_mctx": ratio})
+        print(f"{batch:6d}{sims:6d}{ours_rate:14,.0f}{raw_rate:17,.0f}{ratio:8.2f}")
+    return {"network": "minatar preset on minatar/breakout", "cases": rows}
+
+
+def bench_train(quick: bool) -> dict:
+    import worlds
+    from dreamer import config as config_lib
+    from dreamer import learner
+    from dreamer import replay as replay_lib
+    from dreamer.networks import make_model
+
+    cases = [("small", "cartpole", {})]
+    if not quick:
+        cases += [("minatar", "minatar/breakout", {}), ("atari100k", "atari/pong", {})]
+    results = {}
+    for preset, world_name, _ in cases:
+        cfg = config_lib.preset(preset)
+        if quick:
+            cfg = config_lib.override(cfg, ["train.batch_size=16", "replay.capacity=64"])
+        if world_name.startswith("atari/"):
+            world = worlds.make(world_name, num_envs=1)
+            spec = world.spec
+            world.close()
+        else:
+            spec = worlds.make(world_name).spec
+        model = make_model(cfg.model, spec)
+        n_streams, length = 2, min(cfg.replay.capacity, 256)
+        key = jax.random.key(0)
+        obs = jax.random.uniform(key, (length, n_streams, *spec.observation_shape))
+        if spec.observation_dtype == "uint8":
+            obs = (obs * 255).astype(jnp.uint8)
+        A = spec.num_actions
+        rows = replay_lib.Rows(
+            observation=obs,
+            action=jax.random.randint(key, (length, n_streams), 0, A),
+            reward=jax.random.uniform(key, (length, n_streams)),
+            terminated=jax.random.uniform(key, (length, n_streams)) < 0.01,
+            truncated=jnp.zeros((length, n_streams), bool),
+            policy=jnp.full((length, n_streams, A), 1.0 / A),
+            value=jnp.zeros((length, n_streams)),
+            action_mask=jnp.ones((length, n_streams, A), bool),
+        )
+        rstate = replay_lib.add(replay_lib.init(rows, length), rows)
+        tstate = learner.init_train_state(model, cfg, key, np.asarray(obs[0, 0]))
+        updates = 2 if quick else 5
+        train_many = jax.jit(learner.make_train_many(model, cfg, updates))
+        age = jnp.float32(1e9)
+        t0 = time.perf_counter()
+        jax.block_until_ready(train_many(tstate, rstate, key, age))
+        compile_s = time.perf_counter() - t0
+        seconds = _timed(lambda: train_many(tstate, rstate, key, age), 2)
+        results[preset] = {"world": world_name, "batch_size": cfg.train.batch_size,
+                           "updates_per_s": updates / seconds, "compile_s": compile_s}
+        print(f"{preset:12s}{world_name:20s} batch {cfg.train.batch_size:4d}: "
+              f"{updates / seconds:8.2f} updates/s (compile {compile_s:.1f} s)")
+    return results
+
+
+def main(what: str, quick: bool = False) -> int:
+    from dreamer.jax_setup import enable_compilation_cache
+
+    enable_compilation_cache()
+    result = {"worlds": bench_worlds, "search": bench_search, "train": bench_train}[what](quick)
+    result = {"bench": what, "quick": quick, "device": str(jax.devices()[0]), **result}
+    print(json.dumps(result, default=float))
+    return 0
