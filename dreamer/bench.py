@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def _timed(fn, repeats: int) -> float:
-    """Seconds per call of `fn` (already compiled), best of `repeats`."""
-    jax.block_until_ready(fn())
+def _timed(fn, repeats: int, *args) -> float:
+    """Seconds per call of `fn(*args)` after one warm-up call, best of `repeats`."""
+    jax.block_until_ready(fn(*args))
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(fn())
+        jax.block_until_ready(fn(*args))
         best = min(best, time.perf_counter() - t0)
     return best
 
@@ -49,7 +49,7 @@ def bench_worlds(quick: bool) -> dict:
                 return jax.lax.scan(body, state, jax.random.split(key, steps))[1].sum()
 
             fn = jax.jit(rollout)
-            seconds = _timed(lambda fn=fn: fn(jax.random.key(0)), 2 if quick else 3)
+            seconds = _timed(fn, 2 if quick else 3, jax.random.key(0))
             row[batch] = steps * batch / seconds
         results[name] = row
         print(f"{name:28s}" + "".join(f"{row[b]:14,.0f}" for b in batches))
@@ -95,10 +95,11 @@ def bench_search(quick: bool) -> dict:
             model, p, k, o, s_cfg, cfg.train.discount))
         repeats = 2 if quick else 5
         # interleave the two so machine noise hits both alike
-        t_ours = _timed(lambda: ours(params, jax.random.key(2), observation, mask), repeats)
-        t_raw = _timed(lambda: raw(params, jax.random.key(2), observation), repeats)
-        t_ours = min(t_ours, _timed(lambda: ours(params, jax.random.key(2), observation, mask),
-                                    repeats))
+        key = jax.random.key(2)
+        t_ours = _timed(ours, repeats, params, key, observation, mask)
+        t_raw = _timed(raw, repeats, params, key, observation)
+        t_ours = min(t_ours, _timed(ours, repeats, params, key, observation, mask))
+        t_raw = min(t_raw, _timed(raw, repeats, params, key, observation))
         ours_rate, raw_rate = batch * sims / t_ours, batch * sims / t_raw
         ratio = ours_rate / raw_rate
         rows.append({"batch": batch, "simulations": sims, "ours_sims_per_s": ours_rate,
@@ -153,7 +154,7 @@ def bench_train(quick: bool) -> dict:
         t0 = time.perf_counter()
         jax.block_until_ready(train_many(tstate, rstate, key, age))
         compile_s = time.perf_counter() - t0
-        seconds = _timed(lambda: train_many(tstate, rstate, key, age), 2)
+        seconds = _timed(train_many, 2, tstate, rstate, key, age)
         results[preset] = {"world": world_name, "batch_size": cfg.train.batch_size,
                            "updates_per_s": updates / seconds, "compile_s": compile_s}
         print(f"{preset:12s}{world_name:20s} batch {cfg.train.batch_size:4d}: "
