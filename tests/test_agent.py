@@ -109,3 +109,30 @@ def test_resume_refuses_a_different_network(tmp_path):
     # a safe field may change
     Trainer(tiny_catch("run.real_steps=128", "run.eval_episodes=0"), str(tmp_path), resume=True)
     assert os.path.exists(tmp_path / "ledger.json")
+
+
+def test_host_world_training_path(tmp_path):
+    """A gymnasium env through the host loop: collection, learning, evaluation, ledger."""
+    cfg = config_lib.override(
+        config_lib.tiny(),
+        ["world=gym:CartPole-v1", "run.real_steps=128", "run.num_envs=2", "run.collect_steps=16",
+         "train.learning_starts=64", "run.eval_episodes=2", "run.eval_interval=100000"],
+    )
+    trainer = Trainer(cfg, str(tmp_path))
+    assert not trainer.world.is_jax
+    ledger = trainer.run(progress=False)
+    assert ledger.env_steps == 128 and ledger.frames == 128
+    assert ledger.updates == 3 * 16  # iterations 2..4 of 32 steps, 16 updates each
+    assert ledger.eval_episodes == 2 and ledger.eval_mean_return > 0
+
+
+def test_atari_network_downsamples_to_6x6():
+    from dreamer.networks import WorldModel
+
+    cfg = config_lib.atari100k()
+    model = WorldModel(config=cfg.model, num_actions=6, image=True)
+    obs = np.zeros((2, 96, 96, 4), np.uint8)
+    params = jax.jit(model.init)(jax.random.key(0), obs, np.zeros((2,), np.int32))
+    latent = model.apply(params, obs, method=WorldModel.represent)
+    assert latent.shape == (2, 6, 6, 64)
+    assert float(latent.min()) >= 0.0 and float(latent.max()) <= 1.0 + 1e-6
