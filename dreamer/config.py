@@ -226,13 +226,14 @@ def tiny() -> Config:
 
 
 def minatar() -> Config:
-    """MinAtar games: a small conv encoder on 10x10 frames."""
+    """MinAtar games on a laptop CPU: a small conv encoder on 10x10 frames, and a reanalysed
+    share of each batch sized so that reanalysis does not swamp the learner on a CPU."""
     return _replace(
         small(),
-        model=dict(channels=32, num_blocks=1, hidden=128, value_support=20, reward_support=5),
-        search=dict(num_simulations=16, temperature_decay_steps=20_000),
-        train=dict(discount=0.997, batch_size=128, train_ratio=0.1, learning_starts=1_000,
-                   reanalyse_fraction=0.5),
+        model=dict(channels=16, num_blocks=1, hidden=128, value_support=20, reward_support=5),
+        search=dict(num_simulations=16, temperature_decay_steps=40_000),
+        train=dict(discount=0.997, batch_size=64, train_ratio=0.1, learning_starts=1_000,
+                   reanalyse_fraction=0.25),
         replay=dict(capacity=20_000),
         run=dict(real_steps=50_000, num_envs=16, collect_steps=8, eval_interval=5_000,
                  checkpoint_interval=5_000),
