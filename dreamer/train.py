@@ -296,9 +296,10 @@ class Trainer:
             self.loop.update_credit -= self.chunk
             metrics = jax.device_get(metrics)
             if not np.all(metrics["finite"]):
-                bad_update = self.ledger.updates + int(np.argmin(metrics["finite"])) + 1
-                terms = [k for k, v in metrics.items()
-                         if k.startswith("loss/") and not np.all(np.isfinite(v))]
+                first_bad = int(np.argmin(metrics["finite"]))
+                bad_update = self.ledger.updates + first_bad + 1
+                terms = [k for k, v in metrics.items() if k.startswith("loss/") and k != "loss/total"
+                         and not np.isfinite(v[first_bad])]
                 if c.train.nan_policy == "stop":
                     raise TrainingDiverged(
                         f"non-finite {', '.join(terms) or 'gradient'} at update {bad_update}; "

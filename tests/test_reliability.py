@@ -1,0 +1,61 @@
+"""Bad checkpoints and numerical failures give clear errors; the run keeps what it had."""
+
+import os
+
+import jax.numpy as jnp
+import pytest
+
+import worlds
+from dreamer import config as config_lib
+from dreamer.checkpoint import CheckpointError
+from dreamer.train import Trainer, TrainingDiverged
+from worlds.catch import Catch
+
+
+def _cfg(*overrides):
+    return config_lib.override(
+        config_lib.tiny(),
+        ["world=catch", "run.real_steps=96", "train.learning_starts=64", "run.eval_episodes=0",
+         *overrides],
+    )
+
+
+def _truncate_all(folder):
+    for root, _, files in os.walk(folder):
+        for name in files:
+            if name not in ("commit_success.txt",):
+                with open(os.path.join(root, name), "r+b") as f:
+                    f.truncate(max(0, os.path.getsize(f.name) // 3))
+
+
+def test_truncated_checkpoint_is_reported(tmp_path):
+    Trainer(_cfg(), str(tmp_path)).run(progress=False)
+    step_dir = tmp_path / "checkpoints" / "96" / "state"
+    _truncate_all(step_dir)
+    with pytest.raises(CheckpointError, match="corrupted"):
+        Trainer(_cfg(), str(tmp_path), resume=True)
+
+
+def test_corrupted_record_is_reported(tmp_path):
+    Trainer(_cfg(), str(tmp_path)).run(progress=False)
+    (tmp_path / "checkpoints" / "96" / "record" / "metadata").write_text("{not json")
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        Trainer(_cfg(), str(tmp_path), resume=True)
+
+
+class NaNCatch(Catch):
+    """Catch whose reward turns NaN: the learner must stop and name the loss."""
+
+    def _step(self, game, action, key):
+        game, obs, reward, terminated = super()._step(game, action, key)
+        return game, obs, jnp.where(terminated, jnp.nan, reward), terminated
+
+
+def test_non_finite_loss_stops_with_the_term_and_update(tmp_path):
+    worlds.register("test/nan-catch", NaNCatch)
+    cfg = _cfg("world=test/nan-catch", "run.checkpoint_interval=32", "run.real_steps=256")
+    trainer = Trainer(cfg, str(tmp_path))
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss/value(, loss/value_prefix)? at update \d+"):
+        trainer.run(progress=False)
+    # the checkpoints written before the failure remain
+    assert trainer.checkpointer.latest_step() is not None
