@@ -39,7 +39,7 @@ class ReplayState:
       priority: [capacity, N] float32 (0 for empty rows).
       global_index: [capacity] int32 index of the row in its stream since the start (-1 empty).
       num_rows: [] int32 rows added per stream so far.
-      max_priority: [] float32 priority given to new rows.
+      max_priority: [] float32 priority given to new rows: the largest stored priority.
     """
 
     rows: Rows
@@ -128,11 +128,13 @@ def sample(
 def update_priorities(
     state: ReplayState, start: jax.Array, stream: jax.Array, priority: jax.Array
 ) -> ReplayState:
-    """Sets the priorities of sampled rows ([B] indices, [B] new priorities > 0)."""
-    return state.replace(
-        priority=state.priority.at[start, stream].set(priority),
-        max_priority=jnp.maximum(state.max_priority, priority.max()),
-    )
+    """Sets the priorities of sampled rows ([B] indices, [B] new priorities > 0).
+
+    New rows then enter at the largest priority currently stored (not the largest ever seen), so
+    one early spike does not fix the entry priority for the rest of the run.
+    """
+    new = state.priority.at[start, stream].set(priority)
+    return state.replace(priority=new, max_priority=jnp.maximum(new.max(), 1e-6))
 
 
 def size(state: ReplayState) -> jax.Array:

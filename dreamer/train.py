@@ -71,6 +71,22 @@ def make_training_world(config: Config):
     return worlds.make(name, **options)
 
 
+def _drop_rows_after(directory: str, env_steps: int) -> None:
+    """Removes metric rows written after the checkpoint a run resumes from (they are redone)."""
+    path = os.path.join(directory, "metrics.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = [line for line in f if json.loads(line)["env_steps"] <= env_steps]
+        with open(path, "w") as f:
+            f.writelines(lines)
+    path = os.path.join(directory, "eval.csv")
+    if os.path.exists(path):
+        with open(path) as f:
+            lines = f.readlines()
+        with open(path, "w") as f:
+            f.writelines(lines[:1] + [r for r in lines[1:] if int(r.split(",")[0]) <= env_steps])
+
+
 class MetricsWriter:
     """metrics.jsonl + eval.csv + TensorBoard event files in the run folder."""
 
@@ -221,10 +237,21 @@ class Trainer:
         self.train_state, self.replay = state["train"], state["replay"]
         if self.collector is not None:
             self.collector = state["collector"]
+        else:
+            # Host worlds cannot be saved: they restart, so each stream's newest row ends its
+            # episode (as a time-limit cut) and the new episodes get fresh seeds.
+            newest = (state["replay"].num_rows - 1) % self.replay.capacity
+            rows = self.replay.rows
+            self.replay = self.replay.replace(
+                rows=rows._replace(truncated=rows.truncated.at[newest].set(
+                    rows.truncated[newest] | ~rows.terminated[newest]))
+            )
+            self.host_timestep = self.world.reset(self.config.seed + int(record["ledger"]["real"]["env_steps"]))
         self.ledger = SampleLedger.from_json(record["ledger"])
         self.ledger.config = self.config.to_dict()
         self.loop = LoopState(**record["loop"])
         self._wall_offset = self.ledger.wall_seconds
+        _drop_rows_after(self.out_dir, self.ledger.env_steps)
 
     # --- the loop -------------------------------------------------------------------------------
     def _wall(self) -> float:

@@ -69,3 +69,14 @@ def test_new_rows_get_max_priority():
     state = replay.update_priorities(state, jnp.array([0]), jnp.array([0]), jnp.array([5.0]))
     state = replay.add(state, _rows(1, 1, start=2))
     assert float(state.priority[2, 0]) == 5.0
+
+
+def test_entry_priority_follows_the_current_maximum():
+    state = replay.init(_rows(1, 1), capacity=8)
+    state = replay.add(state, _rows(4, 1))
+    state = replay.update_priorities(state, jnp.arange(4), jnp.zeros(4, jnp.int32),
+                                     jnp.array([50.0, 2.0, 3.0, 1.0]))
+    state = replay.update_priorities(state, jnp.array([0]), jnp.array([0]), jnp.array([0.5]))
+    assert float(state.max_priority) == 3.0  # the spike of 50 is gone from the buffer
+    state = replay.add(state, _rows(1, 1, start=4))
+    assert float(state.priority[4, 0]) == 3.0
