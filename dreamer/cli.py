@@ -152,9 +152,9 @@ def _known_errors():
     errors = [UserError, ConfigError, worlds.UnknownWorldError, worlds.WorldOptionError,
               CheckpointError]
     try:
-        from dreamer.train import TrainingDiverged
+        from dreamer.train import TrainingDiverged, WorldFailed
 
-        errors.append(TrainingDiverged)
+        errors += [TrainingDiverged, WorldFailed]
     except ImportError:  # pragma: no cover
         pass
     try:

@@ -40,6 +40,10 @@ class TrainingDiverged(RuntimeError):
     """A non-finite loss or gradient; the message names the term and the update."""
 
 
+class WorldFailed(RuntimeError):
+    """A host world raised during `step`; the message names the world and the real step."""
+
+
 def _flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():
@@ -287,10 +291,18 @@ class Trainer:
             out = self._act(self.train_state.params, jax.random.fold_in(key, t),
                             ts.observation, ts.action_mask, temperature)
             action = np.asarray(out.action)
-            nxt = self.world.step(action)
+            try:
+                nxt = self.world.step(action)
+            except Exception as e:
+                step = self.ledger.env_steps + t * c.run.num_envs
+                raise WorldFailed(
+                    f"world {c.world} raised during step at real step {step}: "
+                    f"{type(e).__name__}: {e}. The last checkpoint holds the run; resume with "
+                    "--resume"
+                ) from e
             if not (np.all(np.isfinite(nxt.reward)) and np.all(np.isfinite(nxt.observation))):
                 raise TrainingDiverged(
-                    f"world {self.spec.name} returned a non-finite reward or observation at real "
+                    f"world {c.world} returned a non-finite reward or observation at real "
                     f"step {self.ledger.env_steps + t * c.run.num_envs}"
                 )
             for name, value in (("observation", ts.observation), ("action", action),
@@ -468,4 +480,4 @@ def train(config: Config, out_dir: str, resume: bool = False, progress: bool = T
     return Trainer(config, out_dir, resume=resume).run(progress=progress, stop_flag=stop_flag)
 
 
-__all__ = ["Trainer", "TrainingDiverged", "config_mismatch", "train"]
+__all__ = ["Trainer", "TrainingDiverged", "WorldFailed", "config_mismatch", "train"]

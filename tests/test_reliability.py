@@ -59,3 +59,44 @@ def test_non_finite_loss_stops_with_the_term_and_update(tmp_path):
         trainer.run(progress=False)
     # the checkpoints written before the failure remain
     assert trainer.checkpointer.latest_step() is not None
+
+
+class FailingHostWorld(worlds.HostWorld):
+    """A host world whose emulator dies at its 40th step."""
+
+    def __init__(self, num_envs=1):
+        from worlds.gym import make_gym
+
+        self.inner = make_gym("CartPole-v1", num_envs=num_envs)
+        self.spec, self.num_envs, self.calls = self.inner.spec, num_envs, 0
+
+    def reset(self, seed):
+        return self.inner.reset(seed)
+
+    def step(self, actions):
+        self.calls += 1
+        if self.calls == 40:
+            raise RuntimeError("emulator crashed")
+        return self.inner.step(actions)
+
+
+def test_host_world_failure_names_world_and_step(tmp_path):
+    worlds.register("test/failing", FailingHostWorld)
+    cfg = _cfg("world=test/failing", "run.num_envs=1", "run.checkpoint_interval=16",
+               "run.real_steps=64")
+    trainer = Trainer(cfg, str(tmp_path))
+    from dreamer.train import WorldFailed
+
+    with pytest.raises(WorldFailed, match=r"test/failing.* at real step 39: RuntimeError"):
+        trainer.run(progress=False)
+    assert trainer.checkpointer.latest_step() == 32  # the work before the last checkpoint is kept
+
+
+def test_same_seed_same_results(tmp_path):
+    cfg = _cfg("run.real_steps=128", "run.eval_episodes=10", "run.eval_interval=64")
+    first = Trainer(cfg, str(tmp_path / "a")).run(progress=False)
+    second = Trainer(cfg, str(tmp_path / "b")).run(progress=False)
+    a, b = first.to_json(), second.to_json()
+    a.pop("wall_seconds"), b.pop("wall_seconds")
+    assert a == b
+    assert (tmp_path / "a" / "eval.csv").read_text() == (tmp_path / "b" / "eval.csv").read_text()
