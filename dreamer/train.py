@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -64,15 +63,19 @@ def config_mismatch(saved: dict, current: dict) -> list[str]:
 
 
 def make_training_world(config: Config):
-    """The world copies to collect from (host worlds get training-only Atari options)."""
-    name = config.world
-    probe = worlds.make(name) if not name.startswith(("atari/", "gym:")) else None
-    if probe is not None and probe.is_jax:
-        return probe
-    options: dict[str, Any] = {"num_envs": config.run.num_envs}
+    """The world copies to collect from: one JAX world (vmapped over copies), or a host world with
+    `run.num_envs` copies (Atari gets its training-only options: life loss ends an episode,
+    rewards are clipped)."""
+    name, copies = config.world, config.run.num_envs
     if name.startswith("atari/"):
-        options.update(terminal_on_life_loss=True, reward_clip=True)
-    return worlds.make(name, **options)
+        return worlds.make(name, num_envs=copies, terminal_on_life_loss=True, reward_clip=True)
+    if name.startswith("gym:"):
+        return worlds.make(name, num_envs=copies)
+    world = worlds.make(name)
+    if world.is_jax:
+        return world
+    world.close()
+    return worlds.make(name, num_envs=copies)
 
 
 def _drop_rows_after(directory: str, env_steps: int) -> None:
