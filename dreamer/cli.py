@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--run", required=True, help="run folder")
     e.add_argument("--episodes", type=int, default=None)
 
+    r = sub.add_parser("report", help="plots and a table from run folders")
+    r.add_argument("runs", nargs="+", help="run folders (or folders of runs)")
+    r.add_argument("--out", default="report", help="output folder (default ./report)")
+    r.add_argument("--threshold", type=float, default=None,
+                   help="report the real steps each run needed to reach this return")
+
     sub.add_parser("worlds", help="list registered worlds")
 
     b = sub.add_parser("bench", help="benchmarks: worlds, search, train")
@@ -129,6 +135,14 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from dreamer.report import build_report
+
+    print(build_report(args.runs, args.out, args.threshold), end="")
+    print(f"dreamer: report written to {args.out}/report.md")
+    return 0
+
+
 def cmd_worlds(args) -> int:
     import worlds
 
@@ -148,9 +162,10 @@ def _known_errors():
     import worlds
     from dreamer.checkpoint import CheckpointError
     from dreamer.config import ConfigError
+    from dreamer.report import ReportError
 
     errors = [UserError, ConfigError, worlds.UnknownWorldError, worlds.WorldOptionError,
-              CheckpointError]
+              CheckpointError, ReportError]
     try:
         from dreamer.train import TrainingDiverged, WorldFailed
 
@@ -172,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "train"
     if args.command is None:
         args = parser.parse_args([*(argv or sys.argv[1:]), "train"])
-    handler = {"train": cmd_train, "eval": cmd_eval, "worlds": cmd_worlds, "bench": cmd_bench}
+    handler = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "worlds": cmd_worlds,
+               "bench": cmd_bench}
     try:
         return handler[command](args)
     except Exception as e:
