@@ -101,7 +101,7 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
     images = []
     for world in worlds_seen:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for index, (key, members) in enumerate(sorted(g for g in groups.items() if g[0][0] == world)):
+        for index, (_key, members) in enumerate(sorted(g for g in groups.items() if g[0][0] == world)):
             label = f"config {index + 1}"
             finals = np.array([m["curve"][-1, 2] for m in members])
             low, high = bootstrap_interval(finals)
@@ -142,7 +142,7 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
         images.append(f"![{world}]({name})")
     lines += ["", *images, "", "## Configs", ""]
     for world in worlds_seen:
-        for index, (key, members) in enumerate(sorted(g for g in groups.items() if g[0][0] == world)):
+        for index, (_key, members) in enumerate(sorted(g for g in groups.items() if g[0][0] == world)):
             lines.append(f"- {world} config {index + 1}: {', '.join(m['path'] for m in members)}")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "report.md"), "w") as f:
