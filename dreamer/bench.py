@@ -148,7 +148,7 @@ def bench_train(quick: bool) -> dict:
         )
         rstate = replay_lib.add(replay_lib.init(rows, length), rows)
         tstate = learner.init_train_state(model, cfg, key, np.asarray(obs[0, 0]))
-        updates = 2 if quick else 5
+        updates = 2 if quick else (1 if preset.startswith("atari") else 5)
         train_many = jax.jit(learner.make_train_many(model, cfg, updates))
         age = jnp.float32(1e9)
         t0 = time.perf_counter()
