@@ -167,14 +167,7 @@ class AtariWorld(HostWorld):
         self._banked_frames = self.frames
         obs, info = self._env.reset(seed=int(seed))
         self._frame_numbers = info["frame_number"].astype(np.int64)
-        n = self.num_envs
-        return TimeStep(
-            observation=self._to_hwc(obs),
-            reward=np.zeros((n,), np.float32),
-            terminated=np.zeros((n,), bool),
-            truncated=np.zeros((n,), bool),
-            action_mask=self._action_mask.copy(),
-        )
+        return self._reset_timestep(self._to_hwc(obs), self._action_mask.copy())
 
     def step(self, actions: np.ndarray) -> TimeStep:
         """One agent step (`frame_skip` frames) in every copy, auto-resetting finished ones.
@@ -187,11 +180,7 @@ class AtariWorld(HostWorld):
           observation [N, H, W, stack] uint8 is the next episode's first one where an episode
           ended. `truncated` is False where `terminated` is True.
         """
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,):
-            raise ValueError(
-                f"{self.spec.name}: actions of shape {actions.shape}, expected ({self.num_envs},)"
-            )
+        actions = self._check_actions(actions)
         obs, reward, terminated, truncated, info = self._env.step(actions.astype(np.int32))
         self._frame_numbers = info["frame_number"].astype(np.int64)
         reward = reward.astype(np.float32)

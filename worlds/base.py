@@ -181,6 +181,26 @@ class HostWorld:
     def close(self) -> None:
         """Releases the world's resources (processes, emulators)."""
 
+    def _reset_timestep(self, observation: np.ndarray, action_mask: np.ndarray) -> TimeStep:
+        """The batched TimeStep after a reset: zero rewards, no ends."""
+        n = self.num_envs
+        return TimeStep(
+            observation=observation,
+            reward=np.zeros((n,), np.float32),
+            terminated=np.zeros((n,), bool),
+            truncated=np.zeros((n,), bool),
+            action_mask=action_mask,
+        )
+
+    def _check_actions(self, actions) -> np.ndarray:
+        """[N] integer actions, or a ValueError naming the expected shape."""
+        actions = np.asarray(actions)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(
+                f"{self.spec.name}: actions of shape {actions.shape}, expected ({self.num_envs},)"
+            )
+        return actions
+
     def __enter__(self):
         return self
 

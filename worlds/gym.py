@@ -113,14 +113,7 @@ class GymWorld(HostWorld):
           flags [N] bool False, action_mask [N, A] all True.
         """
         obs, _ = self._env.reset(seed=int(seed))
-        n = self.num_envs
-        return TimeStep(
-            observation=np.asarray(obs, self._obs_dtype),
-            reward=np.zeros((n,), np.float32),
-            terminated=np.zeros((n,), bool),
-            truncated=np.zeros((n,), bool),
-            action_mask=self._action_mask.copy(),
-        )
+        return self._reset_timestep(np.asarray(obs, self._obs_dtype), self._action_mask.copy())
 
     def step(self, actions: np.ndarray) -> TimeStep:
         """One step in every copy, auto-resetting finished ones.
@@ -133,11 +126,7 @@ class GymWorld(HostWorld):
           observation [N, *observation_shape] is the next episode's first one where an episode
           ended. `truncated` is False where `terminated` is True.
         """
-        actions = np.asarray(actions)
-        if actions.shape != (self.num_envs,):
-            raise ValueError(
-                f"{self.spec.name}: actions of shape {actions.shape}, expected ({self.num_envs},)"
-            )
+        actions = self._check_actions(actions)
         obs, reward, terminated, truncated, _ = self._env.step(
             actions.astype(np.int64) + self._action_start
         )
