@@ -153,9 +153,9 @@ def make_train_step(model: WorldModel, config: Config):
 
     def make_targets(train_state: TrainState, window: replay_lib.Window, key, age_per_step):
         rows = window.rows
-        num_streams_steps = window.age  # rows since the first row, per stream
+        # window.age is already in real steps (train_step scaled rows by the stream count)
         horizon = (
-            targets_lib.off_policy_horizon(num_streams_steps * 1.0, n, age_per_step)
+            targets_lib.off_policy_horizon(window.age.astype(jnp.float32), n, age_per_step)
             if t.off_policy_correction
             else jnp.full(window.age.shape, n, jnp.int32)
         )
