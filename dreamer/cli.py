@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worlds", help="list registered worlds")
 
+    from dreamer import play, sweep
+
+    play.add_arguments(sub.add_parser("play", help="play a world in the terminal (or watch an agent)"))
+    sweep.add_arguments(sub.add_parser("sweep", help="a grid of runs at a fixed real budget + report"))
+
     b = sub.add_parser("bench", help="benchmarks: worlds, search, train")
     b.add_argument("what", choices=["worlds", "search", "train"])
     b.add_argument("--quick", action="store_true", help="small sizes (for tests)")
@@ -152,6 +157,18 @@ def cmd_worlds(args) -> int:
     return 0
 
 
+def cmd_play(args) -> int:
+    from dreamer import play
+
+    return play.run(args)
+
+
+def cmd_sweep(args) -> int:
+    from dreamer import sweep
+
+    return sweep.run(args)
+
+
 def cmd_bench(args) -> int:
     from dreamer import bench
 
@@ -165,7 +182,7 @@ def _known_errors():
     from dreamer.report import ReportError
 
     errors = [UserError, ConfigError, worlds.UnknownWorldError, worlds.WorldOptionError,
-              CheckpointError, ReportError]
+              worlds.MissingExtraError, CheckpointError, ReportError]
     try:
         from dreamer.train import TrainingDiverged, WorldFailed
 
@@ -188,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args([*(argv or sys.argv[1:]), "train"])
     handler = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "worlds": cmd_worlds,
-               "bench": cmd_bench}
+               "bench": cmd_bench, "play": cmd_play, "sweep": cmd_sweep}
     try:
         return handler[command](args)
     except Exception as e:

@@ -2,6 +2,7 @@
 
 from worlds.base import EpisodeState, HostWorld, JaxWorld, TimeStep, WorldSpec
 from worlds.registry import (
+    MissingExtraError,
     UnknownWorldError,
     WorldOptionError,
     make,
@@ -14,13 +15,18 @@ register("catch", "worlds.catch:Catch")
 register("cartpole", "worlds.cartpole:CartPole")
 for _game in ("asterix", "breakout", "freeway", "seaquest", "space_invaders"):
     register(f"minatar/{_game}", f"worlds.minatar:make_{_game}")
+register("text/coin", "worlds.text:make_coin")
+register("text/quest", "worlds.text:make_quest")
 register_prefix("atari/", "worlds.atari:make_atari")
+register_prefix("twx/", "worlds.twx:make_twx")
+register_prefix("textworld/", "worlds.textworld:make_textworld")
 register_prefix("gym:", "worlds.gym:make_gym")
 
 __all__ = [
     "EpisodeState",
     "HostWorld",
     "JaxWorld",
+    "MissingExtraError",
     "TimeStep",
     "UnknownWorldError",
     "WorldOptionError",

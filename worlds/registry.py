@@ -22,6 +22,11 @@ class WorldOptionError(ValueError):
     """Raised for a world option that the world does not accept."""
 
 
+class MissingExtraError(RuntimeError):
+    """Raised when a world needs an optional extra (or a system program) that is not installed;
+    the message names what to install."""
+
+
 def register(name: str, factory: str | Callable[..., JaxWorld | HostWorld]) -> None:
     """Registers a world factory under `name` (`factory(**options) -> World`)."""
     if name in _REGISTRY:
