@@ -50,8 +50,11 @@ class SearchConfig:
     """MCTS settings (mctx).
 
     Attributes:
-      algorithm: "muzero" (PUCT with Dirichlet noise, EfficientZero) or "gumbel" (EfficientZero V2).
-      num_simulations: simulations per root; each costs one latent model step.
+      algorithm: "muzero" (PUCT with Dirichlet noise, EfficientZero), "gumbel" (EfficientZero V2),
+        or "none": the planning-free ablation: act from the policy head alone, no search and no
+        reanalysis; the policy learns by advantage-weighted regression on the n-step targets.
+      num_simulations: simulations per root; each costs one latent model step (0 are spent when
+        algorithm is "none").
       dirichlet_alpha, dirichlet_fraction: root noise (muzero only).
       pb_c_init, pb_c_base: PUCT constants (muzero only).
       max_num_considered_actions: Gumbel's m (gumbel only).
@@ -59,7 +62,12 @@ class SearchConfig:
       temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25).
     """
 
-    algorithm: Literal["muzero", "gumbel"] = "muzero"
+    algorithm: Literal["muzero", "gumbel", "none"] = "muzero"
+
+    @property
+    def simulations_per_root(self) -> int:
+        """Latent model steps one search spends (0 without planning)."""
+        return 0 if self.algorithm == "none" else self.num_simulations
     num_simulations: int = 16
     dirichlet_alpha: float = 0.3
     dirichlet_fraction: float = 0.25

@@ -107,12 +107,39 @@ def update_cost(config: Config) -> UpdateCost:
     reanalysed = reanalysed_count(config)
     roots = reanalysed * (t.unroll_steps + 1) * (2 if t.reanalyse_value else 1)
     return UpdateCost(
-        unroll=t.batch_size * t.unroll_steps, reanalyse=roots * config.search.num_simulations
+        unroll=t.batch_size * t.unroll_steps, reanalyse=roots * config.search.simulations_per_root
     )
 
 
 def reanalysed_count(config: Config) -> int:
+    """Samples per batch whose targets come from fresh search (none without planning)."""
+    if config.search.algorithm == "none":
+        return 0
     return int(round(config.train.reanalyse_fraction * config.train.batch_size))
+
+
+def advantage_weighted_policy(action, num_actions: int, returns, baseline, valid, max_weight=20.0):
+    """Policy targets of advantage-weighted regression (Peng et al., 2019) for the planning-free
+    ablation: target = w * onehot(action), w = min(exp(A / scale), max_weight), A = return -
+    baseline, with `scale` the standard deviation of the valid advantages in the batch. The
+    cross-entropy against it is -w log pi(action).
+
+    Args:
+      action: [B, J] int actions taken.
+      returns, baseline: [B, J] n-step value targets and the target network's values.
+      valid: [B, J] bool, where the return is defined.
+
+    Returns:
+      [B, J, A] float32 weighted one-hot targets (constants: no gradient flows into them).
+    """
+    advantage = jnp.where(valid, returns - baseline, 0.0)
+    count = jnp.maximum(jnp.sum(valid), 1)
+    mean = jnp.sum(advantage) / count
+    std = jnp.sqrt(jnp.sum(jnp.where(valid, (advantage - mean) ** 2, 0.0)) / count)
+    weight = jnp.minimum(jnp.exp(advantage / jnp.maximum(std, 1e-3)), max_weight)
+    weight = jnp.where(valid, weight, 0.0)
+    target = weight[..., None] * jax.nn.one_hot(action, num_actions)
+    return jax.lax.stop_gradient(target)
 
 
 def _gather_rows(x, index):
@@ -182,6 +209,11 @@ def make_train_step(model: WorldModel, config: Config):
                 )
                 boot_value = boot_value.at[:num_reanalysed].set(boot_search)
         value_target = targets_lib.value_targets(plan, boot_value)
+        if s.algorithm == "none":
+            baseline = predict_values(train_state.target_params, rows.observation[:, : K + 1])
+            policy_target = advantage_weighted_policy(
+                rows.action[:, : K + 1], rows.policy.shape[-1], value_target, baseline, plan.valid
+            )
         if t.value_target == "mixed":
             # EfficientZero V2: for stale data (its TD horizon was cut) trust the search value.
             stale = (horizon < n)[:, None]

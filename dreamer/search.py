@@ -129,6 +129,8 @@ def run_search(
     root_output = root(model, params, observation)
     recurrent_fn = make_recurrent_fn(model, discount, horizon)
     invalid = ~action_mask
+    if config.algorithm == "none":
+        return policy_head_action(root_output, key, action_mask, temperature, explore)
     if config.algorithm == "muzero":
         out = mctx.muzero_policy(
             params,
@@ -158,6 +160,23 @@ def run_search(
         action=out.action.astype(jnp.int32),
         policy=out.action_weights,
         value=out.search_tree.node_values[:, mctx.Tree.ROOT_INDEX],
+        predicted_value=root_output.value,
+    )
+
+
+def policy_head_action(root_output, key, action_mask, temperature, explore: bool) -> SearchOutput:
+    """The planning-free ablation: the masked prior is the policy; sample it at `temperature`
+    when exploring (greedy at 0 or when not exploring). No model step is spent."""
+    logits = jnp.where(action_mask, root_output.prior_logits, -jnp.inf)
+    policy = jax.nn.softmax(logits, axis=-1)
+    greedy = jnp.argmax(logits, axis=-1)
+    temperature = jnp.asarray(temperature, jnp.float32)
+    sampled = jax.random.categorical(key, logits / jnp.maximum(temperature, 1e-6), axis=-1)
+    action = jnp.where(explore & (temperature > 0), sampled, greedy) if explore else greedy
+    return SearchOutput(
+        action=action.astype(jnp.int32),
+        policy=policy,
+        value=root_output.value,
         predicted_value=root_output.value,
     )
 

@@ -280,7 +280,7 @@ class Trainer:
         self.ledger.env_steps += self.steps_per_iteration
         self.ledger.frames += frames
         self.ledger.episodes += len(returns)
-        self.ledger.search += self.steps_per_iteration * c.search.num_simulations
+        self.ledger.search += self.steps_per_iteration * c.search.simulations_per_root
         self.loop.recent_returns = (self.loop.recent_returns + [float(r) for r in returns])[-20:]
 
     def _host_collect(self, key, temperature):

@@ -136,3 +136,33 @@ def test_atari_network_downsamples_to_6x6():
     latent = model.apply(params, obs, method=WorldModel.represent)
     assert latent.shape == (2, 6, 6, 64)
     assert float(latent.min()) >= 0.0 and float(latent.max()) <= 1.0 + 1e-6
+
+
+def test_planning_free_ablation_spends_no_search(tmp_path):
+    """search.algorithm=none: the policy head acts, nothing is searched or reanalysed, and the
+    ledger's simulated steps are the training unroll alone."""
+    cfg = tiny_catch("search.algorithm=none", "run.real_steps=256", "train.learning_starts=100",
+                     "run.eval_interval=10000", "run.eval_episodes=4")
+    ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
+    assert ledger.updates == 80
+    assert ledger.search == 0 and ledger.reanalyse == 0
+    assert ledger.simulated == ledger.unroll == 80 * 32 * 3
+    assert np.isfinite(ledger.eval_mean_return)
+
+
+def test_advantage_weighted_policy_targets():
+    from dreamer.learner import advantage_weighted_policy
+
+    action = np.array([[0, 2]])
+    returns = np.array([[2.0, 0.0]])
+    baseline = np.array([[1.0, 1.0]])
+    valid = np.array([[True, True]])
+    target = np.asarray(advantage_weighted_policy(action, 3, returns, baseline, valid))
+    # advantages +1 and -1: batch std 1, weights e^1 and e^-1 on the taken actions
+    np.testing.assert_allclose(target, [[[np.e, 0, 0], [0, 0, np.exp(-1.0)]]], rtol=1e-6)
+    clipped = np.asarray(advantage_weighted_policy(action, 3, returns * 100, baseline, valid,
+                                                   max_weight=5.0))
+    assert clipped[0, 0, 0] == pytest.approx(5.0)
+    invalid = np.asarray(advantage_weighted_policy(action, 3, returns, baseline,
+                                                   np.array([[True, False]])))
+    assert invalid[0, 1].sum() == 0.0

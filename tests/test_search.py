@@ -95,3 +95,35 @@ def _python_loop(lo, hi, body, init):
     for i in range(lo, hi):
         value = body(i, value)
     return value
+
+
+def test_policy_head_acting_respects_mask_and_spends_nothing():
+    """The planning-free ablation: greedy = argmax of the masked prior; sampling never picks a
+    masked action; no recurrent step is taken (the model's dynamics are never applied)."""
+    cfg, world, model, params = _model("catch")
+    none = config_lib.override(cfg, ["search.algorithm=none"]).search
+    assert none.simulations_per_root == 0
+    obs = jax.random.uniform(jax.random.key(3), (64, *world.spec.observation_shape))
+    mask = jnp.tile(jnp.array([True, False, True]), (64, 1))
+    calls = {"dynamics": 0}
+    original = WorldModel.dynamics
+
+    def counting(self, *a, **k):
+        calls["dynamics"] += 1
+        return original(self, *a, **k)
+
+    WorldModel.dynamics = counting
+    try:
+        out = search.run_search(model, params, jax.random.key(4), obs, mask, none, 0.99, 5,
+                                temperature=1.0, explore=True)
+        greedy = search.run_search(model, params, jax.random.key(4), obs, mask, none, 0.99, 5,
+                                   explore=False)
+    finally:
+        WorldModel.dynamics = original
+    assert calls["dynamics"] == 0
+    assert not np.any(np.asarray(out.action) == 1)
+    np.testing.assert_allclose(np.asarray(out.policy)[:, 1], 0.0)
+    np.testing.assert_allclose(np.asarray(out.policy).sum(-1), 1.0, rtol=1e-5)
+    root = search.root(model, params, obs)
+    expected = np.argmax(np.where(np.asarray(mask), np.asarray(root.prior_logits), -np.inf), -1)
+    np.testing.assert_array_equal(np.asarray(greedy.action), expected)
