@@ -1,0 +1,345 @@
+"""Real text simulators behind `HostWorld`: TextWorldExpress (`twx/...`) and TextWorld
+(`textworld/...`), each checked step by step against the simulator's own Python interface."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import worlds
+from worlds.text_tokens import SPECIAL_TOKENS, Vocabulary, tokenize
+
+
+def _check_timestep(ts, world):
+    n, spec = world.num_envs, world.spec
+    assert ts.observation.shape == (n, *spec.observation_shape)
+    assert ts.observation.dtype == np.int32
+    assert ts.reward.shape == (n,) and ts.reward.dtype == np.float32
+    assert ts.terminated.shape == (n,) and ts.terminated.dtype == bool
+    assert ts.truncated.shape == (n,) and ts.truncated.dtype == bool
+    assert ts.action_mask.shape == (n, spec.num_actions) and ts.action_mask.dtype == bool
+    assert ts.action_mask.any(axis=1).all()
+    assert not (ts.terminated & ts.truncated).any()
+    assert ((ts.observation >= 0) & (ts.observation < len(world.vocabulary))).all()
+
+
+def _masked_commands(world, mask):
+    return [world.commands[a] for a in np.flatnonzero(mask)]
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+def test_tokenizer_and_vocabulary_round_trip():
+    assert tokenize("You're in the Kitchen. A coin!") == [
+        "you're", "in", "the", "kitchen", ".", "a", "coin", "!"
+    ]
+    vocab = Vocabulary.from_texts(["a coin.", "the coin"])
+    assert vocab.words == [*SPECIAL_TOKENS, ".", "a", "coin", "the"]
+    ids = vocab.encode(["the coin.", "a dog"], 8)
+    np.testing.assert_array_equal(ids, [6, 5, 3, 2, 4, 1, 0, 0])  # <sep>=2, dog -> <unk>=1
+    assert ids.dtype == np.int32
+    assert vocab.decode(ids) == "the coin. | a <unk>"
+    np.testing.assert_array_equal(vocab.encode(["a a a a"], 2), [4, 4])  # cut to length
+    assert vocab.count(["the coin.", "a dog"]) == 6
+
+
+# --- missing pieces -------------------------------------------------------------------------
+
+
+def test_missing_text_extra_names_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "textworld_express", None)  # import now raises ImportError
+    with pytest.raises(worlds.MissingExtraError, match=r'pip install -e "\.\[text\]"'):
+        worlds.make("twx/coin")
+    monkeypatch.setitem(sys.modules, "textworld", None)
+    with pytest.raises(worlds.MissingExtraError, match=r'TextWorld.*pip install -e "\.\[text\]"'):
+        worlds.make("textworld/game.z8")
+
+
+def test_missing_java_names_the_fix(monkeypatch):
+    pytest.importorskip("textworld_express", reason="the 'text' extra is not installed")
+    import worlds.twx as twx
+
+    monkeypatch.setattr(twx.shutil, "which", lambda name: None)
+    twx._java_major_version.cache_clear()
+    try:
+        with pytest.raises(
+            worlds.MissingExtraError, match="apt install openjdk-17-jre-headless"
+        ):
+            worlds.make("twx/coin")
+    finally:
+        twx._java_major_version.cache_clear()
+
+
+def test_unknown_twx_game_lists_games():
+    with pytest.raises(worlds.UnknownWorldError, match=r"twx/coin\?.*Games: coin, cookingworld"):
+        worlds.make("twx/coins")
+
+
+# --- TextWorldExpress -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def twx_reference():
+    """TextWorldExpress's own Python environment (one more JVM), to check the world against."""
+    twx = pytest.importorskip("textworld_express", reason="the 'text' extra is not installed")
+    env = twx.TextWorldExpressEnv(envStepLimit=10**6)
+    yield env
+    env.close()
+
+
+def _reference_start(env, world, i, gold=False):
+    obs, infos = env.reset(
+        seed=int(world.game_seeds[i]), gameFold=world.fold, gameName=world.game,
+        gameParams=world.params, generateGoldPath=gold,
+    )
+    return infos
+
+
+def _reference_observation(world, infos):
+    from worlds.twx import OBSERVATION_FIELDS, _fields
+
+    fields = _fields(infos, infos["taskDescription"], OBSERVATION_FIELDS)
+    return Vocabulary(world.vocabulary).encode(fields, world.max_tokens)
+
+
+def test_twx_spec_and_shapes(twx_reference):
+    with worlds.make("twx/coin", num_envs=2) as world:
+        spec = world.spec
+        assert spec.name == "twx/coin" and world.family == "twx_coin"
+        assert spec.observation_kind == "tokens" and spec.observation_dtype == "int32"
+        assert spec.observation_shape == (world.max_tokens,)
+        assert spec.has_action_mask and spec.max_episode_steps == 100
+        assert spec.action_names == tuple(world.commands) == tuple(sorted(world.commands))
+        assert {"move north", "take coin", "look around", "inventory"} <= set(world.commands)
+        assert tuple(world.vocabulary[:3]) == SPECIAL_TOKENS and "coin" in world.vocabulary
+        ts = world.reset(seed=0)
+        _check_timestep(ts, world)
+        assert not (ts.action_mask.all(axis=1)).any()  # a real mask, not all-valid
+        text = world.render(ts.observation[0])
+        assert "coin" in text and "kitchen" in text and "|" in text
+        rng = np.random.default_rng(0)
+        for _ in range(5):
+            actions = np.array([rng.choice(np.flatnonzero(m)) for m in ts.action_mask])
+            ts = world.step(actions)
+            _check_timestep(ts, world)
+        assert world.frames == 10
+        with pytest.raises(ValueError, match=r"expected \(2,\)"):
+            world.step(np.zeros(3, np.int64))
+
+
+def test_twx_matches_reference_step_for_step(twx_reference):
+    """Observation, mask (TWX's sorted validActions), reward and ends equal TWX's own env's, across
+    a won episode (the gold path), a truncated one (random valid commands) and their auto-resets."""
+    env = twx_reference
+    limit = 30
+    with worlds.make("twx/coin", max_episode_steps=limit) as world:
+        ts = world.reset(seed=5)
+        ends, gold_length = [], None
+        for _episode in range(2):
+            gold = None
+            for _try in range(10):  # TWX's gold paths for coin are random walks: take a short one
+                infos = _reference_start(env, world, 0, gold=True)
+                if ends or len(env.getGoldActionSequence()) < limit:
+                    gold = None if ends else env.getGoldActionSequence()
+                    break
+            np.testing.assert_array_equal(ts.observation[0], _reference_observation(world, infos))
+            assert _masked_commands(world, ts.action_mask[0]) == sorted(infos["validActions"])
+            if gold is not None:
+                gold_length = len(gold)
+            rng = np.random.default_rng(1)
+            for t in range(limit):
+                if gold is not None:
+                    command = gold[t]
+                else:  # anything but taking the coin, so the time limit ends the episode
+                    options = _masked_commands(world, ts.action_mask[0])
+                    command = rng.choice([c for c in options if c != "take coin"])
+                ts = world.step(np.array([world.commands.index(command)]))
+                _, reward, _, infos = env.step(command)
+                assert ts.reward[0] == np.float32(reward) and reward == (command == "take coin")
+                won = infos["tasksuccess"]
+                assert ts.terminated[0] == (won or infos["taskfailure"])
+                assert world.success[0] == won
+                if ts.terminated[0] or ts.truncated[0]:
+                    ends.append((bool(ts.terminated[0]), bool(ts.truncated[0]), t + 1))
+                    break
+                np.testing.assert_array_equal(
+                    ts.observation[0], _reference_observation(world, infos)
+                )
+                assert _masked_commands(world, ts.action_mask[0]) == sorted(infos["validActions"])
+        # the gold path wins (reward 1, terminated); random commands are cut at the limit
+        assert ends == [(True, False, gold_length), (False, True, limit)]
+        assert world.unlisted_commands == set()
+
+
+def test_twx_copies_are_independent_and_deterministic():
+    """Copy i of a world reset with seed s plays what a one-copy world reset with s + i plays."""
+
+    def play(num_envs, seed, steps=15):
+        with worlds.make("twx/coin", num_envs=num_envs) as world:
+            ts = world.reset(seed=seed)
+            out = [ts.observation.copy()]
+            seeds = [world.game_seeds.copy()]
+            for t in range(steps):
+                # the first valid command in id order, shifted by t: deterministic, varied
+                actions = np.array([np.flatnonzero(m)[t % m.sum()] for m in ts.action_mask])
+                ts = world.step(actions)
+                out.append(ts.observation.copy())
+            return np.stack(out, 1), np.stack(seeds, 1)
+
+    both, seeds = play(2, 7)
+    first, _ = play(1, 7)  # another world (and JVM) with the same seed: determinism
+    second, _ = play(1, 8)
+    np.testing.assert_array_equal(both[0], first[0])
+    np.testing.assert_array_equal(both[1], second[0])
+    assert seeds[0, 0] != seeds[1, 0] and not np.array_equal(both[0], both[1])
+
+
+def test_twx_folds_draw_their_own_seeds():
+    observations = {}
+    for fold, (low, high) in {"train": (0, 999), "dev": (10000, 10999), "test": (20000, 20999)}.items():
+        with worlds.make("twx/coin", num_envs=2, fold=fold) as world:
+            ts = world.reset(seed=0)
+            assert ((world.game_seeds >= low) & (world.game_seeds <= high)).all()
+            observations[fold] = ts.observation
+    assert not np.array_equal(observations["train"], observations["dev"])
+    assert not np.array_equal(observations["dev"], observations["test"])
+    with pytest.raises(worlds.WorldOptionError, match="fold must be one of train, dev, test"):
+        worlds.make("twx/coin", fold="valid")
+
+
+def test_twx_game_options_and_cached_family(tmp_path, monkeypatch):
+    from worlds.text_tokens import read_family, write_family
+    from worlds.twx import build_family, game_params_string
+
+    assert game_params_string("numLocations=5", include_doors=False, num_distractor_items=2) == (
+        "includeDoors=0,numDistractorItems=2,numLocations=5"
+    )
+    assert game_params_string("numLocations=5", numLocations=3) == "numLocations=3"
+    with pytest.raises(worlds.WorldOptionError, match="Unrecognized property name"):
+        worlds.make("twx/coin", num_rooms=3)
+    # A family for non-default options is built once and read from the cache afterwards; here a
+    # small one (3 games per fold) is put in a fresh cache so the test does not build the full one.
+    monkeypatch.setenv("DREAMER_CACHE", str(tmp_path))
+    params = "includeDoors=0,numLocations=3"
+    family = build_family("coin", params, seeds_per_fold=3, verbose=False)
+    assert family["commands"] == sorted(family["commands"]) and "take coin" in family["commands"]
+    write_family("twx_coin-includeDoors=0-numLocations=3", family)
+    assert read_family("twx_coin-includeDoors=0-numLocations=3") == json.loads(json.dumps(family))
+    with worlds.make("twx/coin", num_locations=3, include_doors=False, num_envs=2) as world:
+        assert world.family == "twx_coin-includeDoors=0-numLocations=3"
+        assert world.commands == family["commands"]
+        assert not any("door" in c for c in world.commands)
+        _check_timestep(world.reset(seed=0), world)
+
+
+def test_twx_close_stops_the_jvm():
+    world = worlds.make("twx/coin", num_envs=2)
+    process = world._engine.process
+    world.reset(seed=0)
+    assert process.poll() is None
+    world.close()
+    assert process.poll() is not None  # exited
+    with pytest.raises(RuntimeError, match="closed"):
+        world.step(np.zeros(2, np.int64))
+    world.close()  # twice is fine
+
+
+@pytest.mark.parametrize("game", ["cookingworld", "mapreader"])
+def test_twx_other_games(game):
+    with worlds.make(f"twx/{game}", num_envs=2) as world:
+        ts = world.reset(seed=0)
+        _check_timestep(ts, world)
+        rng = np.random.default_rng(0)
+        for _ in range(10):
+            ts = world.step(np.array([rng.choice(np.flatnonzero(m)) for m in ts.action_mask]))
+            _check_timestep(ts, world)
+
+
+# --- TextWorld ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def textworld_game(tmp_path_factory):
+    """A small TextWorld game with dense rewards (several score points), made once per session."""
+    pytest.importorskip("textworld", reason="the 'text' extra is not installed")
+    path = tmp_path_factory.mktemp("textworld") / "simple.z8"
+    subprocess.run(
+        [sys.executable, str(Path(sys.executable).parent / "tw-make"), "tw-simple", "--rewards", "dense",
+         "--goal", "detailed", "--seed", "3", "--output", str(path), "--silent"],
+        check=True, capture_output=True, timeout=120,
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def fresh_cache(tmp_path_factory):
+    """An empty vocabulary cache for this module's TextWorld tests (the first one builds)."""
+    path = tmp_path_factory.mktemp("dreamer-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DREAMER_CACHE", str(path))
+        yield path
+
+
+@pytest.mark.filterwarnings("ignore:.*is not fully supported")  # jericho, on the reference env
+def test_textworld_rewards_are_score_changes(textworld_game, fresh_cache):
+    """Along the walkthrough, each reward is the change of TextWorld's cumulative score and the
+    mask holds exactly the sorted admissible commands; the last step wins and auto-resets."""
+    import textworld
+
+    reference = textworld.start(
+        str(textworld_game),
+        request_infos=textworld.EnvInfos(admissible_commands=True, extras=["walkthrough"]),
+    )
+    gs = reference.reset()
+    walkthrough = gs["extra.walkthrough"]
+    with worlds.make(f"textworld/{textworld_game}", num_envs=2) as world:
+        assert world.spec.observation_kind == "tokens" and world.spec.has_action_mask
+        assert world.family.startswith("textworld_")
+        assert (fresh_cache / "vocab" / f"{world.family}.json").exists()
+        first = world.reset(seed=0)
+        _check_timestep(first, world)
+        assert _masked_commands(world, first.action_mask[0]) == sorted(gs["admissible_commands"])
+        scores, rewards = [0], []
+        for t, command in enumerate(walkthrough):
+            ts = world.step(np.full(2, world.commands.index(command)))
+            _check_timestep(ts, world)
+            gs, score, done = reference.step(command)
+            scores.append(score)
+            rewards.append(ts.reward[0])
+            np.testing.assert_array_equal(ts.reward, ts.reward[0])
+            last = t == len(walkthrough) - 1
+            assert ts.terminated.all() == last and not ts.truncated.any()
+            if not last:
+                assert _masked_commands(world, ts.action_mask[0]) == sorted(
+                    gs["admissible_commands"]
+                )
+        assert done and world.success.all()
+        np.testing.assert_array_equal(rewards, np.diff(scores))
+        assert sum(r > 0 for r in rewards) >= 2  # several score points: a real per-step reward
+        np.testing.assert_array_equal(ts.observation, first.observation)  # auto-reset
+        np.testing.assert_array_equal(ts.action_mask, first.action_mask)
+        assert world.unlisted_commands == set()
+        assert "|" in world.render(ts.observation[0])
+    reference.close()
+
+
+def test_textworld_truncation_and_close(textworld_game, fresh_cache):
+    world = worlds.make(f"textworld/{textworld_game}", max_episode_steps=3)
+    first = world.reset(seed=0)
+    look = world.commands.index("look")
+    flags = [world.step(np.array([look])) for _ in range(3)]
+    assert [f.truncated[0] for f in flags] == [False, False, True]
+    np.testing.assert_array_equal(flags[-1].observation, first.observation)
+    world.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        world.step(np.array([look]))
+
+
+def test_textworld_missing_game_file(tmp_path):
+    pytest.importorskip("textworld", reason="the 'text' extra is not installed")
+    with pytest.raises(FileNotFoundError, match="tw-make"):
+        worlds.make(f"textworld/{tmp_path}/nothing.z8")

@@ -1,0 +1,349 @@
+"""A TextWorld game file (made with `tw-make`) as a host world: `textworld/<path to .z8 or .ulx>`.
+
+TextWorld (the optional `text` extra; MIT, but it runs games through the GPL jericho package, so it
+stays an optional extra and nothing of it is vendored) plays one generated game. A world runs
+`num_envs` copies of it in this process. The game is the same every episode and plays the same
+way for the same commands, so `reset(seed)` only restarts it.
+
+Commands. The action set is TextWorld's own superset of the game's admissible commands,
+`Game.possible_admissible_commands`: every command template of the game (`take {o} from {c}`, ...)
+filled with every entity name whose type fits each slot (a key fits `{o}`). It is fixed for the
+game, whatever state it is in. Each step the mask marks the commands TextWorld lists as admissible
+now; an admissible command outside the list (none in the games tried) cannot be chosen and is
+counted in `world.unlisted_commands`. The game's `.json` file, which `tw-make` writes beside the
+game, must be there.
+
+Rewards. TextWorld's `step` returns the cumulative score; the reward of a step is its change.
+An episode ends with `terminated` when the game is won or lost, with `truncated` after
+`max_episode_steps` commands; `success[i]` tells whether copy i's last step won.
+
+Observations are token ids (`observation_kind="tokens"`) of the fields `objective`, `feedback`
+(the game's answer without the prompt and status line; empty where it repeats the room
+description, and at the start of an episode), `inventory` and `description` (the room), joined by
+`<sep>`. The vocabulary is built once per game file (its entity names and descriptions, objective
+and commands, plus every text met along the walkthrough and a few seeded random walks) and cached
+under `vocab_cache_dir()` by the file's SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from worlds.base import HostWorld, TimeStep, WorldSpec
+from worlds.registry import MissingExtraError, WorldOptionError
+from worlds.text_tokens import Vocabulary, read_family, tokenize, write_family
+
+OBSERVATION_FIELDS: tuple[str, ...] = ("objective", "feedback", "inventory", "description")
+FAMILY_FORMAT = 1
+BUILD_WALKS = 4
+BUILD_WALK_STEPS = 50
+INSTALL_TEXT_EXTRA = 'pip install -e ".[text]"'
+
+
+def _import_textworld(world: str):
+    try:
+        import textworld
+    except ImportError:
+        raise MissingExtraError(
+            f"{world} needs TextWorld (the 'text' extra): {INSTALL_TEXT_EXTRA}"
+        ) from None
+    return textworld
+
+
+def clean_feedback(text: str) -> str:
+    """The game's answer without the `>` prompt and status line that follow it."""
+    text = re.split(r"\n\s*>", "\n" + text, maxsplit=1)[0]
+    return text.strip()
+
+
+def _fields(gs, feedback: str, which: tuple[str, ...]) -> list[str]:
+    description = gs["description"] or ""
+    if feedback.strip() == description.strip():
+        feedback = ""
+    texts = {
+        "objective": gs["objective"] or "",
+        "feedback": feedback,
+        "inventory": gs["inventory"] or "",
+        "description": description,
+    }
+    return [texts[f] for f in which]
+
+
+def _request_infos(textworld):
+    return textworld.EnvInfos(
+        admissible_commands=True,
+        description=True,
+        inventory=True,
+        objective=True,
+        score=True,
+        max_score=True,
+        won=True,
+        lost=True,
+    )
+
+
+def _start(textworld, path: Path):
+    """One interpreter of the game. jericho warns that it cannot detect scores in TextWorld's
+    games; TextWorld tracks the score itself, so the warning is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is not fully supported")
+        return textworld.start(str(path), request_infos=_request_infos(textworld))
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def build_family(path: Path, game, textworld) -> dict:
+    """Collects a game's vocabulary: the game's own texts, then what `BUILD_WALKS` seeded random
+    walks of `BUILD_WALK_STEPS` commands and the walkthrough show.
+
+    Returns:
+      dict with `vocabulary` (id -> word), `commands` (the fixed command list) and `max_tokens`
+      (longest observation seen, rounded up to a multiple of 16).
+    """
+    commands = sorted(set(game.possible_admissible_commands) | set(game.walkthrough or ()))
+    texts = [game.objective or "", *commands]
+    for info in game.infos.values():
+        texts.extend(t for t in (info.name, info.desc, info.adj, info.noun) if t)
+    env = _start(textworld, path)
+    longest = 0
+    try:
+        walks = [list(game.walkthrough or ())] + [None] * BUILD_WALKS
+        for w, walk in enumerate(walks):
+            rng = np.random.default_rng(w)
+            gs = env.reset()
+            feedback = ""
+            for t in range(BUILD_WALK_STEPS if walk is None else len(walk)):
+                fields = _fields(gs, feedback, OBSERVATION_FIELDS)
+                texts.extend(fields)
+                longest = max(longest, sum(len(tokenize(f)) for f in fields) + 3)
+                if gs["won"] or gs["lost"]:
+                    break
+                if walk is None:
+                    options = sorted(gs["admissible_commands"])
+                    command = options[rng.integers(len(options))]
+                else:
+                    command = walk[t]
+                gs, _, _ = env.step(command)
+                feedback = clean_feedback(gs.feedback)
+            fields = _fields(gs, feedback, OBSERVATION_FIELDS)
+            texts.extend(fields)
+            longest = max(longest, sum(len(tokenize(f)) for f in fields) + 3)
+    finally:
+        env.close()
+    return {
+        "format": FAMILY_FORMAT,
+        "game_file": path.name,
+        "max_tokens": -(-longest // 16) * 16,
+        "vocabulary": Vocabulary.from_texts(texts).words,
+        "commands": commands,
+    }
+
+
+class TextWorldWorld(HostWorld):
+    """N copies of one TextWorld game behind the `HostWorld` interface. Build with
+    `make_textworld`, which documents the options.
+
+    Attributes:
+      vocabulary: token id -> word of this game (save it with a run).
+      commands: action id -> command text (the same as `spec.action_names`).
+      success: [N] bool, whether each copy's last step won the game.
+      unlisted_commands: admissible commands met that are not in the command list.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        num_envs: int = 1,
+        *,
+        max_episode_steps: int = 100,
+        max_tokens: int | None = None,
+        observation_fields: tuple[str, ...] = OBSERVATION_FIELDS,
+    ):
+        name = f"textworld/{path}"
+        textworld = _import_textworld(name)
+        if num_envs < 1:
+            raise ValueError(f"{name}: num_envs must be >= 1, got {num_envs}")
+        if max_episode_steps < 1:
+            raise ValueError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
+        observation_fields = tuple(observation_fields)
+        if not observation_fields or set(observation_fields) - set(OBSERVATION_FIELDS):
+            raise WorldOptionError(
+                f"{name}: observation_fields must be a non-empty subset of "
+                f"{OBSERVATION_FIELDS}, got {observation_fields}"
+            )
+        game_path = Path(path).expanduser()
+        if not game_path.is_file():
+            raise FileNotFoundError(
+                f"{name}: no game file {str(game_path)!r}; make one with e.g. `tw-make custom "
+                "--world-size 3 --nb-objects 5 --quest-length 3 --seed 1 --output game.z8`"
+            )
+        json_path = game_path.with_suffix(".json")
+        if not json_path.is_file():
+            raise FileNotFoundError(
+                f"{name}: {str(json_path)!r} is missing; TextWorld needs the .json file that "
+                "tw-make writes beside the game to list admissible commands"
+            )
+        from textworld.generator.game import Game
+
+        game = Game.load(str(json_path))
+        family_name = f"textworld_{_file_digest(game_path)}"
+        family = read_family(family_name)
+        if family is None or family.get("format") != FAMILY_FORMAT:
+            family = build_family(game_path, game, textworld)
+            write_family(family_name, family)
+
+        self.num_envs = num_envs
+        self.frames = 0
+        self.family = family_name
+        self.vocabulary: list[str] = list(family["vocabulary"])
+        self.commands: list[str] = list(family["commands"])
+        self._vocab = Vocabulary(self.vocabulary)
+        self._command_ids = {c: i for i, c in enumerate(self.commands)}
+        self._fields_shown = observation_fields
+        self.max_tokens = int(max_tokens or family["max_tokens"])
+        self.spec = WorldSpec(
+            name=name,
+            observation_shape=(self.max_tokens,),
+            observation_dtype="int32",
+            num_actions=len(self.commands),
+            action_names=tuple(self.commands),
+            max_episode_steps=max_episode_steps,
+            observation_kind="tokens",
+            frames_per_step=1,
+            reward_range=(-float(game.max_score), float(game.max_score)),
+            has_action_mask=True,
+        )
+        self._envs = []
+        try:
+            for _ in range(num_envs):
+                self._envs.append(_start(textworld, game_path))
+        except BaseException:
+            self.close()
+            raise
+        self.unlisted_commands: set[str] = set()
+        self.success = np.zeros((num_envs,), bool)
+        self._scores = np.zeros((num_envs,), np.float64)
+        self._steps = np.zeros((num_envs,), np.int64)
+        self._observation = np.zeros((num_envs, self.max_tokens), np.int32)
+        self._mask = np.zeros((num_envs, self.spec.num_actions), bool)
+        self._started = False
+
+    def _show(self, i: int, gs, feedback: str) -> None:
+        self._observation[i] = self._vocab.encode(
+            _fields(gs, feedback, self._fields_shown), self.max_tokens
+        )
+        self._mask[i] = False
+        for command in gs["admissible_commands"] or ():
+            index = self._command_ids.get(command)
+            if index is None:
+                self.unlisted_commands.add(command)
+            else:
+                self._mask[i, index] = True
+        if not self._mask[i].any():  # keep acting ("look" is always admissible in practice)
+            self._mask[i] = True
+
+    def _new_episode(self, i: int) -> None:
+        gs = self._envs[i].reset()
+        self._scores[i] = float(gs["score"] or 0)
+        self._steps[i] = 0
+        self._show(i, gs, "")
+
+    def reset(self, seed: int) -> TimeStep:
+        """Restarts the game in every copy (`seed` is unused: the game is deterministic).
+
+        Returns:
+          TimeStep with observation [N, max_tokens] int32, reward [N] float32 zeros, flags [N]
+          bool False, action_mask [N, num_actions] bool (the admissible commands).
+        """
+        del seed
+        self._check_open()
+        for i in range(self.num_envs):
+            self._new_episode(i)
+        self.success[:] = False
+        self._started = True
+        return self._reset_timestep(self._observation.copy(), self._mask.copy())
+
+    def step(self, actions: np.ndarray) -> TimeStep:
+        """One command in every copy, auto-resetting finished ones.
+
+        Args:
+          actions: [N] integer command ids in `[0, num_actions)`.
+
+        Returns:
+          TimeStep: reward [N] float32 (change of the cumulative score) and flags [N] bool of the
+          command just taken; observation and action_mask are the next episode's first ones
+          where an episode ended. `truncated` is False where `terminated` is True.
+        """
+        self._check_open()
+        if not self._started:
+            raise RuntimeError(f"{self.spec.name}: call reset(seed) before step")
+        actions = self._check_actions(actions)
+        n = self.num_envs
+        reward = np.zeros((n,), np.float32)
+        terminated = np.zeros((n,), bool)
+        truncated = np.zeros((n,), bool)
+        for i in range(n):
+            action = int(actions[i])
+            if not 0 <= action < self.spec.num_actions:
+                raise ValueError(
+                    f"{self.spec.name}: action {action} out of range [0, {self.spec.num_actions})"
+                )
+            gs, score, done = self._envs[i].step(self.commands[action])
+            reward[i] = float(score) - self._scores[i]
+            self._scores[i] = float(score)
+            self._steps[i] += 1
+            self.success[i] = bool(gs["won"])
+            terminated[i] = bool(gs["won"] or gs["lost"] or done)
+            truncated[i] = not terminated[i] and self._steps[i] >= self.spec.max_episode_steps
+            if terminated[i] or truncated[i]:
+                self._new_episode(i)
+            else:
+                self._show(i, gs, clean_feedback(gs.feedback))
+        self.frames += n
+        return TimeStep(
+            observation=self._observation.copy(),
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            action_mask=self._mask.copy(),
+        )
+
+    def render(self, observation) -> str:
+        """Token ids [max_tokens] -> readable text (fields separated by `|`)."""
+        return self._vocab.decode(observation)
+
+    def close(self) -> None:
+        """Closes every copy's game interpreter; the world cannot step afterwards."""
+        envs, self._envs = getattr(self, "_envs", None), None
+        for env in envs or ():
+            env.close()
+
+    def _check_open(self) -> None:
+        if self._envs is None:
+            raise RuntimeError(f"{self.spec.name}: the world is closed")
+
+
+def make_textworld(path: str, num_envs: int = 1, **options) -> TextWorldWorld:
+    """Builds `num_envs` copies of the TextWorld game at `path` (needs the `text` extra).
+
+    Args:
+      path: a `.z8` or `.ulx` game made with `tw-make` (its `.json` beside it).
+      num_envs: parallel copies (interpreters in this process, stepped in sequence).
+      **options: `max_episode_steps` (100), `max_tokens` (the game's longest observation seen
+        when its vocabulary was built), `observation_fields` (subset of `OBSERVATION_FIELDS`).
+
+    Returns:
+      A `TextWorldWorld` with token observations [num_envs, max_tokens] int32 and masked commands.
+
+    Raises:
+      MissingExtraError: when `textworld` is not installed (naming the fix).
+      FileNotFoundError: for a missing game file or its missing `.json`.
+    """
+    return TextWorldWorld(path, num_envs, **options)
