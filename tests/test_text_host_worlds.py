@@ -59,8 +59,7 @@ def test_missing_text_extra_names_the_fix(monkeypatch):
         worlds.make("textworld/game.z8")
 
 
-def test_missing_java_names_the_fix(monkeypatch):
-    pytest.importorskip("textworld_express", reason="the 'text' extra is not installed")
+def test_missing_java_names_the_fix(monkeypatch, twx):
     import worlds.twx as twx
 
     monkeypatch.setattr(twx.shutil, "which", lambda name: None)
@@ -83,9 +82,14 @@ def test_unknown_twx_game_lists_games():
 
 
 @pytest.fixture(scope="module")
-def twx_reference():
+def twx():
+    """The textworld_express module; the test is skipped where the 'text' extra is absent."""
+    return pytest.importorskip("textworld_express", reason="the 'text' extra is not installed")
+
+
+@pytest.fixture(scope="module")
+def twx_reference(twx):
     """TextWorldExpress's own Python environment (one more JVM), to check the world against."""
-    twx = pytest.importorskip("textworld_express", reason="the 'text' extra is not installed")
     env = twx.TextWorldExpressEnv(envStepLimit=10**6)
     yield env
     env.close()
@@ -175,7 +179,7 @@ def test_twx_matches_reference_step_for_step(twx_reference):
         assert world.unlisted_commands == set()
 
 
-def test_twx_copies_are_independent_and_deterministic():
+def test_twx_copies_are_independent_and_deterministic(twx):
     """Copy i of a world reset with seed s plays what a one-copy world reset with s + i plays."""
 
     def play(num_envs, seed, steps=15):
@@ -198,7 +202,7 @@ def test_twx_copies_are_independent_and_deterministic():
     assert seeds[0, 0] != seeds[1, 0] and not np.array_equal(both[0], both[1])
 
 
-def test_twx_folds_draw_their_own_seeds():
+def test_twx_folds_draw_their_own_seeds(twx):
     observations = {}
     for fold, (low, high) in {"train": (0, 999), "dev": (10000, 10999), "test": (20000, 20999)}.items():
         with worlds.make("twx/coin", num_envs=2, fold=fold) as world:
@@ -211,7 +215,7 @@ def test_twx_folds_draw_their_own_seeds():
         worlds.make("twx/coin", fold="valid")
 
 
-def test_twx_game_options_and_cached_family(tmp_path, monkeypatch):
+def test_twx_game_options_and_cached_family(tmp_path, monkeypatch, twx):
     from worlds.text_tokens import read_family, write_family
     from worlds.twx import build_family, game_params_string
 
@@ -236,7 +240,7 @@ def test_twx_game_options_and_cached_family(tmp_path, monkeypatch):
         _check_timestep(world.reset(seed=0), world)
 
 
-def test_twx_close_stops_the_jvm():
+def test_twx_close_stops_the_jvm(twx):
     world = worlds.make("twx/coin", num_envs=2)
     process = world._engine.process
     world.reset(seed=0)
@@ -249,7 +253,7 @@ def test_twx_close_stops_the_jvm():
 
 
 @pytest.mark.parametrize("game", ["cookingworld", "mapreader"])
-def test_twx_other_games(game):
+def test_twx_other_games(game, twx):
     with worlds.make(f"twx/{game}", num_envs=2) as world:
         ts = world.reset(seed=0)
         _check_timestep(ts, world)
