@@ -24,9 +24,12 @@ Actions index a command list fixed per game family (a game and its non-default g
 gives unordered). The vocabulary and the command list of a family are built once by playing games
 of all three folds: the gold path and a seeded random walk of every game (`build_family`), and kept
 as a JSON family file: shipped in `worlds/data/` for the default options of coin, cookingworld
-and mapreader, built and cached under `vocab_cache_dir()` for other options. A valid command that
-the build never met cannot be chosen (it is counted in `world.unlisted_commands`); "look around"
-and "inventory", always valid, keep the mask from ever being empty.
+and mapreader, built and cached under `vocab_cache_dir()` for other options (a few minutes, once).
+A valid command that the build never met cannot be chosen (it is counted in
+`world.unlisted_commands`); "look around" and "inventory", always valid, keep the mask from ever
+being empty. Measured with random valid commands: none unlisted in coin, about 1 in 1,000 steps'
+valid sets in mapreader, and in cookingworld a few of its many `put <item> in <container>`
+combinations (none of them on a gold path).
 """
 
 from __future__ import annotations
@@ -241,7 +244,9 @@ def build_family(
     For each fold and each of its first `seeds_per_fold` seeds (all 1,000 if None): the game's
     gold path, then a random walk of `random_steps` commands drawn from the valid ones (numpy
     generator seeded with the game seed) from the game's start. Every text seen and every valid
-    command goes into the family.
+    command goes into the family. TextWorldExpress draws its gold paths at random (the same game
+    gives gold paths of different lengths), so two builds can differ slightly: the shipped files
+    are the reference.
 
     Returns:
       dict with `vocabulary` (id -> word), `commands` (sorted), `max_tokens` (longest observation
