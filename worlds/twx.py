@@ -27,9 +27,9 @@ as a JSON family file: shipped in `worlds/data/` for the default options of coin
 and mapreader, built and cached under `vocab_cache_dir()` for other options (a few minutes, once).
 A valid command that the build never met cannot be chosen (it is counted in
 `world.unlisted_commands`); "look around" and "inventory", always valid, keep the mask from ever
-being empty. Measured with random valid commands: none unlisted in coin, about 1 in 1,000 steps'
-valid sets in mapreader, and in cookingworld a few of its many `put <item> in <container>`
-combinations (none of them on a gold path).
+being empty. Measured over 6,300 random valid commands per game: no unlisted command in coin, one
+in mapreader (`put <item> in box` for a distractor item), and in cookingworld a few dozen of its
+many `put <item> in <container>` combinations (none of them on a gold path).
 """
 
 from __future__ import annotations
