@@ -1,8 +1,15 @@
 """`dreamer report RUN_DIR ...`: sample-efficiency plots and a markdown table from run folders.
 
-Reads each run's `ledger.json` and `eval.csv`; groups runs by (world, config without the seed);
-aggregates seeds as the mean with a bootstrap 95% interval (and the interquartile mean when a group
-has at least 5 runs, as rliable does).
+Reads each run's `ledger.json` and `eval.csv`; groups runs by (world, config without the seed and
+the real budget); aggregates seeds as the mean with a bootstrap 95% interval (and the interquartile
+mean when a group has at least 5 runs, as rliable does). Groups of one world are labelled by the
+config fields in which they differ and drawn side by side.
+
+For each world it draws `<world>.png` (evaluation return against real env steps and against
+simulated model steps) and `<world>-compute.png` (the dream ratio over the run, and the split of
+simulated steps per real step into search, reanalysis and training unroll). Runs on `atari/<game>`
+worlds also get human-normalised scores, (score - random) / (human - random), with the reference
+scores of the 26 Atari 100k games in `dreamer/data/atari_scores.json`.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 
 import numpy as np
 
@@ -18,39 +26,92 @@ class ReportError(ValueError):
     """A folder that cannot be reported on; the message says why."""
 
 
+SIMULATED_PARTS = ("search", "reanalyse", "unroll")
+
+
 def load_run(path: str) -> dict:
-    """Reads one run folder: its ledger and its evaluation curve."""
+    """Reads one run folder.
+
+    Returns:
+      {"path", "ledger" (ledger.json as a dict), "curve": [E, 3] float64 array of
+      (real env steps, simulated steps, mean evaluation return) per evaluation}.
+
+    Raises:
+      ReportError: no such folder, not a run folder, or no evaluation yet.
+    """
     ledger_path = os.path.join(path, "ledger.json")
     if not os.path.isdir(path):
         raise ReportError(f"{path}: no such folder")
     if not os.path.isfile(ledger_path):
         raise ReportError(f"{path}: not a dreamer run folder (no ledger.json)")
-    with open(ledger_path) as f:
-        ledger = json.load(f)
+    try:
+        with open(ledger_path) as f:
+            ledger = json.load(f)
+        ledger["world"], ledger["real"]["env_steps"], ledger["simulated"]
+    except (ValueError, KeyError, TypeError):
+        raise ReportError(f"{path}: ledger.json is not a dreamer ledger (unreadable)") from None
     curve = []
     eval_path = os.path.join(path, "eval.csv")
     if os.path.isfile(eval_path):
         with open(eval_path) as f:
             for row in csv.DictReader(f):
-                if row["mean_return"] not in ("", "None"):
-                    curve.append((int(row["env_steps"]), int(row["simulated"]),
-                                  float(row["mean_return"])))
+                try:
+                    if row["mean_return"] not in ("", "None"):
+                        curve.append((int(row["env_steps"]), int(row["simulated"]),
+                                      float(row["mean_return"])))
+                except (KeyError, TypeError, ValueError):
+                    raise ReportError(f"{path}: eval.csv has a malformed row: {row}") from None
     if not curve:
         raise ReportError(f"{path}: the run has no evaluation yet (eval.csv is empty)")
     return {"path": path, "ledger": ledger, "curve": np.array(curve, dtype=np.float64)}
 
 
-def _group_key(ledger: dict) -> tuple[str, str]:
-    config = dict(ledger["config"])
+def _comparable_config(ledger: dict) -> dict:
+    """The run's config without what differs between seeds of one experiment."""
+    config = json.loads(json.dumps(ledger.get("config", {})))
     config.pop("seed", None)
-    run = dict(config.get("run", {}))
-    run.pop("real_steps", None)
-    config["run"] = run
-    return ledger["world"], json.dumps(config, sort_keys=True)
+    config.pop("world", None)
+    config.get("run", {}).pop("real_steps", None)
+    return config
+
+
+def _group_key(ledger: dict) -> tuple[str, str]:
+    return ledger["world"], json.dumps(_comparable_config(ledger), sort_keys=True)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_labels(configs: list[dict]) -> list[str]:
+    """Names configs by the dotted fields in which they differ, e.g. "search.num_simulations=8".
+
+    Args:
+      configs: nested config dicts of one world.
+
+    Returns:
+      One label per config; "config 1" when there is a single config.
+    """
+    if len(configs) < 2:
+        return [f"config {i + 1}" for i in range(len(configs))]
+    flat = [_flatten(c) for c in configs]
+    keys = sorted(set().union(*flat))
+    differing = [k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1]
+    labels = [", ".join(f"{k}={f.get(k)}" for k in differing) for f in flat]
+    if len(set(labels)) < len(labels) or any(len(label) > 80 for label in labels):
+        return [f"config {i + 1}" for i in range(len(configs))]
+    return labels
 
 
 def bootstrap_interval(values: np.ndarray, seed: int = 0, samples: int = 2000) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean."""
+    """95% percentile-bootstrap interval of the mean of `values` ([N]); (v, v) for one value."""
+    values = np.asarray(values, dtype=np.float64)
     if len(values) < 2:
         return float(values.mean()), float(values.mean())
     rng = np.random.default_rng(seed)
@@ -59,30 +120,123 @@ def bootstrap_interval(values: np.ndarray, seed: int = 0, samples: int = 2000) -
 
 
 def interquartile_mean(values: np.ndarray) -> float:
-    """Mean of the middle 50% of values (rliable's IQM)."""
-    values = np.sort(values)
+    """Mean of the middle 50% of `values` ([N]): the lowest and highest floor(N/4) are dropped
+    (rliable's IQM)."""
+    values = np.sort(np.asarray(values, dtype=np.float64))
     n = len(values)
     return float(values[n // 4 : n - n // 4].mean())
 
 
 def steps_to_threshold(curve: np.ndarray, threshold: float) -> int | None:
+    """Real env steps at the first evaluation whose mean return is >= threshold (None if never).
+
+    Args:
+      curve: [E, 3] (real steps, simulated steps, mean return) per evaluation.
+    """
     hits = np.nonzero(curve[:, 2] >= threshold)[0]
     return int(curve[hits[0], 0]) if len(hits) else None
 
 
+# --- Atari human-normalised scores ---------------------------------------------------------------
+
+def atari_reference_scores() -> dict[str, dict[str, float]]:
+    """{game: {"random": r, "human": h}} for the 26 Atari 100k games (ALE ROM ids)."""
+    path = os.path.join(os.path.dirname(__file__), "data", "atari_scores.json")
+    with open(path) as f:
+        return json.load(f)["games"]
+
+
+def human_normalized_score(game: str, score: float, references: dict | None = None) -> float:
+    """(score - random) / (human - random) for an Atari game (e.g. "pong" or "atari/pong").
+
+    Raises:
+      ReportError: the game has no reference scores.
+    """
+    references = references or atari_reference_scores()
+    game = game.removeprefix("atari/")
+    if game not in references:
+        raise ReportError(f"no human/random reference scores for Atari game {game!r}")
+    ref = references[game]
+    return (score - ref["random"]) / (ref["human"] - ref["random"])
+
+
+def atari_summary(final_returns: dict[str, list[float]]) -> dict:
+    """Human-normalised scores of Atari runs.
+
+    Args:
+      final_returns: {game: [final evaluation return of each run]}; games without reference
+        scores are left out.
+
+    Returns:
+      {"games": {game: mean HNS over its runs}, "mean": mean over games of the per-game means,
+       "median": their median, "iqm": the IQM of all runs' HNS pooled over games (rliable),
+       "runs": number of runs}.
+    """
+    references = atari_reference_scores()
+    per_game, pooled = {}, []
+    for game, returns in sorted(final_returns.items()):
+        game = game.removeprefix("atari/")
+        if game not in references:
+            continue
+        scores = [human_normalized_score(game, r, references) for r in returns]
+        per_game[game] = float(np.mean(scores))
+        pooled += scores
+    if not per_game:
+        return {"games": {}, "mean": None, "median": None, "iqm": None, "runs": 0}
+    means = np.array(list(per_game.values()))
+    return {"games": per_game, "mean": float(means.mean()), "median": float(np.median(means)),
+            "iqm": interquartile_mean(np.array(pooled)), "runs": len(pooled)}
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+def _find_runs(paths: list[str]) -> tuple[list[dict], list[str]]:
+    """Loads the runs named or held (one level down) by `paths`; returns (runs, skipped notes).
+
+    A folder named directly must be a run with an evaluation; runs found inside a folder of runs
+    that have no evaluation yet are skipped (and listed), so a sweep in progress can be reported.
+    """
+    runs, skipped = [], []
+    for path in paths:
+        if not os.path.isdir(path):
+            raise ReportError(f"{path}: no such folder")
+        if os.path.isfile(os.path.join(path, "ledger.json")):
+            runs.append(load_run(path))
+            continue
+        found = sorted(os.path.join(path, d) for d in os.listdir(path)
+                       if os.path.isfile(os.path.join(path, d, "ledger.json")))
+        if not found:
+            raise ReportError(f"{path}: not a dreamer run folder and holds no runs")
+        for run_path in found:
+            try:
+                runs.append(load_run(run_path))
+            except ReportError as e:
+                skipped.append(str(e))
+        if not runs:
+            raise ReportError(f"{path}: none of its {len(found)} runs has an evaluation yet")
+    return runs, skipped
+
+
+def _aligned(members: list[dict]) -> np.ndarray:
+    """[R, E, 3] curves cut to the evaluation points all members share."""
+    length = min(len(m["curve"]) for m in members)
+    return np.stack([m["curve"][:length] for m in members])
+
+
 def build_report(paths: list[str], out_dir: str, threshold: float | None = None) -> str:
-    """Writes PNG plots and report.md to `out_dir`; returns the markdown."""
+    """Writes PNG plots and report.md to `out_dir`; returns the markdown.
+
+    Args:
+      paths: run folders, or folders whose subfolders are runs.
+      out_dir: where the plots and report.md go (created).
+      threshold: if given, the table reports the real steps each run needed to reach it.
+
+    Raises:
+      ReportError: a path that is not a run (or holds none), or a run with no evaluation.
+    """
     if not paths:
         raise ReportError("no run folders given")
-    runs = []
-    for path in paths:
-        found = [path]
-        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "ledger.json")):
-            found = sorted(os.path.join(path, d) for d in os.listdir(path)
-                           if os.path.isfile(os.path.join(path, d, "ledger.json")))
-            if not found:
-                raise ReportError(f"{path}: not a dreamer run folder and holds no runs")
-        runs += [load_run(p) for p in found]
+    runs, skipped = _find_runs(paths)
     groups: dict[tuple[str, str], list[dict]] = {}
     for run in runs:
         groups.setdefault(_group_key(run["ledger"]), []).append(run)
@@ -94,57 +248,151 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
     import matplotlib.pyplot as plt
 
     lines = ["# dreamer report", "",
-             "| world | config | runs | final return (mean [95% CI]) | IQM | dream ratio | "
-             "simulated: search / reanalyse / unroll | real steps to threshold |",
-             "|---|---|---|---|---|---|---|---|"]
+             "Final return: the last evaluation of each run (mean of its evaluation episodes); "
+             "seeds aggregated as the mean with a percentile-bootstrap 95% interval, and the "
+             "interquartile mean (IQM) when a config has at least 5 runs. Dream ratio: simulated "
+             "(latent model) steps per real env step, from the ledger.", "",
+             "| world | config | runs | real steps | final return (mean [95% CI]) | IQM | "
+             "dream ratio | per real step: search / reanalyse / unroll | "
+             f"real steps to {'threshold' if threshold is None else f'{threshold:g}'} |",
+             "|---|---|---|---|---|---|---|---|---|"]
     worlds_seen = sorted({key[0] for key in groups})
-    images = []
+    images, config_lines, atari_returns = [], [], {}
     for world in worlds_seen:
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for index, (_key, members) in enumerate(sorted(g for g in groups.items() if g[0][0] == world)):
-            label = f"config {index + 1}"
+        world_groups = sorted((key, members) for key, members in groups.items() if key[0] == world)
+        labels = config_labels([json.loads(key[1]) for key, _ in world_groups])
+        order = sorted(range(len(labels)), key=lambda i: _natural_key(labels[i]))
+        world_groups, labels = [world_groups[i] for i in order], [labels[i] for i in order]
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        cfig, caxes = plt.subplots(1, 2, figsize=(12, 4.5))
+        for index, ((_key, members), label) in enumerate(zip(world_groups, labels, strict=True)):
+            color = f"C{index % 10}"
             finals = np.array([m["curve"][-1, 2] for m in members])
+            if world.startswith("atari/"):
+                atari_returns.setdefault(world, []).extend(finals.tolist())
             low, high = bootstrap_interval(finals)
             iqm = f"{interquartile_mean(finals):.1f}" if len(finals) >= 5 else "-"
             ratio = np.mean([m["ledger"]["dream_ratio"] for m in members])
-            sim = {k: int(np.mean([m["ledger"]["simulated"][k] for m in members]))
-                   for k in ("search", "reanalyse", "unroll")}
+            env_steps = np.array([m["ledger"]["real"]["env_steps"] for m in members], np.float64)
+            per_step = {k: float(np.mean(np.array([m["ledger"]["simulated"][k] for m in members],
+                                                  np.float64) / np.maximum(env_steps, 1)))
+                        for k in SIMULATED_PARTS}
             reach = "-"
             if threshold is not None:
-                reach = ", ".join(str(steps_to_threshold(m["curve"], threshold)) for m in members)
+                steps = [steps_to_threshold(m["curve"], threshold) for m in members]
+                hit = [s for s in steps if s is not None]
+                reach = (f"{len(hit)}/{len(steps)} runs; mean {np.mean(hit):,.0f} "
+                         f"({', '.join('never' if s is None else str(s) for s in steps)})"
+                         if hit else f"0/{len(steps)} runs")
             lines.append(
-                f"| {world} | {label} | {len(members)} | {finals.mean():.1f} [{low:.1f}, {high:.1f}]"
-                f" | {iqm} | {ratio:.0f} | {sim['search']:,} / {sim['reanalyse']:,} / "
-                f"{sim['unroll']:,} | {reach} |"
+                f"| {world} | {label} | {len(members)} | {int(env_steps.mean()):,} | "
+                f"{finals.mean():.1f} [{low:.1f}, {high:.1f}] | {iqm} | {ratio:,.0f} | "
+                f"{per_step['search']:,.0f} / {per_step['reanalyse']:,.0f} / "
+                f"{per_step['unroll']:,.0f} | {reach} |"
             )
-            # Curves are aligned on the evaluation points all members share.
-            length = min(len(m["curve"]) for m in members)
-            stacked = np.stack([m["curve"][:length] for m in members])
+            config_lines.append(f"- {world} {label}: {', '.join(m['path'] for m in members)}")
+            stacked = _aligned(members)
             mean = stacked[:, :, 2].mean(axis=0)
-            spread = np.array([bootstrap_interval(stacked[:, i, 2]) for i in range(length)])
-            for ax, column, unit in ((axes[0], 0, "real env steps"),
-                                     (axes[1], 1, "simulated model steps")):
+            spread = np.array([bootstrap_interval(stacked[:, i, 2]) for i in range(stacked.shape[1])])
+            legend = f"{label} ({len(members)} run{'s' if len(members) != 1 else ''})"
+            for ax, column in ((axes[0], 0), (axes[1], 1)):
                 x = stacked[:, :, column].mean(axis=0)
-                ax.plot(x, mean, label=f"{label} ({len(members)} runs)")
-                ax.fill_between(x, spread[:, 0], spread[:, 1], alpha=0.2)
-                ax.set_xlabel(unit)
-                ax.set_ylabel("evaluation return (mean, 95% CI)")
-        axes[0].set_title(f"{world}: return vs real steps")
-        axes[1].set_title(f"{world}: return vs simulated steps")
+                ax.plot(x, mean, marker=".", color=color, label=legend)
+                ax.fill_between(x, spread[:, 0], spread[:, 1], color=color, alpha=0.2)
+            # Dream ratio over the run, from the evaluation points (simulated / real so far).
+            real, simulated = stacked[:, :, 0].mean(axis=0), stacked[:, :, 1].mean(axis=0)
+            caxes[0].plot(real, simulated / np.maximum(real, 1), marker=".", color=color, label=legend)
+            left = 0.0
+            for part, hatch in zip(SIMULATED_PARTS, ("", "//", ".."), strict=True):
+                caxes[1].barh(index, per_step[part], left=left, color=color, hatch=hatch,
+                              edgecolor="black", alpha=0.8,
+                              label=part if index == 0 else None)
+                left += per_step[part]
+        if threshold is not None:
+            for ax in axes:
+                ax.axhline(threshold, color="gray", linestyle=":", label=f"threshold {threshold:g}")
+        axes[0].set_xlabel("real env steps")
+        axes[1].set_xlabel("simulated model steps (log scale)")
         axes[1].set_xscale("log")
         for ax in axes:
+            ax.set_ylabel("evaluation return (mean over seeds, 95% CI)")
             ax.grid(alpha=0.3)
-            ax.legend()
+            ax.legend(fontsize=8)
+        axes[0].set_title(f"{world}: return vs real steps")
+        axes[1].set_title(f"{world}: return vs simulated (dreamed) steps")
         fig.tight_layout()
-        name = f"{world.replace('/', '-').replace(':', '-')}.png"
-        fig.savefig(os.path.join(out_dir, name), dpi=110)
+        name = world.replace("/", "-").replace(":", "-")
+        fig.savefig(os.path.join(out_dir, f"{name}.png"), dpi=110)
         plt.close(fig)
-        images.append(f"![{world}]({name})")
-    lines += ["", *images, "", "## Configs", ""]
-    for world in worlds_seen:
-        for index, (_key, members) in enumerate(sorted(g for g in groups.items() if g[0][0] == world)):
-            lines.append(f"- {world} config {index + 1}: {', '.join(m['path'] for m in members)}")
+        caxes[0].set_xlabel("real env steps")
+        caxes[0].set_ylabel("dream ratio (simulated steps per real step)")
+        caxes[0].set_title(f"{world}: dream ratio over the run")
+        caxes[0].grid(alpha=0.3)
+        caxes[0].legend(fontsize=8)
+        caxes[1].set_yticks(range(len(labels)), [_wrap(label) for label in labels], fontsize=8)
+        caxes[1].set_xlabel("simulated model steps per real step (final)")
+        caxes[1].set_title(f"{world}: where the simulated steps go")
+        caxes[1].legend(title="simulated in", fontsize=8)
+        caxes[1].grid(alpha=0.3, axis="x")
+        cfig.tight_layout()
+        cfig.savefig(os.path.join(out_dir, f"{name}-compute.png"), dpi=110)
+        plt.close(cfig)
+        images.append(f"![{world}: return]({name}.png)\n\n![{world}: dreamed compute]({name}-compute.png)")
+    lines += ["", *images]
+    if atari_returns:
+        lines += ["", *_atari_section(atari_returns)]
+    lines += ["", "## Runs per config", "", *config_lines]
+    if skipped:
+        lines += ["", "## Skipped (no evaluation yet)", "", *(f"- {note}" for note in skipped)]
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(text)
     return text
+
+
+def _natural_key(label: str) -> list:
+    """Sorts "x=4" before "x=16": numbers in a label compare as numbers."""
+    return [(0, float(part), "") if _is_number(part) else (1, 0.0, part)
+            for part in re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", label) if part]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _wrap(label: str, width: int = 28) -> str:
+    parts, line = [], ""
+    for word in label.split(", "):
+        if line and len(line) + len(word) > width:
+            parts.append(line)
+            line = word
+        else:
+            line = f"{line}, {word}" if line else word
+    return "\n".join([*parts, line])
+
+
+def _atari_section(atari_returns: dict[str, list[float]]) -> list[str]:
+    """Markdown lines: human-normalised score per game and the mean / median / IQM over games."""
+    summary = atari_summary(atari_returns)
+    if not summary["games"]:
+        return []
+    references = atari_reference_scores()
+    lines = ["## Atari: human-normalised scores", "",
+             "HNS = (score - random) / (human - random), with the random and human reference "
+             "scores of the Atari 100k literature (dreamer/data/atari_scores.json). All configs of "
+             "a game are pooled.", "",
+             "| game | runs | final return (mean) | random | human | HNS (mean) |",
+             "|---|---|---|---|---|---|"]
+    for game, hns in summary["games"].items():
+        returns = atari_returns[f"atari/{game}"]
+        ref = references[game]
+        lines.append(f"| {game} | {len(returns)} | {np.mean(returns):.1f} | {ref['random']:g} | "
+                     f"{ref['human']:g} | {hns:.3f} |")
+    lines += ["", f"Over {len(summary['games'])} game(s), {summary['runs']} run(s): mean HNS "
+              f"{summary['mean']:.3f}, median HNS {summary['median']:.3f}, IQM HNS "
+              f"{summary['iqm']:.3f}."]
+    return lines

@@ -1,14 +1,474 @@
 """`dreamer sweep`: a grid of runs at a fixed real budget, plus a planning-free ablation and a report.
 
+    dreamer sweep --world cartpole --real-steps 3000 --vary search.num_simulations=2,4,8 --seeds 3
+
+runs every cell of the grid (the product of the `--vary` lists) once per seed as a separate
+`dreamer train` process, and the same config with `search.algorithm=none` (act from the policy head,
+no search) as the planning-free ablation. Each run lands in `OUT/<key=value,...>-s<seed>/`; a run
+whose `ledger.json` says it finished at this budget is reused, and one that was interrupted is
+resumed, so a sweep can be run again to complete it. The report (`OUT/report/`) plots the final
+evaluation return at the fixed real budget against the dream ratio (simulated model steps per real
+step, from each run's ledger), seeds aggregated as the mean with a bootstrap 95% interval.
+
 Imports nothing heavy at module level (the CLI imports this module to build its parser).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+
+ABLATION = ("search.algorithm", "none")
+"""The config assignment of the planning-free ablation."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRun:
+    """One `dreamer train` run of the sweep.
+
+    Attributes:
+      cell: the grid cell's assignments, e.g. (("search.num_simulations", "8"),); the ablation's
+        cell is ((ABLATION),).
+      seed: the run's seed.
+      folder: the run folder.
+      config: the run's full config as `Config.to_dict()` (validated).
+      ablation: whether this is the planning-free ablation.
+    """
+
+    cell: tuple[tuple[str, str], ...]
+    seed: int
+    folder: str
+    config: dict
+    ablation: bool = False
+
+    @property
+    def cell_name(self) -> str:
+        """`key=value[,key=value]`, the folder name without the seed."""
+        return cell_name(self.cell)
+
+
+def cell_name(cell: tuple[tuple[str, str], ...]) -> str:
+    """The folder-name form of a grid cell: `key=value` joined by commas ('/' becomes '-');
+    "agent" for the empty cell of a sweep with no --vary (the agent against its ablation)."""
+    if not cell:
+        return "agent"
+    return ",".join(f"{k}={v}".replace("/", "-").replace(os.sep, "-") for k, v in cell)
+
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--world", default="cartpole")
+    """Adds the `dreamer sweep` options to an argparse (sub)parser."""
+    parser.add_argument("--world", default="cartpole", help="world name (default cartpole)")
+    parser.add_argument("--real-steps", type=int, required=True,
+                        help="the fixed real budget of every run (real env steps)")
+    parser.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                        help="a config field and its values, e.g. search.num_simulations=2,4,8; "
+                        "repeat for a grid over several fields")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per cell: 0..K-1 (default 3)")
+    parser.add_argument("--preset", default=None,
+                        help="config preset (default: the world's, e.g. small for cartpole)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="a config override shared by every run")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
+    parser.add_argument("--out", default=None, help="sweep folder (default sweeps/<world>)")
+    parser.add_argument("--no-ablation", action="store_true",
+                        help="skip the planning-free ablation (search.algorithm=none)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="also report the real steps each run needed to reach this return")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the inputs and list the runs, run nothing")
+
+
+def parse_vary(items: list[str]) -> list[tuple[str, list[str]]]:
+    """Parses `--vary key=v1,v2,...` options into (key, values) pairs.
+
+    Raises:
+      UserError: for a malformed option, an empty or repeated value, a repeated key, or a key the
+        sweep itself sets (world, seed, run.real_steps).
+    """
+    from dreamer.cli import UserError
+
+    parsed: list[tuple[str, list[str]]] = []
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--vary {item!r}: expected key=v1,v2,..., e.g. "
+                            "search.num_simulations=2,4,8")
+        key, text = (part.strip() for part in item.split("=", 1))
+        values = [v.strip() for v in text.split(",")]
+        if not key or not text or any(not v for v in values):
+            raise UserError(f"--vary {item!r}: expected key=v1,v2,... with no empty value")
+        if key in ("world", "seed"):
+            raise UserError(f"--vary {key}: the sweep sets it (use --world, --seeds)")
+        if key == "run.real_steps":
+            raise UserError("--vary run.real_steps: a sweep holds the real budget fixed "
+                            "(use --real-steps)")
+        if len(set(values)) != len(values):
+            raise UserError(f"--vary {item!r}: a value is repeated")
+        if any(key == k for k, _ in parsed):
+            raise UserError(f"--vary {key}: given twice; list all its values in one --vary")
+        parsed.append((key, values))
+    return parsed
+
+
+def plan(args) -> list[SweepRun]:
+    """Builds and validates every run's config before any run starts.
+
+    Returns:
+      The runs: the grid cells x seeds, then the ablation x seeds (unless --no-ablation).
+
+    Raises:
+      ConfigError / UserError: a bad key or value, named; UnknownWorldError for the world.
+    """
+    from dreamer import config as config_lib
+    from dreamer.cli import UserError
+
+    if args.real_steps is None or args.real_steps <= 0:
+        raise UserError(f"--real-steps must be > 0, got {args.real_steps}")
+    if args.seeds <= 0:
+        raise UserError(f"--seeds must be > 0, got {args.seeds}")
+    if args.jobs <= 0:
+        raise UserError(f"--jobs must be > 0, got {args.jobs}")
+    vary = parse_vary(args.vary)
+    if not vary and args.no_ablation:
+        raise UserError("nothing to sweep: give --vary KEY=V1,V2,... (or drop --no-ablation)")
+    # With no --vary the grid is one cell (the preset's config): the agent against its ablation.
+    preset_name = args.preset or config_lib.default_preset(args.world)
+    base = config_lib.preset(preset_name)
+    if args.out is None:
+        args.out = os.path.join("sweeps", args.world.replace("/", "-").replace(":", "-"))
+    out = args.out
+    cells = [tuple(zip([k for k, _ in vary], values, strict=True))
+             for values in itertools.product(*[vs for _, vs in vary])]
+    shared = [f"world={args.world}", *args.overrides, f"run.real_steps={args.real_steps}"]
+    config_lib.override(base, shared)  # a bad --set is named as such, before any cell
+    runs: list[SweepRun] = []
+    for cell, ablation in [(c, False) for c in cells] + ([] if args.no_ablation else [((ABLATION,), True)]):
+        for seed in range(args.seeds):
+            assignments = [f"world={args.world}", f"seed={seed}", *args.overrides,
+                           *(f"{k}={v}" for k, v in cell), f"run.real_steps={args.real_steps}"]
+            try:
+                cfg = config_lib.override(base, assignments)
+            except config_lib.ConfigError as e:
+                message = str(e)
+                if message.startswith("--set "):
+                    message = "--vary " + message[len("--set "):]
+                raise config_lib.ConfigError(f"{message} (in the cell {cell_name(cell)})") from None
+            folder = os.path.join(out, f"{cell_name(cell)}-s{seed}")
+            runs.append(SweepRun(cell=cell, seed=seed, folder=folder, config=cfg.to_dict(),
+                                 ablation=ablation))
+    _check_world(args.world)
+    return runs
+
+
+def _check_world(name: str) -> None:
+    """Builds the world once, so an unknown or unsupported world fails before any run."""
+    import worlds
+
+    world = worlds.make(name)
+    if not world.is_jax:
+        world.close()
+
+
+def run_state(run: SweepRun) -> str:
+    """What is in the run's folder: "done" (finished at this budget with this config), "resume"
+    (a checkpoint of this config short of the budget), or "new".
+
+    Raises:
+      UserError: the folder holds a run of another config (the sweep would mix them).
+    """
+    from dreamer.cli import UserError
+
+    ledger_path = os.path.join(run.folder, "ledger.json")
+    if not os.path.isfile(ledger_path):
+        if os.path.isdir(os.path.join(run.folder, "checkpoints")):
+            return "resume"
+        return "new"
+    try:
+        with open(ledger_path) as f:
+            ledger = json.load(f)
+    except (OSError, ValueError):
+        return "new" if not os.path.isdir(os.path.join(run.folder, "checkpoints")) else "resume"
+    saved = json.loads(json.dumps(ledger.get("config", {})))
+    wanted = json.loads(json.dumps(run.config))
+    budget = wanted["run"]["real_steps"]
+    saved_budget = saved.get("run", {}).pop("real_steps", None)
+    wanted["run"].pop("real_steps")
+    if saved != wanted:
+        from dreamer.train import config_mismatch
+
+        fields = ", ".join(config_mismatch(saved, wanted)[:4]) or "config"
+        raise UserError(f"{run.folder} holds a run of another config ({fields} differ); remove "
+                        "it or choose another --out")
+    env_steps = ledger.get("real", {}).get("env_steps", 0)
+    if env_steps >= budget and saved_budget == budget and _has_final_eval(run, env_steps):
+        return "done"
+    if env_steps >= budget or (saved_budget is not None and saved_budget > budget):
+        raise UserError(f"{run.folder} holds a run of {saved_budget} real steps, longer than "
+                        f"--real-steps {budget}; remove it or choose another --out")
+    return "resume" if os.path.isdir(os.path.join(run.folder, "checkpoints")) else "new"
+
+
+def _has_final_eval(run: SweepRun, env_steps: int) -> bool:
+    if run.config["run"]["eval_episodes"] == 0:
+        return True
+    try:
+        with open(os.path.join(run.folder, "eval.csv")) as f:
+            rows = f.read().split()
+    except OSError:
+        return False
+    return len(rows) > 1 and rows[-1].split(",")[0] == str(env_steps)
+
+
+def train_command(run: SweepRun, args, resume: bool) -> list[str]:
+    """The `dreamer train` command line of one run."""
+    command = [sys.executable, "-m", "dreamer.cli", "train", "--world", args.world,
+               "--seed", str(run.seed), "--real-steps", str(args.real_steps),
+               "--out", run.folder, "--no-progress"]
+    if args.preset:
+        command += ["--preset", args.preset]
+    for assignment in [*args.overrides, *(f"{k}={v}" for k, v in run.cell)]:
+        command += ["--set", assignment]
+    if resume:
+        command.append("--resume")
+    return command
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def execute(runs: list[SweepRun], args, log=_say) -> list[SweepRun]:
+    """Runs the runs not yet done, `args.jobs` at a time; returns the runs that failed.
+
+    Each run's output goes to `<run folder>/train.log`.
+    """
+    states = {run.folder: run_state(run) for run in runs}
+    todo = [run for run in runs if states[run.folder] != "done"]
+    reused = len(runs) - len(todo)
+    log(f"dreamer sweep: {len(runs)} runs, {reused} already done, {args.jobs} at a time -> "
+        f"{args.out}")
+    failed: list[SweepRun] = []
+    active: list[tuple[SweepRun, subprocess.Popen, float, object]] = []
+    queue = list(todo)
+    finished = reused
+    env = dict(os.environ)
+    try:
+        while queue or active:
+            while queue and len(active) < args.jobs:
+                run = queue.pop(0)
+                os.makedirs(run.folder, exist_ok=True)
+                resume = states[run.folder] == "resume"
+                handle = open(os.path.join(run.folder, "train.log"), "a")
+                process = subprocess.Popen(train_command(run, args, resume), stdout=handle,
+                                           stderr=subprocess.STDOUT, env=env)
+                active.append((run, process, time.perf_counter(), handle))
+                log(f"  start  {os.path.basename(run.folder)}{' (resume)' if resume else ''}")
+            time.sleep(0.2)
+            for item in list(active):
+                run, process, started, handle = item
+                code = process.poll()
+                if code is None:
+                    continue
+                active.remove(item)
+                handle.close()
+                finished += 1
+                seconds = time.perf_counter() - started
+                name = os.path.basename(run.folder)
+                if code == 0:
+                    log(f"  [{finished}/{len(runs)}] done   {name} ({seconds:.0f} s)")
+                else:
+                    failed.append(run)
+                    log(f"  [{finished}/{len(runs)}] FAILED {name} (exit {code}; see "
+                        f"{os.path.join(run.folder, 'train.log')})")
+    except KeyboardInterrupt:
+        # The children got the same SIGINT (one process group): they checkpoint and exit.
+        for _run, process, _started, handle in active:
+            process.wait()
+            handle.close()
+        raise
+    return failed
+
+
+def final_returns(folder: str) -> tuple[int, int, float] | None:
+    """(env_steps, simulated, mean_return) of the run's last evaluation, or None."""
+    from dreamer.report import ReportError, load_run
+
+    try:
+        curve = load_run(folder)["curve"]
+    except ReportError:
+        return None
+    return int(curve[-1, 0]), int(curve[-1, 1]), float(curve[-1, 2])
+
+
+def summarise(runs: list[SweepRun]) -> list[dict]:
+    """Aggregates seeds per cell: mean dream ratio and its split, final returns with a bootstrap
+    95% interval (and the IQM at >= 5 seeds).
+
+    Returns:
+      One dict per cell (grid cells in order, then the ablation) with keys name, ablation, seeds,
+      returns (per seed), mean, low, high, iqm (or None), dream_ratio, search, reanalyse, unroll
+      (simulated steps per real step), real_steps, wall_seconds (mean per run).
+    """
+    import numpy as np
+
+    from dreamer.report import bootstrap_interval, interquartile_mean
+
+    cells: dict[str, list[SweepRun]] = {}
+    for run in runs:
+        cells.setdefault(run.cell_name, []).append(run)
+    rows = []
+    for name, members in cells.items():
+        returns, ledgers = [], []
+        for run in members:
+            final = final_returns(run.folder)
+            if final is None:
+                continue
+            with open(os.path.join(run.folder, "ledger.json")) as f:
+                ledgers.append(json.load(f))
+            returns.append(final[2])
+        if not returns:
+            continue
+        values = np.array(returns)
+        low, high = bootstrap_interval(values)
+        env_steps = np.array([ledger["real"]["env_steps"] for ledger in ledgers], np.float64)
+
+        def per_step(part, ledgers=ledgers, env_steps=env_steps):
+            counts = np.array([ledger["simulated"][part] for ledger in ledgers], np.float64)
+            return float(np.mean(counts / env_steps))
+
+        rows.append({
+            "name": name,
+            "cell": members[0].cell,
+            "ablation": members[0].ablation,
+            "seeds": len(returns),
+            "returns": returns,
+            "mean": float(values.mean()),
+            "low": low,
+            "high": high,
+            "iqm": interquartile_mean(values) if len(values) >= 5 else None,
+            "dream_ratio": float(np.mean([ledger["dream_ratio"] for ledger in ledgers])),
+            "search": per_step("search"),
+            "reanalyse": per_step("reanalyse"),
+            "unroll": per_step("unroll"),
+            "real_steps": int(env_steps.mean()),
+            "wall_seconds": float(np.mean([ledger["wall_seconds"] for ledger in ledgers])),
+        })
+    return rows
+
+
+def plot_dream_ratio(rows: list[dict], world: str, real_steps: int, path: str) -> None:
+    """The headline plot: final return at the fixed real budget vs the dream ratio (log x)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    grid = sorted((r for r in rows if not r["ablation"]), key=lambda r: r["dream_ratio"])
+    ablation = [r for r in rows if r["ablation"]]
+    for group, members in _lines(grid).items():
+        x = np.array([r["dream_ratio"] for r in members])
+        y = np.array([r["mean"] for r in members])
+        err = np.array([[r["mean"] - r["low"] for r in members], [r["high"] - r["mean"] for r in members]])
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=4,
+                    label=f"MCTS agent{' (' + group + ')' if group else ''}")
+        for r in members:
+            ax.annotate(_short_label(r["cell"], group), (r["dream_ratio"], r["mean"]),
+                        textcoords="offset points", xytext=(5, 6), fontsize=8)
+    for r in ablation:
+        ax.errorbar([r["dream_ratio"]], [r["mean"]], yerr=[[r["mean"] - r["low"]], [r["high"] - r["mean"]]],
+                    marker="s", color="tab:red", capsize=4, linestyle="none",
+                    label="planning-free ablation (policy head, no search)")
+        ax.axhline(r["mean"], color="tab:red", linestyle="--", alpha=0.4)
+    ax.set_xscale("log")
+    ax.set_xlabel("dream ratio (simulated model steps per real env step, log scale)")
+    ax.set_ylabel(f"final evaluation return at {real_steps:,} real steps")
+    seeds = max((r["seeds"] for r in rows), default=0)
+    ax.set_title(f"{world}: return at a fixed real budget vs dreamed compute\n"
+                 f"(mean of {seeds} seed{'s' if seeds != 1 else ''}, bootstrap 95% CI)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _lines(grid: list[dict]) -> dict[str, list[dict]]:
+    """Grid cells joined into lines: along the first varied key, one line per value of the rest."""
+    lines: dict[str, list[dict]] = {}
+    for r in grid:
+        rest = ",".join(f"{k}={v}" for k, v in r["cell"][1:])
+        lines.setdefault(rest, []).append(r)
+    return lines
+
+
+def _short_label(cell, group: str) -> str:
+    if not cell:
+        return "agent"
+    key, value = cell[0]
+    return f"{key.split('.')[-1]}={value}"
+
+
+def write_report(runs: list[SweepRun], args) -> str:
+    """Writes `OUT/report/` (dream_ratio.png, sweep.md, and `dreamer report`'s curves of the same
+    runs); returns the markdown table."""
+    from dreamer.report import ReportError, build_report
+
+    out = args.out
+    report_dir = os.path.join(out, "report")
+    os.makedirs(report_dir, exist_ok=True)
+    rows = summarise(runs)
+    if not rows:
+        raise ReportError(f"{out}: no run of the sweep has an evaluation; nothing to report")
+    plot_dream_ratio(rows, args.world, args.real_steps, os.path.join(report_dir, "dream_ratio.png"))
+    lines = [
+        f"# dreamer sweep: {args.world} at {args.real_steps:,} real steps", "",
+        "![final return vs dream ratio](dream_ratio.png)", "",
+        "| cell | seeds | dream ratio | per real step: search / reanalyse / unroll | "
+        "final return (mean [95% CI]) | IQM | per seed | wall s/run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        name = r["name"] + (" (ablation)" if r["ablation"] else "")
+        iqm = "-" if r["iqm"] is None else f"{r['iqm']:.1f}"
+        seeds = ", ".join(f"{v:.1f}" for v in r["returns"])
+        lines.append(
+            f"| {name} | {r['seeds']} | {r['dream_ratio']:,.0f} | {r['search']:,.0f} / "
+            f"{r['reanalyse']:,.0f} / {r['unroll']:,.0f} | {r['mean']:.1f} [{r['low']:.1f}, "
+            f"{r['high']:.1f}] | {iqm} | {seeds} | {r['wall_seconds']:.0f} |"
+        )
+    table = "\n".join(lines) + "\n"
+    folders = [run.folder for run in runs if final_returns(run.folder) is not None]
+    build_report(folders, report_dir, args.threshold)
+    # build_report wrote report.md (curves); the sweep's own page links to it.
+    text = table + "\nCurves per cell (return vs real and simulated steps): [report.md](report.md)\n"
+    with open(os.path.join(report_dir, "sweep.md"), "w") as f:
+        f.write(text)
+    return table
 
 
 def run(args) -> int:
-    raise NotImplementedError("dreamer sweep is being built")
+    """`dreamer sweep`: validates the grid, runs what is not done, writes the report.
+
+    Returns:
+      0 when every run finished, 1 when some failed (the report covers the others).
+    """
+    runs = plan(args)
+    if args.dry_run:
+        for r in runs:
+            print(f"{r.folder}  [{run_state(r)}]")
+        return 0
+    failed = execute(runs, args)
+    table = write_report(runs, args)
+    print(table, end="")
+    print(f"dreamer sweep: report written to {os.path.join(args.out, 'report', 'sweep.md')}")
+    if failed:
+        print(f"dreamer sweep: {len(failed)} run(s) failed: "
+              f"{', '.join(os.path.basename(r.folder) for r in failed)}", file=sys.stderr)
+        return 1
+    return 0

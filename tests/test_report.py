@@ -6,12 +6,19 @@ import numpy as np
 import pytest
 
 from dreamer.cli import main
-from dreamer.report import bootstrap_interval, interquartile_mean
+from dreamer.report import (
+    atari_summary,
+    bootstrap_interval,
+    config_labels,
+    human_normalized_score,
+    interquartile_mean,
+)
 
 
-def _fake_run(folder, seed, returns, world="cartpole"):
+def _fake_run(folder, seed, returns, world="cartpole", search=None):
     folder.mkdir(parents=True)
-    ledger = {"world": world, "seed": seed, "config": {"world": world, "seed": seed, "run": {}},
+    config = {"world": world, "seed": seed, "run": {}, "search": search or {"num_simulations": 8}}
+    ledger = {"world": world, "seed": seed, "config": config,
               "real": {"env_steps": 1000 * len(returns), "frames": 0, "episodes": 1},
               "simulated": {"search": 10, "reanalyse": 20, "unroll": 30, "total": 60},
               "dream_ratio": 0.06, "updates": 1,
@@ -30,15 +37,77 @@ def test_report_aggregates_seeds(tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", str(tmp_path / "runs"), "--out", str(out), "--threshold", "450"]) == 0
     text = (out / "report.md").read_text()
-    assert "| cartpole | config 1 | 3 | 426.7" in text
-    assert "3000, 3000, None" in text
+    assert "| cartpole | config 1 | 3 | 3,000 | 426.7" in text
+    assert "2/3 runs; mean 3,000 (3000, 3000, never)" in text
     assert (out / "cartpole.png").stat().st_size > 10_000
+    assert (out / "cartpole-compute.png").stat().st_size > 10_000
+
+
+def test_report_puts_configs_side_by_side_and_skips_runs_without_eval(tmp_path):
+    _fake_run(tmp_path / "runs" / "a", 0, [10, 20], search={"num_simulations": 4})
+    _fake_run(tmp_path / "runs" / "b", 0, [30, 40], search={"num_simulations": 16})
+    _fake_run(tmp_path / "runs" / "c", 1, [], search={"num_simulations": 16})  # still running
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "| cartpole | search.num_simulations=4 | 1 | 2,000 | 20.0 [20.0, 20.0]" in text
+    assert "| cartpole | search.num_simulations=16 | 1 | 2,000 | 40.0" in text
+    assert "## Skipped (no evaluation yet)" in text and "runs/c" in text
+
+
+def test_config_labels_name_the_differing_fields():
+    configs = [{"search": {"num_simulations": 4, "algorithm": "muzero"}, "train": {"td_steps": 5}},
+               {"search": {"num_simulations": 8, "algorithm": "muzero"}, "train": {"td_steps": 5}}]
+    assert config_labels(configs) == ["search.num_simulations=4", "search.num_simulations=8"]
+    assert config_labels(configs[:1]) == ["config 1"]
+
+
+def test_human_normalised_scores_hand_values():
+    # Pong: random -20.7, human 14.6; Breakout: random 1.7, human 30.5; Boxing: 0.1, 12.1.
+    assert human_normalized_score("atari/pong", 14.6) == pytest.approx(1.0)
+    assert human_normalized_score("pong", -20.7) == pytest.approx(0.0)
+    assert human_normalized_score("breakout", 16.1) == pytest.approx(0.5)  # 14.4 / 28.8
+    assert human_normalized_score("boxing", 36.1) == pytest.approx(3.0)  # 36 / 12
+    summary = atari_summary({"atari/pong": [14.6, -20.7],  # HNS 1, 0 -> game mean 0.5
+                             "atari/breakout": [16.1],  # 0.5
+                             "atari/boxing": [36.1]})  # 3.0
+    assert summary["games"] == pytest.approx({"boxing": 3.0, "breakout": 0.5, "pong": 0.5})
+    assert summary["mean"] == pytest.approx(4.0 / 3)
+    assert summary["median"] == pytest.approx(0.5)
+    # IQM pools the 4 runs [0, 0.5, 1, 3]: drops one at each end -> mean(0.5, 1) = 0.75.
+    assert summary["iqm"] == pytest.approx(0.75)
+    assert summary["runs"] == 4
+
+
+def test_atari_reference_scores_cover_the_26_games():
+    from dreamer.report import atari_reference_scores
+    from worlds.atari import ATARI_100K_GAMES
+
+    references = atari_reference_scores()
+    assert sorted(references) == sorted(ATARI_100K_GAMES)
+    assert all(ref["human"] > ref["random"] for ref in references.values())
+
+
+def test_report_adds_human_normalised_scores_for_atari_runs(tmp_path):
+    _fake_run(tmp_path / "runs" / "pong", 0, [-21.0, -2.0], world="atari/pong")
+    _fake_run(tmp_path / "runs" / "breakout", 0, [1.0, 16.1], world="atari/breakout")
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "## Atari: human-normalised scores" in text
+    assert "| breakout | 1 | 16.1 | 1.7 | 30.5 | 0.500 |" in text
+    pong = (-2.0 + 20.7) / 35.3
+    assert f"| pong | 1 | -2.0 | -20.7 | 14.6 | {pong:.3f} |" in text
+    assert f"mean HNS {(0.5 + pong) / 2:.3f}, median HNS {(0.5 + pong) / 2:.3f}" in text
 
 
 @pytest.mark.parametrize("setup, message", [
     ("empty", "not a dreamer run folder and holds no runs"),
     ("no-eval", "has no evaluation yet"),
     ("missing", "no such folder"),
+    ("not-a-run", "not a dreamer run folder and holds no runs"),
+    ("runs-without-eval", "none of its 1 runs has an evaluation yet"),
+    ("bad-ledger", "not a dreamer ledger"),
 ])
 def test_report_on_non_runs_gives_one_line(setup, message, tmp_path, capsys):
     target = tmp_path / "x"
@@ -46,6 +115,14 @@ def test_report_on_non_runs_gives_one_line(setup, message, tmp_path, capsys):
         target.mkdir()
     if setup == "no-eval":
         _fake_run(target, 0, [])
+    if setup == "not-a-run":
+        (target / "notes").mkdir(parents=True)
+        (target / "notes" / "readme.txt").write_text("hello")
+    if setup == "runs-without-eval":
+        _fake_run(target / "s0", 0, [])
+    if setup == "bad-ledger":
+        target.mkdir()
+        (target / "ledger.json").write_text("{not json")
     assert main(["report", str(target), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("dreamer: error:") and message in err and "\n" not in err
