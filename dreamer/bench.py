@@ -1,4 +1,4 @@
-"""`dreamer bench worlds|search|train`: throughput measured in one process, printed as a table
+"""`dreamer bench worlds|search|train|gpu`: throughput measured in one process, printed as a table
 followed by one JSON line. Times exclude compilation (each function runs once before timing)."""
 
 from __future__ import annotations
@@ -164,11 +164,113 @@ def bench_train(quick: bool) -> dict:
     return results
 
 
+def _random_rows(key, length: int, streams: int, spec):
+    from dreamer import replay as replay_lib
+
+    obs = jax.random.uniform(key, (length, streams, *spec.observation_shape))
+    if spec.observation_dtype == "uint8":
+        obs = (obs * 255).astype(jnp.uint8)
+    A = spec.num_actions
+    return replay_lib.Rows(
+        observation=obs,
+        action=jax.random.randint(key, (length, streams), 0, A),
+        reward=jax.random.uniform(key, (length, streams)),
+        terminated=jax.random.uniform(key, (length, streams)) < 0.01,
+        truncated=jnp.zeros((length, streams), bool),
+        policy=jnp.full((length, streams, A), 1.0 / A),
+        value=jnp.zeros((length, streams)),
+        action_mask=jnp.ones((length, streams, A), bool),
+    )
+
+
+def bench_gpu(quick: bool, game: str = "pong") -> dict:
+    """The Atari 100k check for a lent accelerator: the `atari100k` preset's train step
+    (updates/s), its search at B=256 x 50 simulations (simulations/s), acting latency (one
+    search per real step at the preset's N copies), and the ALE collector (env steps/s); then the
+    projected wall time of one Atari 100k game. `quick` shrinks every size so it runs on a CPU
+    in about a minute (the projection is then meaningless, but the code path is the same)."""
+    import worlds
+    from dreamer import config as config_lib
+    from dreamer import learner, search
+    from dreamer import replay as replay_lib
+    from dreamer.networks import make_model
+
+    cfg = config_lib.atari100k()
+    search_batch, search_sims, updates, ale_steps = 256, cfg.search.num_simulations, 4, 2000
+    if quick:
+        cfg = config_lib.override(cfg, [
+            "train.batch_size=4", "search.num_simulations=4", "model.channels=8",
+            "model.lstm_hidden=16", "model.projection_dim=32", "model.value_support=20",
+            "model.reward_support=20", "model.head_hidden=8"])
+        search_batch, search_sims, updates, ale_steps = 4, 4, 1, 50
+    N = cfg.run.num_envs
+    world = worlds.make(f"atari/{game}", num_envs=N)
+    spec = world.spec
+    model = make_model(cfg.model, spec)
+    key = jax.random.key(0)
+    out: dict = {"preset": "atari100k" + (" (quick sizes)" if quick else ""), "game": game}
+
+    # learner: train_many over `updates` updates, reanalysis included
+    length = 64 if quick else 2048
+    rows = _random_rows(key, length, 1, spec)
+    rstate = replay_lib.add(replay_lib.init(rows, length), rows)
+    tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
+    train_many = jax.jit(learner.make_train_many(model, cfg, updates))
+    age = jnp.float32(0.3 * cfg.run.real_steps)
+    t0 = time.perf_counter()
+    jax.block_until_ready(train_many(tstate, rstate, key, age))
+    out["train_compile_s"] = time.perf_counter() - t0
+    out["updates_per_s"] = updates / _timed(train_many, 2, tstate, rstate, key, age)
+    print(f"train step   batch {cfg.train.batch_size}, K {cfg.train.unroll_steps}, reanalyse "
+          f"{cfg.train.reanalyse_fraction:.0%} x {cfg.search.num_simulations} sims: "
+          f"{out['updates_per_s']:.2f} updates/s (compile {out['train_compile_s']:.0f} s)")
+
+    # search throughput at a large batch, and acting latency at the preset's N copies
+    params = tstate.params
+    for name, batch, sims in (("search", search_batch, search_sims), ("act", N, cfg.search.num_simulations)):
+        s_cfg = config_lib.dataclasses.replace(cfg.search, num_simulations=sims)
+        obs = rows.observation[:1, 0].repeat(batch, 0)
+        mask = jnp.ones((batch, spec.num_actions), bool)
+        fn = jax.jit(lambda p, k, o, m, s_cfg=s_cfg: search.run_search(
+            model, p, k, o, m, s_cfg, cfg.train.discount, cfg.train.value_prefix_horizon).action)
+        seconds = _timed(fn, 3, params, key, obs, mask)
+        out[f"{name}_batch"], out[f"{name}_s_per_call"] = batch, seconds
+        out[f"{name}_sims_per_s"] = batch * sims / seconds
+        print(f"{name:12s} B={batch} x {sims} sims: {batch * sims / seconds:,.0f} sims/s "
+              f"({seconds * 1e3:.1f} ms per call)")
+
+    # the ALE collector (host vector env with the Atari 100k preprocessing)
+    world.reset(0)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for _ in range(ale_steps // N):
+        world.step(rng.integers(0, spec.num_actions, N))
+    out["ale_env_steps_per_s"] = (ale_steps // N) * N / (time.perf_counter() - t0)
+    world.close()
+    print(f"ALE          N={N}: {out['ale_env_steps_per_s']:,.0f} env steps/s")
+
+    # projection: the trainer alternates collection (one search + one env step per N real steps)
+    # and learning (train_ratio updates per real step)
+    real = config_lib.atari100k().run.real_steps
+    total_updates = config_lib.atari100k().train.train_ratio * real
+    acting_s = real / N * out["act_s_per_call"] + real / out["ale_env_steps_per_s"]
+    learning_s = total_updates / out["updates_per_s"]
+    out["projected_hours_per_game"] = (acting_s + learning_s) / 3600
+    out["projected_split_s"] = {"acting": acting_s, "learning": learning_s}
+    print(f"projected Atari 100k game: {out['projected_hours_per_game']:.2f} h "
+          f"(acting {acting_s / 3600:.2f} h + learning {total_updates:,.0f} updates "
+          f"{learning_s / 3600:.2f} h; target <= 1.5 h on one H100)")
+    return out
+
+
 def main(what: str, quick: bool = False) -> int:
     from dreamer.jax_setup import enable_compilation_cache
 
     enable_compilation_cache()
-    result = {"worlds": bench_worlds, "search": bench_search, "train": bench_train}[what](quick)
-    result = {"bench": what, "quick": quick, "device": str(jax.devices()[0]), **result}
+    benches = {"worlds": bench_worlds, "search": bench_search, "train": bench_train,
+               "gpu": bench_gpu}
+    result = benches[what](quick)
+    result = {"bench": what, "quick": quick, "device": str(jax.devices()[0]),
+              "device_kind": jax.devices()[0].device_kind, **result}
     print(json.dumps(result, default=float))
     return 0

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config field, e.g. --set search.num_simulations=8")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--distributed", action="store_true",
+                   help="one process of a multi-process run (jax.distributed; reads "
+                   "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)")
 
     e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
     e.add_argument("--run", required=True, help="run folder")
@@ -49,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     play.add_arguments(sub.add_parser("play", help="play a world in the terminal (or watch an agent)"))
     sweep.add_arguments(sub.add_parser("sweep", help="a grid of runs at a fixed real budget + report"))
 
-    b = sub.add_parser("bench", help="benchmarks: worlds, search, train")
-    b.add_argument("what", choices=["worlds", "search", "train"])
+    b = sub.add_parser("bench", help="benchmarks: worlds, search, train, gpu")
+    b.add_argument("what", choices=["worlds", "search", "train", "gpu"],
+                   help="gpu: the Atari 100k check (train step, search, ALE, projected hours)")
     b.add_argument("--quick", action="store_true", help="small sizes (for tests)")
     return p
 
@@ -83,16 +87,25 @@ def _check_out_dir(path: str) -> None:
 
 def cmd_train(args) -> int:
     cfg = _build_config(args)
+    if cfg.seed < 0:  # gymnasium and ALE refuse negative seeds deep inside a run
+        raise UserError(f"--seed {cfg.seed}: the seed must be >= 0")
     out = args.out or os.path.join("runs", f"{cfg.world.replace('/', '-').replace(':', '-')}-s{cfg.seed}")
     if args.resume and args.out is None:
         raise UserError("--resume needs --out RUN_DIR, the folder of the run to continue")
     if args.resume and not os.path.isdir(os.path.join(out, "checkpoints")):
         raise UserError(f"--resume: {out} is not a dreamer run folder (no checkpoints/ in it)")
+    if args.resume and not any(d.isdigit() for d in os.listdir(os.path.join(out, "checkpoints"))):
+        raise UserError(f"--resume: {out}/checkpoints holds no finished checkpoint (the run "
+                        "stopped before its first one); start it again without --resume")
     _check_out_dir(out)
     from dreamer.jax_setup import enable_compilation_cache
     from dreamer.train import Trainer
 
     enable_compilation_cache()
+    if args.distributed:
+        from dreamer.parallel import initialize_distributed
+
+        initialize_distributed()
 
     stop = {"flag": False}
 
@@ -101,8 +114,14 @@ def cmd_train(args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(f"dreamer: training {cfg.world} (seed {cfg.seed}, {cfg.run.real_steps} real steps) "
-          f"-> {out}", flush=True)
+    where = ""
+    if args.distributed:
+        import jax
+
+        where = (f", process {jax.process_index()} of {jax.process_count()}, "
+                 f"{jax.local_device_count()} of {jax.device_count()} devices here")
+    print(f"dreamer: training {cfg.world} (seed {cfg.seed}, {cfg.run.real_steps} real steps"
+          f"{where}) -> {out}", flush=True)
     trainer = Trainer(cfg, out, resume=args.resume)
     ledger = trainer.run(progress=not args.no_progress, stop_flag=lambda: stop["flag"])
     summary = ledger.to_json()
@@ -115,6 +134,8 @@ def cmd_eval(args) -> int:
     from dreamer.config import config_from_dict
     from dreamer.train import Trainer
 
+    if args.episodes is not None and args.episodes < 1:
+        raise UserError(f"--episodes {args.episodes}: must be > 0")
     path = os.path.join(args.run, "config.json")
     if not os.path.isfile(path) or not os.path.isdir(os.path.join(args.run, "checkpoints")):
         raise UserError(f"--run {args.run}: not a dreamer run folder (no config.json / checkpoints)")
@@ -184,9 +205,10 @@ def _known_errors():
     errors = [UserError, ConfigError, worlds.UnknownWorldError, worlds.WorldOptionError,
               worlds.MissingExtraError, CheckpointError, ReportError]
     try:
-        from dreamer.train import TrainingDiverged, WorldFailed
+        from dreamer.parallel import DistributedSetupError
+        from dreamer.train import DeviceLayoutError, TrainingDiverged, WorldFailed
 
-        errors += [TrainingDiverged, WorldFailed]
+        errors += [TrainingDiverged, WorldFailed, DeviceLayoutError, DistributedSetupError]
     except ImportError:  # pragma: no cover
         pass
     try:
@@ -211,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if args.debug or not isinstance(e, _known_errors()):
             raise
-        print(f"dreamer: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())  # one line, whatever the error's own text holds
+        print(f"dreamer: error: {message}", file=sys.stderr)
         return 2
 
 

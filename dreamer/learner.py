@@ -10,6 +10,7 @@ with the target network (reanalysis).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from dreamer import parallel
 from dreamer import replay as replay_lib
 from dreamer import targets as targets_lib
 from dreamer.config import Config
@@ -80,12 +82,14 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(t.max_grad_norm), core)
 
 
-def init_train_state(model: WorldModel, config: Config, key, example_observation) -> TrainState:
-    """Initialises parameters (target = online) and the optimizer."""
+def init_train_state(model: WorldModel, config: Config, key, example_observation,
+                     sharding=None) -> TrainState:
+    """Initialises parameters (target = online) and the optimizer, laid out on `sharding`
+    (e.g. replicated over a mesh; default: the default device)."""
     obs = jnp.asarray(example_observation)[None]
     optimizer = make_optimizer(config)
 
-    @jax.jit
+    @functools.partial(jax.jit, out_shardings=sharding)
     def build(key, obs):
         params = model.init(key, obs, jnp.zeros((1,), jnp.int32))
         return TrainState(
@@ -151,13 +155,16 @@ def _flatten2(x):
     return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
 
 
-def make_train_step(model: WorldModel, config: Config):
+def make_train_step(model: WorldModel, config: Config, mesh=None):
     """Builds `train_step(train_state, replay_state, key, age_per_step) -> (train_state,
     replay_state, metrics)`.
 
     `age_per_step` ([] float32) is the off-policy correction's scale: real steps of age per lost
     TD step (EfficientZero: 0.3 x the run's real steps). It is an argument, not a constant, so a
     change of the run length does not recompile.
+
+    With a device `mesh` the sampled batch is laid out split over its `data` axis (parameters
+    stay replicated), so the update is data-parallel and equal to the single-device one.
     """
     t, s = config.train, config.search
     K, n = t.unroll_steps, t.td_steps
@@ -305,6 +312,7 @@ def make_train_step(model: WorldModel, config: Config):
         # `age` counts rows of one stream; all streams advance together, so real steps of age
         # are rows x streams.
         window = window._replace(age=window.age * replay_state.num_streams)
+        window = parallel.constrain_batch(window, mesh)
         targets = make_targets(train_state, window, reanalyse_key, age_per_step)
         (total, (terms, root_value)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             train_state.params, window, targets
@@ -345,9 +353,9 @@ def make_train_step(model: WorldModel, config: Config):
     return train_step
 
 
-def make_train_many(model: WorldModel, config: Config, num_updates: int):
+def make_train_many(model: WorldModel, config: Config, num_updates: int, mesh=None):
     """`num_updates` train steps in one `lax.scan`; metrics of all updates are returned."""
-    train_step = make_train_step(model, config)
+    train_step = make_train_step(model, config, mesh)
 
     def train_many(train_state, replay_state, key, age_per_step):
         def body(carry, step_key):

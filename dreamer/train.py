@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import worlds
-from dreamer import actor, learner
+from dreamer import actor, learner, parallel
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config
@@ -32,6 +32,7 @@ RESUMABLE_FIELDS = {
     "run.eval_episodes",
     "run.checkpoint_interval",
     "run.keep_checkpoints",
+    "run.devices",
 }
 
 
@@ -41,6 +42,10 @@ class TrainingDiverged(RuntimeError):
 
 class WorldFailed(RuntimeError):
     """A host world raised during `step`; the message names the world and the real step."""
+
+
+class DeviceLayoutError(ValueError):
+    """The world copies or the batch do not split evenly over the devices."""
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -78,6 +83,11 @@ def make_training_world(config: Config):
     return worlds.make(name, num_envs=copies)
 
 
+def _shardings(mesh, inputs, outputs) -> dict:
+    """jit's sharding arguments on a mesh; none without one (plain single-device jit)."""
+    return {} if mesh is None else {"in_shardings": inputs, "out_shardings": outputs}
+
+
 def _drop_rows_after(directory: str, env_steps: int) -> None:
     """Removes metric rows written after the checkpoint a run resumes from (they are redone)."""
     path = os.path.join(directory, "metrics.jsonl")
@@ -99,6 +109,9 @@ class MetricsWriter:
 
     def __init__(self, directory: str):
         self.directory = directory
+        self.enabled = parallel.is_primary()  # in a distributed run, process 0 writes
+        if not self.enabled:
+            return
         self.jsonl = open(os.path.join(directory, "metrics.jsonl"), "a")
         eval_path = os.path.join(directory, "eval.csv")
         new = not os.path.exists(eval_path)
@@ -113,6 +126,8 @@ class MetricsWriter:
             self.tb = None
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
         self.jsonl.write(json.dumps({"env_steps": step, **values}) + "\n")
         self.jsonl.flush()
         if self.tb is not None:
@@ -120,6 +135,8 @@ class MetricsWriter:
                 self.tb.add_scalar(k, v, step)
 
     def evaluation(self, ledger: SampleLedger) -> None:
+        if not self.enabled:
+            return
         self.eval_csv.write(
             f"{ledger.env_steps},{ledger.updates},{ledger.simulated},"
             f"{ledger.eval_mean_return},{ledger.eval_std_return},{ledger.eval_episodes}\n"
@@ -129,6 +146,8 @@ class MetricsWriter:
                                         "eval/dream_ratio": ledger.dream_ratio})
 
     def close(self):
+        if not self.enabled:
+            return
         self.jsonl.close()
         self.eval_csv.close()
         if self.tb is not None:
@@ -161,11 +180,18 @@ class Trainer:
         self.steps_per_iteration = c.run.num_envs * c.run.collect_steps
         self.chunk = max(1, round(c.train.train_ratio * self.steps_per_iteration))
         self.cost = learner.update_cost(c)
+        try:
+            self.mesh = parallel.make_mesh(c.run.devices)
+        except ValueError as e:
+            raise DeviceLayoutError(str(e)) from None
+        self._check_layout()
+        parallel.sync_processes("dreamer: start")
         init_key, collector_key, self.loop_key, self.eval_key = jax.random.split(
             jax.random.key(c.seed), 4
         )
         example = np.zeros(self.spec.observation_shape, self.spec.observation_dtype)
-        self.train_state = learner.init_train_state(self.model, c, init_key, example)
+        rep = parallel.replicated(self.mesh)
+        self.train_state = learner.init_train_state(self.model, c, init_key, example, rep)
         A = self.spec.num_actions
         N = c.run.num_envs
         rows = replay_lib.Rows(
@@ -178,21 +204,36 @@ class Trainer:
             value=jnp.zeros((1, N), jnp.float32),
             action_mask=jnp.zeros((1, N, A), bool),
         )
-        self.replay = replay_lib.init(rows, c.replay.capacity)
-        self._add = jax.jit(replay_lib.add, donate_argnums=0)
+        def new_replay():
+            return replay_lib.init(rows, c.replay.capacity)
+
+        replay_sh = parallel.split_streams(self.mesh, jax.eval_shape(new_replay))
+        rows_sh = parallel.split_streams(self.mesh, rows)
+        self.replay = jax.jit(new_replay, out_shardings=replay_sh)()
+        self._add = jax.jit(replay_lib.add, donate_argnums=0, **_shardings(
+            self.mesh, (replay_sh, rows_sh), replay_sh))
         self._train_many = jax.jit(
-            learner.make_train_many(self.model, c, self.chunk),
+            learner.make_train_many(self.model, c, self.chunk, self.mesh),
             donate_argnums=(0, 1),
+            **_shardings(self.mesh, (rep, replay_sh, rep, rep), (rep, replay_sh, rep)),
         )
         self._act = jax.jit(actor.make_act(self.model, c, explore=True))
         self._act_greedy = jax.jit(actor.make_act(self.model, c, explore=False))
         if self.world.is_jax:
-            self.collector = actor.init_collector(self.world, collector_key, N)
+            def new_collector(key):
+                return actor.init_collector(self.world, key, N)
+
+            collector_sh = parallel.split_leading(
+                self.mesh, jax.eval_shape(new_collector, collector_key))
+            self.collector = jax.jit(
+                new_collector, **_shardings(self.mesh, (rep,), collector_sh))(collector_key)
             self._collect = jax.jit(
-                actor.make_collect(self.world, self.model, c, c.run.collect_steps)
+                actor.make_collect(self.world, self.model, c, c.run.collect_steps),
+                **_shardings(self.mesh, (rep, collector_sh, rep, rep), (collector_sh, rows_sh, rep)),
             )
             self._evaluate = (
-                jax.jit(actor.make_evaluate(self.world, self.model, c, c.run.eval_episodes))
+                jax.jit(actor.make_evaluate(self.world, self.model, c, c.run.eval_episodes),
+                        **_shardings(self.mesh, (rep, rep), rep))
                 if c.run.eval_episodes > 0 else None
             )
         else:
@@ -206,8 +247,26 @@ class Trainer:
         self._wall_offset = 0.0
         if resume:
             self._restore()
-        with open(os.path.join(out_dir, "config.json"), "w") as f:
-            json.dump(c.to_dict(), f, indent=2)
+        if parallel.is_primary():
+            with open(os.path.join(out_dir, "config.json"), "w") as f:
+                json.dump(c.to_dict(), f, indent=2)
+
+    def _check_layout(self) -> None:
+        c = self.config
+        if self.mesh is None:
+            return
+        devices = self.mesh.size
+        for name, value in (("run.num_envs", c.run.num_envs), ("train.batch_size", c.train.batch_size)):
+            if value % devices:
+                raise DeviceLayoutError(
+                    f"{name}={value} does not split over {devices} devices; make it a multiple "
+                    f"of {devices}, or set run.devices=1"
+                )
+        if not self.world.is_jax and jax.process_count() > 1:
+            raise DeviceLayoutError(
+                f"{c.world} is a host world; multi-process runs collect from JAX-native worlds "
+                "only (run host worlds on one process: it still uses all its local devices)"
+            )
 
     # --- state <-> checkpoint ---------------------------------------------------------------
     def _array_state(self):
@@ -221,7 +280,8 @@ class Trainer:
             "config": self.config.to_dict(),
         }
         self.checkpointer.save(self.ledger.env_steps, self._array_state(), record)
-        self.ledger.write(self.out_dir)
+        if parallel.is_primary():
+            self.ledger.write(self.out_dir)
 
     def _restore(self) -> None:
         step = self.checkpointer.latest_step()
@@ -258,7 +318,8 @@ class Trainer:
         self.ledger.config = self.config.to_dict()
         self.loop = LoopState(**record["loop"])
         self._wall_offset = self.ledger.wall_seconds
-        _drop_rows_after(self.out_dir, self.ledger.env_steps)
+        if parallel.is_primary():
+            _drop_rows_after(self.out_dir, self.ledger.env_steps)
 
     # --- the loop -------------------------------------------------------------------------------
     def _wall(self) -> float:
@@ -298,10 +359,13 @@ class Trainer:
                 nxt = self.world.step(action)
             except Exception as e:
                 step = self.ledger.env_steps + t * c.run.num_envs
+                saved = self.checkpointer.latest_step()
+                where = ("no checkpoint was written yet: start the run again" if saved is None
+                         else f"the checkpoint at real step {saved} holds the run: continue it "
+                         "with --resume")
                 raise WorldFailed(
                     f"world {c.world} raised during step at real step {step}: "
-                    f"{type(e).__name__}: {e}. The last checkpoint holds the run; resume with "
-                    "--resume"
+                    f"{type(e).__name__}: {e}. {where}"
                 ) from e
             if not (np.all(np.isfinite(nxt.reward)) and np.all(np.isfinite(nxt.observation))):
                 raise TrainingDiverged(
@@ -394,7 +458,8 @@ class Trainer:
         c = self.config
         self._start = time.perf_counter()
         writer = MetricsWriter(self.out_dir)
-        bar = _ProgressBar(c.run.real_steps, self.ledger.env_steps) if progress else None
+        show = progress and parallel.is_primary()
+        bar = _ProgressBar(c.run.real_steps, self.ledger.env_steps) if show else None
         stopped = False
         try:
             while self.ledger.env_steps < c.run.real_steps:
@@ -425,7 +490,7 @@ class Trainer:
                 self._record_eval(writer)
             if self.checkpointer.latest_step() != self.ledger.env_steps:
                 self.save()
-            else:
+            elif parallel.is_primary():
                 self.ledger.wall_seconds = self._wall()
                 self.ledger.write(self.out_dir)
             if bar is not None:

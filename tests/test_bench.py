@@ -7,7 +7,7 @@ import pytest
 from dreamer import bench
 
 
-@pytest.mark.parametrize("what", ["worlds", "search", "train"])
+@pytest.mark.parametrize("what", ["worlds", "search", "train", "gpu"])
 def test_bench_quick(what, capsys):
     assert bench.main(what, quick=True) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -18,5 +18,9 @@ def test_bench_quick(what, capsys):
     if what == "train":
         assert all(r["updates_per_s"] > 0 for k, r in result.items()
                    if isinstance(r, dict) and "updates_per_s" in r)
+    if what == "gpu":
+        assert result["updates_per_s"] > 0 and result["search_sims_per_s"] > 0
+        assert result["ale_env_steps_per_s"] > 0
+        assert result["projected_hours_per_game"] > 0
     if what == "worlds":
         assert result["jax_worlds_steps_per_s"]["cartpole"]["16"] > 0
