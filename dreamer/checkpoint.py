@@ -70,7 +70,9 @@ class Checkpointer:
             raise CheckpointError(
                 f"cannot restore checkpoint {step} from {self.directory}: "
                 f"{type(e).__name__}: {str(e).splitlines()[0][:300]}. The checkpoint is corrupted "
-                "or was written by a run with a different world or network shape."
+                "or was written by a run with a different world or network shape: delete "
+                f"{os.path.join(self.directory, str(step))} to fall back to an older checkpoint, "
+                "or start a new run in another folder."
             ) from None
         return restored["state"], dict(restored["record"])
 

@@ -2,11 +2,13 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+import worlds
 from dreamer.cli import main
 
 
@@ -33,6 +35,11 @@ def test_help_is_fast_and_imports_no_jax():
         (["train", "--set", "train.batch_size=-1"], "train.batch_size must be > 0"),
         (["train", "--world", "gym:Pendulum-v1"], "box action space"),
         (["train", "--resume"], "--resume needs --out"),
+        (["train", "--world", "atari/notagame"], "unknown Atari game 'notagame'"),
+        (["train", "--seed", "-1"], "the seed must be >= 0"),
+        (["train", "--set", "seed=-3"], "the seed must be >= 0"),
+        (["eval", "--run", ".", "--episodes", "0"], "--episodes 0: must be > 0"),
+        (["train", "--world", "atari/pongg"], "did you mean: atari/pong"),
     ],
 )
 def test_bad_input_gives_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -60,16 +67,111 @@ def test_eval_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "not a dreamer run folder" in capsys.readouterr().err
 
 
-def test_train_then_eval_through_the_cli(tmp_path, capsys):
-    out = str(tmp_path / "run")
-    code = main(["train", "--world", "catch", "--preset", "tiny", "--real-steps", "96",
-                 "--out", out, "--no-progress", "--set", "run.eval_episodes=4",
-                 "--set", "train.learning_starts=64"])
-    assert code == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["real"]["env_steps"] == 96 and summary["updates"] > 0
+def test_resume_before_the_first_checkpoint(tmp_path, capsys):
+    # a run killed before its first checkpoint leaves an empty checkpoints/ (or only a
+    # half-written step folder)
+    (tmp_path / "checkpoints" / "32.orbax-checkpoint-tmp-1").mkdir(parents=True)
+    assert main(["train", "--resume", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no finished checkpoint" in err and "without --resume" in err
+
+
+TRAIN = ["train", "--world", "catch", "--preset", "tiny", "--real-steps", "96", "--no-progress",
+         "--set", "run.eval_episodes=4", "--set", "train.learning_starts=64"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One short catch run through the CLI, shared by the tests that damage copies of it."""
+    out = str(tmp_path_factory.mktemp("cli") / "run")
+    assert main([*TRAIN, "--out", out]) == 0
+    return out
+
+
+def test_train_then_eval_through_the_cli(trained_run, capsys):
+    ledger = json.load(open(os.path.join(trained_run, "ledger.json")))
+    assert ledger["real"]["env_steps"] == 96 and ledger["updates"] > 0
     for name in ["ledger.json", "metrics.jsonl", "eval.csv", "config.json", "checkpoints"]:
-        assert os.path.exists(os.path.join(out, name)), name
-    assert main(["eval", "--run", out, "--episodes", "4"]) == 0
-    result = json.load(open(os.path.join(out, "eval.json")))
+        assert os.path.exists(os.path.join(trained_run, name)), name
+    assert main(["eval", "--run", trained_run, "--episodes", "4"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 4
+    result = json.load(open(os.path.join(trained_run, "eval.json")))
     assert result["episodes"] == 4 and result["env_steps"] == 96
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dreamer: error:") and "\n" not in err, err
+    return err
+
+
+def _damaged_copy(trained_run, tmp_path, damage):
+    out = str(tmp_path / "run")
+    shutil.copytree(trained_run, out)
+    for root, _, files in os.walk(os.path.join(out, "checkpoints", "96", damage)):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 3)
+    return out
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+@pytest.mark.parametrize("damage, message", [("state", "corrupted"),
+                                             ("record", "truncated or corrupted")])
+def test_damaged_checkpoint_gives_one_line(trained_run, tmp_path, capsys, command, damage,
+                                           message):
+    out = _damaged_copy(trained_run, tmp_path, damage)
+    argv = ([*TRAIN, "--out", out, "--resume"] if command == "train"
+            else ["eval", "--run", out])
+    assert main(argv) == 2
+    err = _one_line_error(capsys)
+    assert message in err and "checkpoint 96" in err
+
+
+def test_resume_with_an_incompatible_config(trained_run, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    shutil.copytree(trained_run, out)
+    assert main([*TRAIN, "--out", out, "--resume", "--set", "model.hidden=48"]) == 2
+    err = _one_line_error(capsys)
+    assert "does not match the checkpoint" in err and "model.hidden (checkpoint 32, now 48)" in err
+
+
+class CrashingCartPole(worlds.HostWorld):
+    """CartPole whose emulator dies at its 20th step with a two-line message."""
+
+    def __init__(self, num_envs=1):
+        from worlds.gym import make_gym
+
+        self.inner = make_gym("CartPole-v1", num_envs=num_envs)
+        self.spec, self.num_envs, self.calls = self.inner.spec, num_envs, 0
+
+    def reset(self, seed):
+        return self.inner.reset(seed)
+
+    def step(self, actions):
+        self.calls += 1
+        if self.calls == 20:
+            raise RuntimeError("emulator crashed\nA.L.E: bad state")
+        return self.inner.step(actions)
+
+    @property
+    def frames(self):
+        return self.inner.frames
+
+    def close(self):
+        self.inner.close()
+
+
+def test_host_world_failure_gives_one_line(tmp_path, capsys):
+    worlds.register("test/crashing-cartpole", CrashingCartPole)
+    out = str(tmp_path / "run")
+    argv = ["train", "--world", "test/crashing-cartpole", "--preset", "tiny", "--real-steps", "64",
+            "--no-progress", "--out", out, "--set", "run.num_envs=1",
+            "--set", "run.checkpoint_interval=8", "--set", "run.eval_episodes=0"]
+    assert main(argv) == 2
+    err = _one_line_error(capsys)
+    assert ("world test/crashing-cartpole raised during step at real step 19: RuntimeError: "
+            "emulator crashed A.L.E: bad state. the checkpoint at real step 16 holds the run") in err
+    assert sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.isdigit()) == [
+        "16", "8"]
