@@ -3,8 +3,10 @@ and the SimSiam projection/predictor heads for temporal consistency.
 
 Latents are min-max normalised per sample (MuZero Appendix G). Vector observations get MLPs;
 image observations get residual conv stacks (the `atari` encoder downsamples 96x96 to 6x6 as in
-EfficientZero). On small frames a 3x3 convolution is written as one matrix multiply over the 9
-shifted copies of its input, which XLA:CPU runs several times faster than a generic convolution.
+EfficientZero); token observations (text) get a small 1-D convolutional encoder whose pooled
+features enter the vector path. On small frames a 3x3 convolution is written as one matrix
+multiply over the 9 shifted copies of its input, which XLA:CPU runs several times faster than a
+generic convolution.
 """
 
 from __future__ import annotations
@@ -64,6 +66,57 @@ class ConvResidualBlock(nn.Module):
         return x + y
 
 
+TOKEN_BUCKETS = 4096
+"""Rows of the token embedding table. Token ids are taken modulo this, so any vocabulary works
+(the text worlds here use fewer than 100 words; larger vocabularies share rows)."""
+
+
+class Conv1dWidth3(nn.Module):
+    """'SAME' 1-D convolution of width 3 over [B, L, C], as one Dense over 3 shifted copies."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x):  # [B, L, C] -> [B, L, features]
+        length = x.shape[1]
+        padded = jnp.pad(x, ((0, 0), (1, 1), (0, 0)))
+        shifted = jnp.concatenate([padded[:, i : i + length, :] for i in range(3)], axis=-1)
+        return nn.Dense(self.features)(shifted)
+
+
+class TokenEncoder(nn.Module):
+    """[B, L] int token ids (0 pads) -> [B, out] features.
+
+    Embedding plus learned positions, `num_layers` pre-norm residual width-3 convolutions (each
+    token sees its neighbours, so "north ( visited )" and "door leads north" differ), then masked
+    max- and mean-pooling over the tokens and a Dense layer.
+
+    Attributes:
+      features: embedding and convolution width.
+      out: output width.
+      num_layers: residual convolution layers.
+    """
+
+    features: int
+    out: int
+    num_layers: int = 3
+
+    @nn.compact
+    def __call__(self, tokens):
+        tokens = tokens.astype(jnp.int32)
+        present = (tokens != 0)[..., None]  # [B, L, 1]
+        x = nn.Embed(TOKEN_BUCKETS, self.features)(tokens % TOKEN_BUCKETS)
+        x = x + self.param("positions", nn.initializers.normal(0.02), (tokens.shape[1], self.features))
+        x = jnp.where(present, x, 0.0)
+        for _ in range(self.num_layers):
+            y = Conv1dWidth3(self.features)(nn.relu(nn.LayerNorm()(x)))
+            x = jnp.where(present, x + y, 0.0)
+        count = present.sum(axis=1)  # [B, 1]
+        mean = x.sum(axis=1) / jnp.maximum(count, 1)
+        top = jnp.where(count > 0, jnp.where(present, x, -jnp.inf).max(axis=1), 0.0)
+        return nn.Dense(self.out)(jnp.concatenate([top, mean], axis=-1))
+
+
 class MLPResidualBlock(nn.Module):
     features: int
     hidden: int
@@ -98,11 +151,13 @@ class WorldModel(nn.Module):
       config: network sizes.
       num_actions: size of the action set.
       image: observations are [H, W, C] images (else flat vectors).
+      tokens: observations are [L] token ids (text); they get a `TokenEncoder`.
     """
 
     config: ModelConfig
     num_actions: int
     image: bool
+    tokens: bool = False
 
     def setup(self):
         c = self.config
@@ -118,7 +173,7 @@ class WorldModel(nn.Module):
             self.dyn_blocks = [ConvResidualBlock(c.channels, fast) for _ in range(c.num_blocks)]
             self.head_reduce = nn.Dense(16)  # 1x1 conv before flattening into the heads
         else:
-            self.stem = nn.Dense(c.hidden)
+            self.stem = TokenEncoder(c.channels, c.hidden) if self.tokens else nn.Dense(c.hidden)
             self.repr_out = nn.Dense(c.latent_dim)
             self.repr_blocks = [MLPResidualBlock(c.latent_dim, c.hidden) for _ in range(c.num_blocks)]
             self.dyn_in = nn.Dense(c.latent_dim)
@@ -144,6 +199,11 @@ class WorldModel(nn.Module):
 
     def represent(self, observation: jax.Array) -> jax.Array:
         """[B, *obs] -> [B, *latent] min-max normalised latent state."""
+        if self.tokens:
+            x = self.repr_out(nn.relu(self.stem(observation)))
+            for block in self.repr_blocks:
+                x = block(x)
+            return min_max_normalise(x)
         x = observation.astype(jnp.float32)
         if jnp.issubdtype(observation.dtype, jnp.integer):
             x = x / 255.0
@@ -213,12 +273,15 @@ class WorldModel(nn.Module):
 
 
 def make_model(config: ModelConfig, spec) -> WorldModel:
-    """Builds the model for a world spec (`worlds.WorldSpec`)."""
+    """Builds the model for a world spec (`worlds.WorldSpec`): token observations get a
+    `TokenEncoder` (any `model.encoder` but "conv"/"atari"), images a conv stack, vectors an MLP."""
     if spec.observation_kind == "tokens":
-        raise NotImplementedError(
-            f"world {spec.name!r} has token observations; a token encoder is not part of this "
-            "version of dreamer"
-        )
+        if config.encoder in ("conv", "atari"):
+            raise ValueError(
+                f"model.encoder={config.encoder} needs image observations; {spec.name} gives "
+                "tokens (use model.encoder=auto)"
+            )
+        return WorldModel(config=config, num_actions=spec.num_actions, image=False, tokens=True)
     image = spec.observation_kind == "image" and config.encoder != "mlp"
     if config.encoder == "conv" and spec.observation_kind != "image":
         raise ValueError(f"model.encoder=conv needs image observations; {spec.name} gives vectors")
