@@ -250,6 +250,17 @@ class Trainer:
         if parallel.is_primary():
             with open(os.path.join(out_dir, "config.json"), "w") as f:
                 json.dump(c.to_dict(), f, indent=2)
+            self._save_vocabulary()
+
+    def _save_vocabulary(self) -> None:
+        """Token worlds: the run keeps the vocabulary and command list its observations and
+        actions index, so a trained agent can be read (and played) without rebuilding them."""
+        vocabulary = getattr(self.world, "vocabulary", None)
+        if vocabulary is None:
+            return
+        with open(os.path.join(self.out_dir, "vocabulary.json"), "w") as f:
+            json.dump({"world": self.config.world, "vocabulary": list(vocabulary),
+                       "actions": list(self.spec.action_names)}, f)
 
     def _check_layout(self) -> None:
         c = self.config

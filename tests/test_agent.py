@@ -166,3 +166,12 @@ def test_advantage_weighted_policy_targets():
     invalid = np.asarray(advantage_weighted_policy(action, 3, returns, baseline,
                                                    np.array([[True, False]])))
     assert invalid[0, 1].sum() == 0.0
+
+
+def test_token_world_run_keeps_its_vocabulary(tmp_path):
+    world = worlds.make("text/coin")
+    cfg = config_lib.override(config_lib.tiny(), ["world=text/coin"])
+    Trainer(cfg, str(tmp_path))  # building the trainer writes the run's files
+    saved = json.load(open(tmp_path / "vocabulary.json"))
+    assert saved["vocabulary"] == list(world.vocabulary)
+    assert saved["actions"] == list(world.spec.action_names)
