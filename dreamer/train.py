@@ -371,8 +371,8 @@ class Trainer:
             except Exception as e:
                 step = self.ledger.env_steps + t * c.run.num_envs
                 saved = self.checkpointer.latest_step()
-                where = ("no checkpoint was written yet: start the run again" if saved is None
-                         else f"the checkpoint at real step {saved} holds the run: continue it "
+                where = ("No checkpoint was written yet: start the run again" if saved is None
+                         else f"The checkpoint at real step {saved} holds the run: continue it "
                          "with --resume")
                 raise WorldFailed(
                     f"world {c.world} raised during step at real step {step}: "

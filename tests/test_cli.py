@@ -172,6 +172,6 @@ def test_host_world_failure_gives_one_line(tmp_path, capsys):
     assert main(argv) == 2
     err = _one_line_error(capsys)
     assert ("world test/crashing-cartpole raised during step at real step 19: RuntimeError: "
-            "emulator crashed A.L.E: bad state. the checkpoint at real step 16 holds the run") in err
+            "emulator crashed A.L.E: bad state. The checkpoint at real step 16 holds the run") in err
     assert sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.isdigit()) == [
         "16", "8"]
