@@ -159,8 +159,12 @@ def make_evaluate(world, model: WorldModel, config: Config, num_episodes: int):
     return evaluate
 
 
-def host_evaluate(world, act_fn, params, key, num_episodes: int, seed: int) -> np.ndarray:
-    """Greedy evaluation in a host world with `num_episodes` copies (first episode of each)."""
+def host_evaluate(world, act_fn, params, key, num_episodes: int, seed: int,
+                  all_finished=np.all) -> np.ndarray:
+    """Greedy evaluation in a host world with `num_episodes` copies (first episode of each).
+
+    `all_finished(finished) -> bool` decides when to stop; a distributed run passes one that asks
+    every process, so all of them leave the loop (and its collective search calls) together."""
     ts = world.reset(seed)
     returns = np.zeros((num_episodes,), np.float64)
     finished = np.zeros((num_episodes,), bool)
@@ -170,6 +174,6 @@ def host_evaluate(world, act_fn, params, key, num_episodes: int, seed: int) -> n
         ts = world.step(np.asarray(out.action))
         returns += np.where(finished, 0.0, ts.reward)
         finished |= ts.terminated | ts.truncated
-        if finished.all():
+        if all_finished(finished):
             break
     return returns

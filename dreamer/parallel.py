@@ -101,6 +101,35 @@ def sync_processes(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
+def to_global(tree, mesh: Mesh | None, spec: P):
+    """Host-local numpy arrays of this process (its share along the `data` axis) -> global
+    arrays; identity in a single process, where jit places numpy inputs itself."""
+    if mesh is None or jax.process_count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.host_local_array_to_global_array(tree, mesh, spec)
+
+
+def to_local(tree, mesh: Mesh | None, spec: P):
+    """Global arrays -> this process's share as numpy (the inverse of `to_global`)."""
+    if mesh is not None and jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        tree = multihost_utils.global_array_to_host_local_array(tree, mesh, spec)
+    return jax.tree.map(np.asarray, tree)
+
+
+def gather(x: np.ndarray) -> np.ndarray:
+    """Every process's `x` (same shape everywhere), stacked along a new first axis [P, ...]."""
+    x = np.asarray(x)
+    if jax.process_count() == 1:
+        return x[None]
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x))
+
+
 def is_primary() -> bool:
     """Whether this process writes reports and logs (process 0)."""
     return jax.process_index() == 0

@@ -67,11 +67,12 @@ def config_mismatch(saved: dict, current: dict) -> list[str]:
     )
 
 
-def make_training_world(config: Config):
+def make_training_world(config: Config, copies: int | None = None):
     """The world copies to collect from: one JAX world (vmapped over copies), or a host world with
-    `run.num_envs` copies (Atari gets its training-only options: life loss ends an episode,
-    rewards are clipped)."""
-    name, copies = config.world, config.run.num_envs
+    `copies` copies (default `run.num_envs`; a distributed run gives each process its share).
+    Atari gets its training-only options: life loss ends an episode, rewards are clipped."""
+    name = config.world
+    copies = config.run.num_envs if copies is None else copies
     if name.startswith("atari/"):
         return worlds.make(name, num_envs=copies, terminal_on_life_loss=True, reward_clip=True)
     if name.startswith("gym:"):
@@ -174,7 +175,9 @@ class Trainer:
         self.out_dir = out_dir
         os.makedirs(out_dir, exist_ok=True)
         c = config
-        self.world = make_training_world(c)
+        # host worlds: each process of a distributed run steps its own share of the copies
+        self.local_envs = c.run.num_envs // jax.process_count()
+        self.world = make_training_world(c, self.local_envs)
         self.spec = self.world.spec
         self.model = make_model(c.model, self.spec)
         self.steps_per_iteration = c.run.num_envs * c.run.collect_steps
@@ -217,8 +220,10 @@ class Trainer:
             donate_argnums=(0, 1),
             **_shardings(self.mesh, (rep, replay_sh, rep, rep), (rep, replay_sh, rep)),
         )
-        self._act = jax.jit(actor.make_act(self.model, c, explore=True))
-        self._act_greedy = jax.jit(actor.make_act(self.model, c, explore=False))
+        act_out = {} if jax.process_count() == 1 else {
+            "out_shardings": parallel.split_leading(self.mesh, jnp.zeros((1,)))}
+        self._act = jax.jit(actor.make_act(self.model, c, explore=True), **act_out)
+        self._act_greedy = jax.jit(actor.make_act(self.model, c, explore=False), **act_out)
         if self.world.is_jax:
             def new_collector(key):
                 return actor.init_collector(self.world, key, N)
@@ -238,9 +243,9 @@ class Trainer:
             )
         else:
             self.collector = None
-            self.host_timestep = self.world.reset(c.seed)
-            self.host_return = np.zeros(N, np.float64)
-            self.host_length = np.zeros(N, np.int64)
+            self.host_timestep = self.world.reset(self._host_seed(c.seed))
+            self.host_return = np.zeros(self.local_envs, np.float64)
+            self.host_length = np.zeros(self.local_envs, np.int64)
         self.ledger = SampleLedger(world=c.world, seed=c.seed, config=c.to_dict())
         self.loop = LoopState(next_eval=c.run.eval_interval, next_checkpoint=c.run.checkpoint_interval)
         self.checkpointer = Checkpointer(os.path.join(out_dir, "checkpoints"), c.run.keep_checkpoints)
@@ -273,11 +278,23 @@ class Trainer:
                     f"{name}={value} does not split over {devices} devices; make it a multiple "
                     f"of {devices}, or set run.devices=1"
                 )
-        if not self.world.is_jax and jax.process_count() > 1:
+        if not self.world.is_jax and c.run.eval_episodes % jax.process_count():
             raise DeviceLayoutError(
-                f"{c.world} is a host world; multi-process runs collect from JAX-native worlds "
-                "only (run host worlds on one process: it still uses all its local devices)"
+                f"run.eval_episodes={c.run.eval_episodes} does not split over "
+                f"{jax.process_count()} processes; make it a multiple of {jax.process_count()}"
             )
+
+    def _host_seed(self, seed: int) -> int:
+        """Copy i of process p is seeded with seed + p * local copies + i (distinct everywhere)."""
+        return seed + jax.process_index() * self.local_envs
+
+    def _host_act(self, act_fn, key, observation, action_mask, temperature):
+        """One batched search over this process's observations (all processes search together
+        in a distributed run); returns this process's share of the SearchOutput as numpy."""
+        spec = parallel.P(parallel.AXIS)
+        observation, mask = parallel.to_global((observation, action_mask), self.mesh, spec)
+        out = act_fn(self.train_state.params, key, observation, mask, temperature)
+        return parallel.to_local(out, self.mesh, spec)
 
     # --- state <-> checkpoint ---------------------------------------------------------------
     def _array_state(self):
@@ -324,7 +341,8 @@ class Trainer:
                 rows=rows._replace(truncated=rows.truncated.at[newest].set(
                     rows.truncated[newest] | ~rows.terminated[newest]))
             )
-            self.host_timestep = self.world.reset(self.config.seed + int(record["ledger"]["real"]["env_steps"]))
+            self.host_timestep = self.world.reset(
+                self._host_seed(self.config.seed + int(record["ledger"]["real"]["env_steps"])))
         self.ledger = SampleLedger.from_json(record["ledger"])
         self.ledger.config = self.config.to_dict()
         self.loop = LoopState(**record["loop"])
@@ -346,12 +364,13 @@ class Trainer:
             finished = np.asarray(stats.finished)
             returns = np.asarray(stats.episode_return)[finished]
             frames = self.steps_per_iteration * self.spec.frames_per_step
+            episodes = len(returns)
         else:
-            rows, returns, frames = self._host_collect(key, temperature)
+            rows, returns, frames, episodes = self._host_collect(key, temperature)
         self.replay = self._add(self.replay, rows)
         self.ledger.env_steps += self.steps_per_iteration
         self.ledger.frames += frames
-        self.ledger.episodes += len(returns)
+        self.ledger.episodes += episodes
         self.ledger.search += self.steps_per_iteration * c.search.simulations_per_root
         self.loop.recent_returns = (self.loop.recent_returns + [float(r) for r in returns])[-20:]
 
@@ -363,9 +382,9 @@ class Trainer:
         finished_returns = []
         for t in range(c.run.collect_steps):
             ts = self.host_timestep
-            out = self._act(self.train_state.params, jax.random.fold_in(key, t),
-                            ts.observation, ts.action_mask, temperature)
-            action = np.asarray(out.action)
+            out = self._host_act(self._act, jax.random.fold_in(key, t), ts.observation,
+                                 ts.action_mask, temperature)
+            action = out.action
             try:
                 nxt = self.world.step(action)
             except Exception as e:
@@ -396,7 +415,11 @@ class Trainer:
             self.host_length[done] = 0
             self.host_timestep = nxt
         rows = replay_lib.Rows(**{k: np.stack(v) for k, v in columns.items()})
-        return rows, np.asarray(finished_returns), self.world.frames - frames_before
+        rows = parallel.to_global(rows, self.mesh, parallel.P(None, parallel.AXIS))
+        # the ledger counts every process's frames and episodes
+        frames = int(parallel.gather(self.world.frames - frames_before).sum())
+        episodes = int(parallel.gather(len(finished_returns)).sum())
+        return rows, np.asarray(finished_returns), frames, episodes
 
     def _learn(self, key) -> dict[str, float] | None:
         c = self.config
@@ -442,12 +465,20 @@ class Trainer:
                 actor.make_evaluate(self.world, self.model, c, episodes))
             returns, _ = fn(self.train_state.params, key)
             return np.asarray(returns)
-        world = worlds.make(c.world, num_envs=episodes)
+        share = episodes // jax.process_count()
+        world = worlds.make(c.world, num_envs=share)
         try:
-            return actor.host_evaluate(world, self._act_greedy, self.train_state.params, key,
-                                       episodes, seed=c.seed + 1_000_003)
+            returns = actor.host_evaluate(
+                world,
+                lambda params, k, obs, mask, temp: self._host_act(
+                    self._act_greedy, k, obs, mask, temp),
+                self.train_state.params, key, share,
+                seed=c.seed + 1_000_003 + jax.process_index() * share,
+                all_finished=lambda finished: bool(parallel.gather(finished.all()).all()),
+            )
         finally:
             world.close()
+        return parallel.gather(returns).reshape(-1)
 
     def _record_eval(self, metrics_writer: MetricsWriter) -> None:
         if self.config.run.eval_episodes == 0:
