@@ -103,10 +103,17 @@ def _reference_start(env, world, i, gold=False):
     return infos
 
 
-def _reference_observation(world, infos):
-    from worlds.twx import OBSERVATION_FIELDS, _fields
-
-    fields = _fields(infos, infos["taskDescription"], OBSERVATION_FIELDS)
+def _reference_observation(world, infos, commands=()):
+    """The token ids of TWX's own state `infos`, written out field by field."""
+    texts = {
+        "task": infos["taskDescription"],
+        "history": ", ".join(commands[-4:]),
+        "feedback": "" if infos["observation"].strip() == infos["look"].strip()
+        else infos["observation"],
+        "inventory": infos["inventory"],
+        "look": infos["look"],
+    }
+    fields = [texts[f] for f in ("task", "history", "feedback", "inventory", "look")]
     return Vocabulary(world.vocabulary).encode(fields, world.max_tokens)
 
 
@@ -125,6 +132,7 @@ def test_twx_spec_and_shapes(twx_reference):
         assert not (ts.action_mask.all(axis=1)).any()  # a real mask, not all-valid
         text = world.render(ts.observation[0])
         assert "coin" in text and "kitchen" in text and "|" in text
+        assert world.max_tokens >= 272 + 4 * 5  # the family's longest, plus 4 commands of history
         rng = np.random.default_rng(0)
         for _ in range(5):
             actions = np.array([rng.choice(np.flatnonzero(m)) for m in ts.action_mask])
@@ -155,6 +163,7 @@ def test_twx_matches_reference_step_for_step(twx_reference):
             if gold is not None:
                 gold_length = len(gold)
             rng = np.random.default_rng(1)
+            taken = []
             for t in range(limit):
                 if gold is not None:
                     command = gold[t]
@@ -163,6 +172,7 @@ def test_twx_matches_reference_step_for_step(twx_reference):
                     command = rng.choice([c for c in options if c != "take coin"])
                 ts = world.step(np.array([world.commands.index(command)]))
                 _, reward, _, infos = env.step(command)
+                taken.append(str(command))
                 assert ts.reward[0] == np.float32(reward) and reward == (command == "take coin")
                 won = infos["tasksuccess"]
                 assert ts.terminated[0] == (won or infos["taskfailure"])
@@ -171,7 +181,7 @@ def test_twx_matches_reference_step_for_step(twx_reference):
                     ends.append((bool(ts.terminated[0]), bool(ts.truncated[0]), t + 1))
                     break
                 np.testing.assert_array_equal(
-                    ts.observation[0], _reference_observation(world, infos)
+                    ts.observation[0], _reference_observation(world, infos, taken)
                 )
                 assert _masked_commands(world, ts.action_mask[0]) == sorted(infos["validActions"])
         # the gold path wins (reward 1, terminated); random commands are cut at the limit
@@ -337,6 +347,8 @@ def test_textworld_truncation_and_close(textworld_game, fresh_cache):
     look = world.commands.index("look")
     flags = [world.step(np.array([look])) for _ in range(3)]
     assert [f.truncated[0] for f in flags] == [False, False, True]
+    assert "| look, look |" in world.render(flags[1].observation[0])  # the history field
+    assert "| look |" not in world.render(first.observation[0])
     np.testing.assert_array_equal(flags[-1].observation, first.observation)
     world.close()
     with pytest.raises(RuntimeError, match="closed"):

@@ -17,10 +17,10 @@ Rewards. TextWorld's `step` returns the cumulative score; the reward of a step i
 An episode ends with `terminated` when the game is won or lost, with `truncated` after
 `max_episode_steps` commands; `success[i]` tells whether copy i's last step won.
 
-Observations are token ids (`observation_kind="tokens"`) of the fields `objective`, `feedback`
-(the game's answer without the prompt and status line; empty where it repeats the room
-description, and at the start of an episode), `inventory` and `description` (the room), joined by
-`<sep>`. The vocabulary is built once per game file (its entity names and descriptions, objective
+Observations are token ids (`observation_kind="tokens"`) of the fields `objective`, `history`
+(the episode's last `history` commands, 4 by default, as in `worlds.twx`), `feedback` (the game's
+answer without the prompt and status line; empty where it repeats the room description, and at
+the start of an episode), `inventory` and `description` (the room), joined by `<sep>`. The vocabulary is built once per game file (its entity names and descriptions, objective
 and commands, plus every text met along the walkthrough and a few seeded random walks) and cached
 under `vocab_cache_dir()` by the file's SHA-256.
 """
@@ -38,7 +38,13 @@ from worlds.base import HostWorld, TimeStep, WorldSpec
 from worlds.registry import MissingExtraError, WorldOptionError
 from worlds.text_tokens import Vocabulary, read_family, tokenize, write_family
 
-OBSERVATION_FIELDS: tuple[str, ...] = ("objective", "feedback", "inventory", "description")
+OBSERVATION_FIELDS: tuple[str, ...] = (
+    "objective",
+    "history",
+    "feedback",
+    "inventory",
+    "description",
+)
 FAMILY_FORMAT = 1
 BUILD_WALKS = 4
 BUILD_WALK_STEPS = 50
@@ -61,12 +67,13 @@ def clean_feedback(text: str) -> str:
     return text.strip()
 
 
-def _fields(gs, feedback: str, which: tuple[str, ...]) -> list[str]:
+def _fields(gs, feedback: str, which: tuple[str, ...], history=()) -> list[str]:
     description = gs["description"] or ""
     if feedback.strip() == description.strip():
         feedback = ""
     texts = {
         "objective": gs["objective"] or "",
+        "history": ", ".join(history),
         "feedback": feedback,
         "inventory": gs["inventory"] or "",
         "description": description,
@@ -108,7 +115,7 @@ def build_family(path: Path, game, textworld) -> dict:
       (longest observation seen, rounded up to a multiple of 16).
     """
     commands = sorted(set(game.possible_admissible_commands) | set(game.walkthrough or ()))
-    texts = [game.objective or "", *commands]
+    texts = [game.objective or "", *commands, ","]
     for info in game.infos.values():
         texts.extend(t for t in (info.name, info.desc, info.adj, info.noun) if t)
     env = _start(textworld, path)
@@ -122,7 +129,7 @@ def build_family(path: Path, game, textworld) -> dict:
             for t in range(BUILD_WALK_STEPS if walk is None else len(walk)):
                 fields = _fields(gs, feedback, OBSERVATION_FIELDS)
                 texts.extend(fields)
-                longest = max(longest, sum(len(tokenize(f)) for f in fields) + 3)
+                longest = max(longest, sum(len(tokenize(f)) for f in fields) + len(fields) - 1)
                 if gs["won"] or gs["lost"]:
                     break
                 if walk is None:
@@ -134,7 +141,7 @@ def build_family(path: Path, game, textworld) -> dict:
                 feedback = clean_feedback(gs.feedback)
             fields = _fields(gs, feedback, OBSERVATION_FIELDS)
             texts.extend(fields)
-            longest = max(longest, sum(len(tokenize(f)) for f in fields) + 3)
+            longest = max(longest, sum(len(tokenize(f)) for f in fields) + len(fields) - 1)
     finally:
         env.close()
     return {
@@ -165,6 +172,7 @@ class TextWorldWorld(HostWorld):
         max_episode_steps: int = 100,
         max_tokens: int | None = None,
         observation_fields: tuple[str, ...] = OBSERVATION_FIELDS,
+        history: int = 4,
     ):
         name = f"textworld/{path}"
         textworld = _import_textworld(name)
@@ -178,6 +186,8 @@ class TextWorldWorld(HostWorld):
                 f"{name}: observation_fields must be a non-empty subset of "
                 f"{OBSERVATION_FIELDS}, got {observation_fields}"
             )
+        if history < 0:
+            raise WorldOptionError(f"{name}: history must be >= 0, got {history}")
         game_path = Path(path).expanduser()
         if not game_path.is_file():
             raise FileNotFoundError(
@@ -207,7 +217,13 @@ class TextWorldWorld(HostWorld):
         self._vocab = Vocabulary(self.vocabulary)
         self._command_ids = {c: i for i, c in enumerate(self.commands)}
         self._fields_shown = observation_fields
-        self.max_tokens = int(max_tokens or family["max_tokens"])
+        self.history = history
+        if max_tokens is None:
+            # the game's longest observation without history, plus room for `history` commands
+            longest_command = max(len(tokenize(c)) for c in self.commands)
+            room = (longest_command + 1) * history if "history" in observation_fields else 0
+            max_tokens = family["max_tokens"] + -(-room // 16) * 16
+        self.max_tokens = int(max_tokens)
         self.spec = WorldSpec(
             name=name,
             observation_shape=(self.max_tokens,),
@@ -231,13 +247,15 @@ class TextWorldWorld(HostWorld):
         self.success = np.zeros((num_envs,), bool)
         self._scores = np.zeros((num_envs,), np.float64)
         self._steps = np.zeros((num_envs,), np.int64)
+        self._histories: list[list[str]] = [[] for _ in range(num_envs)]
         self._observation = np.zeros((num_envs, self.max_tokens), np.int32)
         self._mask = np.zeros((num_envs, self.spec.num_actions), bool)
         self._started = False
 
     def _show(self, i: int, gs, feedback: str) -> None:
+        history = self._histories[i][-self.history :] if self.history else ()
         self._observation[i] = self._vocab.encode(
-            _fields(gs, feedback, self._fields_shown), self.max_tokens
+            _fields(gs, feedback, self._fields_shown, history), self.max_tokens
         )
         self._mask[i] = False
         for command in gs["admissible_commands"] or ():
@@ -253,6 +271,7 @@ class TextWorldWorld(HostWorld):
         gs = self._envs[i].reset()
         self._scores[i] = float(gs["score"] or 0)
         self._steps[i] = 0
+        self._histories[i] = []
         self._show(i, gs, "")
 
     def reset(self, seed: int) -> TimeStep:
@@ -296,6 +315,7 @@ class TextWorldWorld(HostWorld):
                     f"{self.spec.name}: action {action} out of range [0, {self.spec.num_actions})"
                 )
             gs, score, done = self._envs[i].step(self.commands[action])
+            self._histories[i].append(self.commands[action])
             reward[i] = float(score) - self._scores[i]
             self._scores[i] = float(score)
             self._steps[i] += 1
@@ -337,7 +357,8 @@ def make_textworld(path: str, num_envs: int = 1, **options) -> TextWorldWorld:
       path: a `.z8` or `.ulx` game made with `tw-make` (its `.json` beside it).
       num_envs: parallel copies (interpreters in this process, stepped in sequence).
       **options: `max_episode_steps` (100), `max_tokens` (the game's longest observation seen
-        when its vocabulary was built), `observation_fields` (subset of `OBSERVATION_FIELDS`).
+        when its vocabulary was built, plus room for the history), `observation_fields` (subset of
+        `OBSERVATION_FIELDS`), `history` (4: how many past commands the `history` field shows).
 
     Returns:
       A `TextWorldWorld` with token observations [num_envs, max_tokens] int32 and masked commands.
