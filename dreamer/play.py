@@ -1,16 +1,246 @@
 """`dreamer play`: play a world in the terminal, or watch a trained agent play it.
 
+A person plays by typing a command's number or its text (`take coin`, or just `coin`, `north`);
+`q` quits. With `--agent RUN_DIR` the run's latest checkpoint plays greedily with its search, and
+each step shows the search's most visited commands with their visit shares. Input is read with
+`input()` and output written with `print`, so a test can drive a session.
+
 Imports nothing heavy at module level (the CLI imports this module to build its parser).
 """
 
 from __future__ import annotations
 
+import json
+import os
+
+QUIT = ("q", "quit", "exit")
+
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--world", default="text/coin", help="world name (default text/coin)")
-    parser.add_argument("--agent", default=None, help="run folder of a trained agent to watch")
-    parser.add_argument("--seed", type=int, default=0)
+    """Adds `dreamer play`'s options to an argparse (sub)parser."""
+    parser.add_argument("--world", default=None,
+                        help="world name (default text/coin, or the agent's world with --agent)")
+    parser.add_argument("--agent", default=None, metavar="RUN_DIR",
+                        help="run folder of a trained agent to watch")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    parser.add_argument("--episodes", type=int, default=1,
+                        help="episodes the agent plays before the session ends (with --agent)")
+    parser.add_argument("--top", type=int, default=3,
+                        help="search actions shown per step (with --agent)")
+    parser.add_argument("--pause", action="store_true",
+                        help="wait for Enter before each agent step (q quits)")
+
+
+class _Session:
+    """One copy of a world behind `reset()` / `step(action)` returning unbatched numpy TimeSteps.
+
+    JAX worlds: episode one starts from `reset(jax.random.key(seed))`; steps use keys folded from
+    it (the world's own auto-reset starts later episodes). Host worlds: one copy, reset with `seed`.
+    """
+
+    def __init__(self, name: str, seed: int):
+        import jax
+        import numpy as np
+
+        import worlds
+
+        self._jax, self._np = jax, np
+        world = worlds.make(name)
+        if not world.is_jax:
+            world.close()
+            world = worlds.make(name, num_envs=1)
+        self.world, self.spec, self.seed = world, world.spec, seed
+        self.renderable = callable(getattr(world, "render", None))
+        if world.is_jax:
+            self._reset = jax.jit(world.reset)
+            self._step = jax.jit(world.step)
+        self._t = 0
+
+    def _unbatch(self, ts):
+        fields = self._jax.tree.map(self._np.asarray, ts)
+        return fields if self.world.is_jax else self._jax.tree.map(lambda x: x[0], fields)
+
+    def reset(self):
+        if self.world.is_jax:
+            self.state, ts = self._reset(self._jax.random.key(self.seed))
+        else:
+            ts = self.world.reset(self.seed)
+        return self._unbatch(ts)
+
+    def step(self, action: int):
+        self._t += 1
+        if self.world.is_jax:
+            key = self._jax.random.fold_in(self._jax.random.key(self.seed), self._t)
+            self.state, ts = self._step(self.state, self._jax.numpy.int32(action), key)
+        else:
+            ts = self.world.step(self._np.asarray([action]))
+        return self._unbatch(ts)
+
+    def close(self):
+        if not self.world.is_jax:
+            self.world.close()
+
+
+def parse_command(text: str, valid: list[int], names: tuple[str, ...]) -> int | None:
+    """The action a typed line names, or None.
+
+    Accepts the command's number in the listed valid commands (1-based), its full text, or a
+    word that ends or starts exactly one valid command (`north` -> `go north`, `take` when only one
+    `take ...` is valid). Case and extra spaces are ignored.
+    """
+    words = " ".join(text.lower().split())
+    if not words:
+        return None
+    if words.isdigit():
+        number = int(words)
+        return valid[number - 1] if 1 <= number <= len(valid) else None
+    exact = [a for a in range(len(names)) if names[a].lower() == words]
+    if exact:
+        return exact[0]
+    partial = [a for a in valid if names[a].lower().endswith(" " + words)
+               or names[a].lower().startswith(words + " ")]
+    return partial[0] if len(partial) == 1 else None
+
+
+def _list_commands(valid: list[int], names) -> str:
+    return "Commands: " + "  ".join(f"{i}) {names[a]}" for i, a in enumerate(valid, 1))
+
+
+def _end_of_episode(ts, score: float, episode: int) -> str:
+    how = "won" if bool(ts.terminated) and float(ts.reward) > 0 else (
+        "ended" if bool(ts.terminated) else "ran out of steps")
+    return f"*** Episode {episode} {how}: score {score:g}. ***"
+
+
+def _play_human(session: _Session) -> int:
+    names = session.spec.action_names
+    print(f"{session.spec.name} (seed {session.seed}): type a command's number or its text; "
+          "q quits.")
+    ts = session.reset()
+    score, episode, finished, total = 0.0, 1, 0, 0.0
+    while True:
+        print()
+        print(session.world.render(ts.observation))
+        valid = [a for a in range(len(names)) if ts.action_mask[a]]
+        print(_list_commands(valid, names))
+        try:
+            line = input("> ")
+        except EOFError:
+            line = "q"
+        if line.strip().lower() in QUIT:
+            break
+        action = parse_command(line, valid, names)
+        if action is None:
+            print(f"Not a command here: {line.strip()!r}. Type a number from the list, or q.")
+            continue
+        if action not in valid:
+            print(f"You cannot {names[action]} here.")
+            continue
+        ts = session.step(action)
+        score += float(ts.reward)
+        print(f"-> {names[action]}: reward {float(ts.reward):g}, score {score:g}")
+        if ts.terminated or ts.truncated:
+            print(_end_of_episode(ts, score, episode))
+            finished, total = finished + 1, total + score
+            score, episode = 0.0, episode + 1
+            print(f"Episode {episode} begins.")
+    print(f"Bye: {finished} episode(s) finished, total score {total:g}.")
+    return 0
+
+
+def _load_agent(run_dir: str):
+    """(config, params, model) of the latest checkpoint in `run_dir`, or a UserError."""
+    from dreamer.cli import UserError
+
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path) or not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+        raise UserError(f"--agent {run_dir}: not a dreamer run folder (no config.json / "
+                        "checkpoints); train one with `dreamer train --out RUN_DIR`")
+    from dreamer.config import config_from_dict
+    from dreamer.train import Trainer
+
+    with open(path) as f:
+        config = config_from_dict(json.load(f))
+    trainer = Trainer(config, run_dir, resume=True)
+    trainer.checkpointer.close()
+    if not trainer.world.is_jax:
+        trainer.world.close()
+    return config, trainer.train_state.params, trainer.model, trainer.ledger
+
+
+def _watch_agent(session: _Session, args, config, params, model, ledger) -> int:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from dreamer.search import run_search
+
+    names = session.spec.action_names
+
+    @jax.jit
+    def act(params, key, observation, action_mask):
+        return run_search(model, params, key, observation[None], action_mask[None],
+                          config.search, config.train.discount,
+                          config.train.value_prefix_horizon, temperature=0.0, explore=False)
+
+    print(f"{session.spec.name} (seed {session.seed}): agent {args.agent} after "
+          f"{ledger.env_steps} real steps and {ledger.updates} updates, greedy search with "
+          f"{config.search.num_simulations} simulations.")
+    ts = session.reset()
+    key = jax.random.key(session.seed)
+    score, episode, results, t = 0.0, 1, [], 0
+    while episode <= args.episodes:
+        print()
+        print(session.world.render(ts.observation))
+        if args.pause:
+            try:
+                line = input("[Enter] next step, q quits > ")
+            except EOFError:
+                line = "q"
+            if line.strip().lower() in QUIT:
+                break
+        t += 1
+        out = act(params, jax.random.fold_in(key, t), jnp.asarray(ts.observation),
+                  jnp.asarray(ts.action_mask))
+        policy = np.asarray(out.policy[0])
+        order = [a for a in np.argsort(-policy, kind="stable")[: max(args.top, 1)] if policy[a] > 0]
+        shares = ", ".join(f"{names[a]} {policy[a]:.0%}" for a in order)
+        print(f"search: {shares} | value {float(out.value[0]):.2f}")
+        action = int(out.action[0])
+        ts = session.step(action)
+        score += float(ts.reward)
+        print(f"-> {names[action]}: reward {float(ts.reward):g}, score {score:g}")
+        if ts.terminated or ts.truncated:
+            print(_end_of_episode(ts, score, episode))
+            results.append(score)
+            score, episode = 0.0, episode + 1
+    if results:
+        print(f"Agent: {len(results)} episode(s), mean score {np.mean(results):g}.")
+    return 0
 
 
 def run(args) -> int:
-    raise NotImplementedError("dreamer play is being built")
+    """Runs `dreamer play` with parsed arguments; returns the exit status."""
+    from dreamer.cli import UserError
+
+    if args.episodes < 1:
+        raise UserError(f"--episodes must be >= 1, got {args.episodes}")
+    agent = None
+    world = args.world
+    if args.agent is not None:
+        agent = _load_agent(args.agent)
+        trained_on = agent[0].world
+        if world is not None and world != trained_on:
+            raise UserError(f"--agent {args.agent} was trained on {trained_on}, not {world}; "
+                            "drop --world or name that world")
+        world = trained_on
+    session = _Session(world or "text/coin", args.seed)
+    try:
+        if not session.renderable:
+            raise UserError(f"world {session.spec.name} cannot be shown as text (it has no "
+                            "render); try --world text/coin or text/quest")
+        if agent is None:
+            return _play_human(session)
+        return _watch_agent(session, args, *agent)
+    finally:
+        session.close()

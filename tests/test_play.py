@@ -1,0 +1,99 @@
+"""`dreamer play`: a scripted person solves a generated map; a tiny trained agent is watched."""
+
+import argparse
+
+import jax
+import pytest
+
+import worlds
+from dreamer import cli, play
+from worlds.text.adventure import solve
+
+
+def _args(*argv):
+    parser = argparse.ArgumentParser()
+    play.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def _feed(monkeypatch, lines):
+    """Makes `input()` return `lines` one by one (then EOF), echoing like a terminal would."""
+    lines = iter(lines)
+
+    def fake_input(prompt=""):
+        try:
+            line = next(lines)
+        except StopIteration:
+            raise EOFError from None
+        print(prompt + line)
+        return line
+
+    monkeypatch.setattr("builtins.input", fake_input)
+
+
+@pytest.mark.parametrize("name", ["text/coin", "text/quest"])
+def test_typed_commands_solve_a_generated_map(name, monkeypatch, capsys):
+    seed = 4
+    world = worlds.make(name)
+    state, _ = world.reset(jax.random.key(seed))  # the session's first episode
+    plan = solve(world, state.game)
+    names = world.spec.action_names
+    # full command texts, a short word for the first move, and a typo that is refused
+    typed = ["dance"] + [names[a] for a in plan] + ["q"]
+    if plan[0] < 4:
+        typed[1] = names[plan[0]].split()[-1]  # "north" for "go north"
+    _feed(monkeypatch, typed)
+    assert play.run(_args("--world", name, "--seed", str(seed))) == 0
+    out = capsys.readouterr().out
+    assert "Not a command here: 'dance'" in out
+    assert "You are in the" in out and "Commands: 1) " in out
+    assert f"-> {names[plan[-1]]}: reward 1, score 1" in out
+    assert "Episode 1 won: score 1." in out
+    assert "Bye: 1 episode(s) finished, total score 1." in out
+
+
+def test_numbers_pick_from_the_listed_commands(monkeypatch, capsys):
+    _feed(monkeypatch, ["1", "9", "quit"])
+    assert play.run(_args("--world", "text/coin", "--seed", "0")) == 0
+    out = capsys.readouterr().out
+    first_listed = out.split("Commands: 1) ")[1].splitlines()[0].split("  ")[0].strip()
+    assert f"-> {first_listed}: reward 0, score 0" in out
+    assert "Not a command here: '9'" in out
+
+
+def test_parse_command():
+    names = ("go north", "go south", "take coin")
+    assert play.parse_command("2", [0, 2], names) == 2
+    assert play.parse_command(" Take   COIN ", [0, 2], names) == 2
+    assert play.parse_command("north", [0, 2], names) == 0
+    assert play.parse_command("take", [0, 2], names) == 2
+    assert play.parse_command("go", [0, 1], names) is None  # two commands start with "go"
+    assert play.parse_command("go south", [0], names) == 1  # named exactly, though not valid now
+    assert play.parse_command("3", [0, 2], names) is None
+    assert play.parse_command("", [0], names) is None
+
+
+def test_world_without_render_and_bad_run_dir_are_user_errors(tmp_path, monkeypatch):
+    _feed(monkeypatch, ["q"])
+    with pytest.raises(cli.UserError, match="no render"):
+        play.run(_args("--world", "catch"))
+    with pytest.raises(cli.UserError, match="not a dreamer run folder"):
+        play.run(_args("--agent", str(tmp_path)))
+    # through the CLI: one line on stderr, exit status 2
+    assert cli.main(["play", "--agent", str(tmp_path / "missing")]) == 2
+
+
+def test_watch_a_tiny_trained_agent(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    assert cli.main(["train", "--world", "text/coin", "--preset", "tiny", "--real-steps", "320",
+                     "--out", run_dir, "--no-progress", "--set", "run.eval_episodes=0"]) == 0
+    capsys.readouterr()
+    args = _args("--agent", run_dir, "--episodes", "2", "--seed", "1")
+    assert play.run(args) == 0
+    out = capsys.readouterr().out
+    assert "after 320 real steps" in out
+    search_lines = [line for line in out.splitlines() if line.startswith("search: ")]
+    assert search_lines and all("%" in line and "value" in line for line in search_lines)
+    assert out.count("*** Episode") == 2 and "Agent: 2 episode(s), mean score" in out
+    with pytest.raises(cli.UserError, match="trained on text/coin"):
+        play.run(_args("--agent", run_dir, "--world", "text/quest"))
