@@ -263,8 +263,9 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
         labels = config_labels([json.loads(key[1]) for key, _ in world_groups])
         order = sorted(range(len(labels)), key=lambda i: _natural_key(labels[i]))
         world_groups, labels = [world_groups[i] for i in order], [labels[i] for i in order]
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-        cfig, caxes = plt.subplots(1, 2, figsize=(12, 4.5))
+        height = 4.5 + 0.2 * len(world_groups)
+        fig, axes = plt.subplots(1, 2, figsize=(12, height))
+        cfig, caxes = plt.subplots(1, 2, figsize=(12, height))
         for index, ((_key, members), label) in enumerate(zip(world_groups, labels, strict=True)):
             color = f"C{index % 10}"
             finals = np.array([m["curve"][-1, 2] for m in members])
@@ -317,24 +318,27 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
         for ax in axes:
             ax.set_ylabel("evaluation return (mean over seeds, 95% CI)")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
         axes[0].set_title(f"{world}: return vs real steps")
         axes[1].set_title(f"{world}: return vs simulated (dreamed) steps")
-        fig.tight_layout()
+        _legend_below(fig, axes[0])
         name = world.replace("/", "-").replace(":", "-")
         fig.savefig(os.path.join(out_dir, f"{name}.png"), dpi=110)
         plt.close(fig)
         caxes[0].set_xlabel("real env steps")
-        caxes[0].set_ylabel("dream ratio (simulated steps per real step)")
+        caxes[0].set_ylabel("dream ratio (simulated steps per real step, log scale)")
+        caxes[0].set_yscale("log")
         caxes[0].set_title(f"{world}: dream ratio over the run")
-        caxes[0].grid(alpha=0.3)
-        caxes[0].legend(fontsize=8)
+        caxes[0].grid(alpha=0.3, which="both")
         caxes[1].set_yticks(range(len(labels)), [_wrap(label) for label in labels], fontsize=8)
-        caxes[1].set_xlabel("simulated model steps per real step (final)")
+        caxes[1].set_xlabel("simulated model steps per real step (at the end of the run)")
         caxes[1].set_title(f"{world}: where the simulated steps go")
-        caxes[1].legend(title="simulated in", fontsize=8)
+        from matplotlib.patches import Patch
+
+        caxes[1].legend(handles=[Patch(facecolor="white", edgecolor="black", hatch=hatch, label=part)
+                                 for part, hatch in zip(SIMULATED_PARTS, ("", "//", ".."), strict=True)],
+                        title="simulated in", fontsize=8)
         caxes[1].grid(alpha=0.3, axis="x")
-        cfig.tight_layout()
+        _legend_below(cfig, caxes[0])
         cfig.savefig(os.path.join(out_dir, f"{name}-compute.png"), dpi=110)
         plt.close(cfig)
         images.append(f"![{world}: return]({name}.png)\n\n![{world}: dreamed compute]({name}-compute.png)")
@@ -348,6 +352,16 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(text)
     return text
+
+
+def _legend_below(fig, ax) -> None:
+    """One legend for the figure, under the axes, so it never covers a curve."""
+    handles, labels = ax.get_legend_handles_labels()
+    columns = 1 if max((len(label) for label in labels), default=0) > 45 else 2
+    rows = -(-len(labels) // columns)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    bottom = (0.1 + 0.17 * rows) / fig.get_figheight()  # ~0.17 inch per 8-point legend row
+    fig.tight_layout(rect=(0, min(0.45, bottom), 1, 1))
 
 
 def _natural_key(label: str) -> list:

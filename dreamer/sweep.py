@@ -146,20 +146,21 @@ def plan(args) -> list[SweepRun]:
     shared = [f"world={args.world}", *args.overrides, f"run.real_steps={args.real_steps}"]
     config_lib.override(base, shared)  # a bad --set is named as such, before any cell
     runs: list[SweepRun] = []
-    for cell, ablation in [(c, False) for c in cells] + ([] if args.no_ablation else [((ABLATION,), True)]):
-        for seed in range(args.seeds):
-            assignments = [f"world={args.world}", f"seed={seed}", *args.overrides,
-                           *(f"{k}={v}" for k, v in cell), f"run.real_steps={args.real_steps}"]
-            try:
-                cfg = config_lib.override(base, assignments)
-            except config_lib.ConfigError as e:
-                message = str(e)
-                if message.startswith("--set "):
-                    message = "--vary " + message[len("--set "):]
-                raise config_lib.ConfigError(f"{message} (in the cell {cell_name(cell)})") from None
-            folder = os.path.join(out, f"{cell_name(cell)}-s{seed}")
-            runs.append(SweepRun(cell=cell, seed=seed, folder=folder, config=cfg.to_dict(),
-                                 ablation=ablation))
+    grid = [(c, False) for c in cells] + ([] if args.no_ablation else [((ABLATION,), True)])
+    # Seed-major order: a sweep stopped part-way has every cell at the seeds it reached.
+    for seed, (cell, ablation) in itertools.product(range(args.seeds), grid):
+        assignments = [f"world={args.world}", f"seed={seed}", *args.overrides,
+                       *(f"{k}={v}" for k, v in cell), f"run.real_steps={args.real_steps}"]
+        try:
+            cfg = config_lib.override(base, assignments)
+        except config_lib.ConfigError as e:
+            message = str(e)
+            if message.startswith("--set "):
+                message = "--vary " + message[len("--set "):]
+            raise config_lib.ConfigError(f"{message} (in the cell {cell_name(cell)})") from None
+        folder = os.path.join(out, f"{cell_name(cell)}-s{seed}")
+        runs.append(SweepRun(cell=cell, seed=seed, folder=folder, config=cfg.to_dict(),
+                             ablation=ablation))
     _check_world(args.world)
     return runs
 
@@ -192,24 +193,38 @@ def run_state(run: SweepRun) -> str:
             ledger = json.load(f)
     except (OSError, ValueError):
         return "new" if not os.path.isdir(os.path.join(run.folder, "checkpoints")) else "resume"
-    saved = json.loads(json.dumps(ledger.get("config", {})))
-    wanted = json.loads(json.dumps(run.config))
-    budget = wanted["run"]["real_steps"]
-    saved_budget = saved.get("run", {}).pop("real_steps", None)
-    wanted["run"].pop("real_steps")
-    if saved != wanted:
-        from dreamer.train import config_mismatch
+    saved = _flat(ledger.get("config", {}))
+    wanted = _flat(run.config)
+    budget = wanted.pop("run.real_steps")
+    saved_budget = saved.pop("run.real_steps", None)
+    # A field the saved run does not know (added to the code since) matches at its default.
+    from dreamer.config import Config
 
-        fields = ", ".join(config_mismatch(saved, wanted)[:4]) or "config"
-        raise UserError(f"{run.folder} holds a run of another config ({fields} differ); remove "
-                        "it or choose another --out")
+    defaults = _flat(Config().to_dict())
+    differ = sorted(k for k in set(saved) | set(wanted)
+                    if saved.get(k, defaults.get(k)) != wanted.get(k, defaults.get(k)))
+    if differ:
+        raise UserError(f"{run.folder} holds a run of another config ({', '.join(differ[:4])} "
+                        "differ); remove it or choose another --out")
     env_steps = ledger.get("real", {}).get("env_steps", 0)
-    if env_steps >= budget and saved_budget == budget and _has_final_eval(run, env_steps):
-        return "done"
-    if env_steps >= budget or (saved_budget is not None and saved_budget > budget):
+    if saved_budget is not None and saved_budget > budget:
         raise UserError(f"{run.folder} holds a run of {saved_budget} real steps, longer than "
                         f"--real-steps {budget}; remove it or choose another --out")
+    if env_steps >= budget and _has_final_eval(run, env_steps):
+        return "done"
+    # Short of the budget, or stopped between its last step and its final evaluation: a resume
+    # continues from the checkpoint (and a longer --real-steps extends a finished run).
     return "resume" if os.path.isdir(os.path.join(run.folder, "checkpoints")) else "new"
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _has_final_eval(run: SweepRun, env_steps: int) -> bool:
@@ -262,6 +277,8 @@ def execute(runs: list[SweepRun], args, log=_say) -> list[SweepRun]:
                 run = queue.pop(0)
                 os.makedirs(run.folder, exist_ok=True)
                 resume = states[run.folder] == "resume"
+                if not resume:
+                    _clear_partial(run.folder)
                 handle = open(os.path.join(run.folder, "train.log"), "a")
                 process = subprocess.Popen(train_command(run, args, resume), stdout=handle,
                                            stderr=subprocess.STDOUT, env=env)
@@ -286,11 +303,24 @@ def execute(runs: list[SweepRun], args, log=_say) -> list[SweepRun]:
                         f"{os.path.join(run.folder, 'train.log')})")
     except KeyboardInterrupt:
         # The children got the same SIGINT (one process group): they checkpoint and exit.
+        log("dreamer sweep: interrupted; waiting for the running runs to checkpoint")
         for _run, process, _started, handle in active:
             process.wait()
             handle.close()
         raise
     return failed
+
+
+def _clear_partial(folder: str) -> None:
+    """Removes what a run killed before its first checkpoint left, so a fresh start does not
+    append to it (its metrics and evaluation rows would be repeated)."""
+    import shutil
+
+    for name in ("eval.csv", "metrics.jsonl", "ledger.json"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            os.remove(path)
+    shutil.rmtree(os.path.join(folder, "tb"), ignore_errors=True)
 
 
 def final_returns(folder: str) -> tuple[int, int, float] | None:
@@ -325,7 +355,8 @@ def summarise(runs: list[SweepRun]) -> list[dict]:
         returns, ledgers = [], []
         for run in members:
             final = final_returns(run.folder)
-            if final is None:
+            # Only runs that reached the budget count: a failed run's last evaluation is earlier.
+            if final is None or run_state(run) != "done":
                 continue
             with open(os.path.join(run.folder, "ledger.json")) as f:
                 ledgers.append(json.load(f))
@@ -443,7 +474,8 @@ def write_report(runs: list[SweepRun], args) -> str:
             f"{r['high']:.1f}] | {iqm} | {seeds} | {r['wall_seconds']:.0f} |"
         )
     table = "\n".join(lines) + "\n"
-    folders = [run.folder for run in runs if final_returns(run.folder) is not None]
+    folders = [run.folder for run in runs
+               if final_returns(run.folder) is not None and run_state(run) == "done"]
     build_report(folders, report_dir, args.threshold)
     # build_report wrote report.md (curves); the sweep's own page links to it.
     text = table + "\nCurves per cell (return vs real and simulated steps): [report.md](report.md)\n"
@@ -463,7 +495,12 @@ def run(args) -> int:
         for r in runs:
             print(f"{r.folder}  [{run_state(r)}]")
         return 0
-    failed = execute(runs, args)
+    try:
+        failed = execute(runs, args)
+    except KeyboardInterrupt:
+        print("dreamer sweep: stopped; run the same command again to resume the sweep",
+              file=sys.stderr)
+        return 130
     table = write_report(runs, args)
     print(table, end="")
     print(f"dreamer sweep: report written to {os.path.join(args.out, 'report', 'sweep.md')}")

@@ -89,5 +89,59 @@ def test_dry_run_lists_the_grid_and_ablation(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == (2 * 2 + 1) * 2
     assert lines[0] == f"{os.path.join(str(out), 'search.num_simulations=2,train.td_steps=3-s0')}  [new]"
+    # Seed-major: every cell at seed 0 before any at seed 1.
+    assert lines[1].endswith("search.num_simulations=2,train.td_steps=5-s0  [new]")
+    assert lines[4].endswith("search.algorithm=none-s0  [new]")
     assert lines[-1].startswith(os.path.join(str(out), "search.algorithm=none-s1"))
     assert not out.exists()
+
+
+def _planned(tmp_path, *extra):
+    from dreamer import sweep
+    from dreamer.cli import _parser
+
+    args = _parser().parse_args(["sweep", "--world", "catch", "--preset", "tiny", "--real-steps",
+                                 "128", "--seeds", "1", "--no-ablation", "--out",
+                                 str(tmp_path / "sweep"), "--vary", "search.num_simulations=4",
+                                 *extra])
+    return sweep.plan(args)[0]
+
+
+def _write_run(run, env_steps, eval_rows, config=None):
+    os.makedirs(os.path.join(run.folder, "checkpoints"), exist_ok=True)
+    ledger = {"world": "catch", "seed": 0, "config": config or run.config,
+              "real": {"env_steps": env_steps}}
+    with open(os.path.join(run.folder, "ledger.json"), "w") as f:
+        json.dump(ledger, f)
+    with open(os.path.join(run.folder, "eval.csv"), "w") as f:
+        f.write("env_steps,updates,simulated,mean_return,std_return,episodes\n")
+        f.writelines(f"{step},1,1,0.0,0.0,4\n" for step in eval_rows)
+
+
+def test_run_state_reuses_finished_runs_and_resumes_the_rest(tmp_path):
+    from dreamer.cli import UserError
+    from dreamer.sweep import run_state
+
+    run = _planned(tmp_path)
+    assert run_state(run) == "new"
+    _write_run(run, 64, [64])
+    assert run_state(run) == "resume"  # short of the budget
+    _write_run(run, 128, [64])
+    assert run_state(run) == "resume"  # stopped before its final evaluation
+    _write_run(run, 128, [64, 128])
+    assert run_state(run) == "done"
+    other = json.loads(json.dumps(run.config))
+    other["train"]["td_steps"] = 1
+    _write_run(run, 128, [64, 128], config=other)
+    with pytest.raises(UserError, match=r"another config \(train.td_steps differ\)"):
+        run_state(run)
+    longer = json.loads(json.dumps(run.config))
+    longer["run"]["real_steps"] = 256
+    _write_run(run, 256, [128, 256], config=longer)
+    with pytest.raises(UserError, match="holds a run of 256 real steps, longer than"):
+        run_state(run)
+    # A config field the saved run predates matches when the sweep keeps its default.
+    older = json.loads(json.dumps(run.config))
+    del older["train"]["nan_policy"]
+    _write_run(run, 128, [128], config=older)
+    assert run_state(run) == "done"
