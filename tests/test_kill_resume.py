@@ -136,16 +136,36 @@ def _scale_args(world):
             "--set", "train.train_ratio=0.125", "--set", "run.keep_checkpoints=3"]
 
 
+START_UP = 5.0  # seconds: a "0 new checkpoints" kill lands this early in a (re)start, at most
+
+
 def _kill_schedule(seed):
-    """KILLS (after-checkpoint, jitter seconds) pairs: each kill waits until the run has written the
-    checkpoint at or before a random real step in the first 60% of the run (no wait when that is
-    step 0, so the kill can land before the first checkpoint) and then a random 0-4 s more."""
+    """KILLS (new checkpoints, fraction) pairs, from a seeded RNG.
+
+    A kill waits until the (re)started run has written `new` checkpoints past the newest it found,
+    then sleeps `fraction` of an iteration, so it lands anywhere in the next collect, update or
+    checkpoint write; `new == 0` kills at `fraction * START_UP` seconds, in start-up or restore.
+    The first kill always lands before the run's first checkpoint (the restart is then fresh).
+    """
     rng = random.Random(seed)
-    targets = sorted(rng.uniform(0, 0.6 * SCALE_STEPS) for _ in range(KILLS))
-    return [(int(t) // INTERVAL * INTERVAL, rng.uniform(0.0, 4.0)) for t in targets]
+    return [(0 if k == 0 else rng.choices([0, 1, 2], [0.2, 0.5, 0.3])[0], rng.random())
+            for k in range(KILLS)]
 
 
-def _killed_run(out, args, seed):
+def _run_timed(out, args):
+    """Runs `args` to the end; returns the median seconds between its later checkpoints."""
+    proc, seen = _start(out, args=args), {}
+    while proc.poll() is None:
+        for step in _checkpoint_steps(out):
+            seen.setdefault(step, time.time())
+        time.sleep(0.05)
+    _finish(proc)
+    times = [seen[s] for s in sorted(seen)]
+    gaps = np.diff(times)
+    return float(np.median(gaps[len(gaps) // 2:]))
+
+
+def _killed_run(out, args, seed, iteration_seconds):
     """Runs `args` in `out`, SIGKILLing it KILLS times by `_kill_schedule(seed)` and restarting it
     (with --resume once it has a checkpoint, fresh before that) until it completes.
 
@@ -154,10 +174,14 @@ def _killed_run(out, args, seed):
     """
     kills, resumed_from = [], None
     proc = _start(out, args=args)
-    for after_checkpoint, jitter in _kill_schedule(seed):
-        if after_checkpoint > 0:
-            _wait_for_checkpoint(out, proc, at_least=after_checkpoint)
-        time.sleep(jitter)
+    for new, fraction in _kill_schedule(seed):
+        # never wait for the last three checkpoints, so the run cannot end before the kill
+        target = min((resumed_from or 0) + new * INTERVAL, SCALE_STEPS - 3 * INTERVAL)
+        if target > (resumed_from or 0):
+            _wait_for_checkpoint(out, proc, at_least=target)
+            time.sleep(fraction * iteration_seconds)
+        else:
+            time.sleep(fraction * START_UP)
         assert proc.poll() is None, "the run ended before the kill: lengthen SCALE_STEPS"
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
@@ -205,16 +229,17 @@ COUNTS = ("env_steps", "frames")
 def test_ten_random_sigkills_then_resume_are_bit_identical(world, tmp_path):
     args = _scale_args(world)
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
-    _finish(_start(straight, args=args), timeout=1800)  # also compiles: the restarts hit the cache
-    kills = _killed_run(killed, args, seed=6)
+    # the uninterrupted run first: it compiles, so the restarts hit the cache
+    iteration_seconds = _run_timed(straight, args)
+    kills = _killed_run(killed, args, seed=13, iteration_seconds=iteration_seconds)
     resumes = sorted({k["killed_at_checkpoint"] for k in kills} - {None})
     print(f"\n{world}: kills (resumed from, newest checkpoint when killed, unfinished folders):")
     for k in kills:
         print(f"  {k['resumed_from']}, {k['killed_at_checkpoint']}, {k['unfinished']}")
-    print(f"  resumed from checkpoints {resumes}")
+    print(f"  resumed from checkpoints {resumes}; an iteration took {iteration_seconds:.1f} s")
     # both cases happened: kills before the first checkpoint and kills mid-run
     assert any(k["killed_at_checkpoint"] is None for k in kills)
-    assert len(resumes) >= 3
+    assert len(resumes) >= 5
 
     state, ledger = _final_state(killed)
     straight_state, straight_ledger = _final_state(straight)
