@@ -99,7 +99,7 @@ def main() -> int:
             rss = rss_mib(proc.pid)
             if rss is None:
                 break
-            if rss == 0:  # the child has not exec'd yet
+            if rss < 16:  # the child has not exec'd Python yet
                 time.sleep(0.5)
                 continue
             steps, capacity = last_real_steps(args.out), replay_rows(args.out)
