@@ -74,7 +74,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="a config override shared by every run")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1)")
-    parser.add_argument("--out", default=None, help="sweep folder (default sweeps/<world>)")
+    parser.add_argument("--out", default=None, help="sweep folder (default runs/sweep-<world>)")
     parser.add_argument("--no-ablation", action="store_true",
                         help="skip the planning-free ablation (search.algorithm=none)")
     parser.add_argument("--threshold", type=float, default=None,
@@ -139,7 +139,7 @@ def plan(args) -> list[SweepRun]:
     preset_name = args.preset or config_lib.default_preset(args.world)
     base = config_lib.preset(preset_name)
     if args.out is None:
-        args.out = os.path.join("sweeps", args.world.replace("/", "-").replace(":", "-"))
+        args.out = os.path.join("runs", "sweep-" + args.world.replace("/", "-").replace(":", "-"))
     out = args.out
     cells = [tuple(zip([k for k, _ in vary], values, strict=True))
              for values in itertools.product(*[vs for _, vs in vary])]
@@ -397,26 +397,32 @@ def plot_dream_ratio(rows: list[dict], world: str, real_steps: int, path: str) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
     grid = sorted((r for r in rows if not r["ablation"]), key=lambda r: r["dream_ratio"])
     ablation = [r for r in rows if r["ablation"]]
     for group, members in _lines(grid).items():
         x = np.array([r["dream_ratio"] for r in members])
         y = np.array([r["mean"] for r in members])
         err = np.array([[r["mean"] - r["low"] for r in members], [r["high"] - r["mean"] for r in members]])
+        varied = grid[0]["cell"][0][0] if grid[0]["cell"] else None
         ax.errorbar(x, y, yerr=err, marker="o", capsize=4,
-                    label=f"MCTS agent{' (' + group + ')' if group else ''}")
+                    label=f"MCTS agent{', ' + group if group else ''}"
+                    + (f" (points labelled by {varied})" if varied else ""))
         for r in members:
-            ax.annotate(_short_label(r["cell"], group), (r["dream_ratio"], r["mean"]),
-                        textcoords="offset points", xytext=(5, 6), fontsize=8)
+            ax.annotate(_short_label(r["cell"]), (r["dream_ratio"], r["mean"]),
+                        textcoords="offset points", xytext=(6, -12), fontsize=8)
     for r in ablation:
         ax.errorbar([r["dream_ratio"]], [r["mean"]], yerr=[[r["mean"] - r["low"]], [r["high"] - r["mean"]]],
                     marker="s", color="tab:red", capsize=4, linestyle="none",
                     label="planning-free ablation (policy head, no search)")
         ax.axhline(r["mean"], color="tab:red", linestyle="--", alpha=0.4)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("dream ratio (simulated model steps per real env step, log scale)")
     ax.set_ylabel(f"final evaluation return at {real_steps:,} real steps")
     seeds = max((r["seeds"] for r in rows), default=0)
@@ -438,11 +444,9 @@ def _lines(grid: list[dict]) -> dict[str, list[dict]]:
     return lines
 
 
-def _short_label(cell, group: str) -> str:
-    if not cell:
-        return "agent"
-    key, value = cell[0]
-    return f"{key.split('.')[-1]}={value}"
+def _short_label(cell) -> str:
+    """The value of the first varied key (the line's position), "agent" for the empty cell."""
+    return str(cell[0][1]) if cell else "agent"
 
 
 def write_report(runs: list[SweepRun], args) -> str:
