@@ -389,10 +389,12 @@ class Trainer:
                 nxt = self.world.step(action)
             except Exception as e:
                 step = self.ledger.env_steps + t * c.run.num_envs
+                # Nothing of this iteration has reached the learner state, replay or ledger yet,
+                # so they are the consistent state at the end of the last complete iteration.
+                if self.checkpointer.latest_step() != self.ledger.env_steps:
+                    self.save()
                 saved = self.checkpointer.latest_step()
-                where = ("No checkpoint was written yet: start the run again" if saved is None
-                         else f"The checkpoint at real step {saved} holds the run: continue it "
-                         "with --resume")
+                where = f"The checkpoint at real step {saved} holds the run: continue it with --resume"
                 raise WorldFailed(
                     f"world {c.world} raised during step at real step {step}: "
                     f"{type(e).__name__}: {e}. {where}"

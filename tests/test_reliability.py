@@ -82,14 +82,16 @@ class FailingHostWorld(worlds.HostWorld):
 
 def test_host_world_failure_names_world_and_step(tmp_path):
     worlds.register("test/failing", FailingHostWorld)
-    cfg = _cfg("world=test/failing", "run.num_envs=1", "run.checkpoint_interval=16",
+    # checkpoints every 48 real steps: the failure at step 39 comes before the second one, so
+    # the run writes one itself at the end of the last complete iteration (32)
+    cfg = _cfg("world=test/failing", "run.num_envs=1", "run.checkpoint_interval=48",
                "run.real_steps=64")
     trainer = Trainer(cfg, str(tmp_path))
     from dreamer.train import WorldFailed
 
     with pytest.raises(WorldFailed, match=r"test/failing.* at real step 39: RuntimeError"):
         trainer.run(progress=False)
-    assert trainer.checkpointer.latest_step() == 32  # the work before the last checkpoint is kept
+    assert trainer.checkpointer.latest_step() == 32  # no completed work is lost
 
 
 def test_same_seed_same_results(tmp_path):
