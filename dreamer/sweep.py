@@ -270,6 +270,7 @@ def execute(runs: list[SweepRun], args, log=_say) -> list[SweepRun]:
     active: list[tuple[SweepRun, subprocess.Popen, float, object]] = []
     queue = list(todo)
     finished = reused
+    interrupted = False
     env = dict(os.environ)
     try:
         while queue or active:
@@ -297,6 +298,12 @@ def execute(runs: list[SweepRun], args, log=_say) -> list[SweepRun]:
                 name = os.path.basename(run.folder)
                 if code == 0:
                     log(f"  [{finished}/{len(runs)}] done   {name} ({seconds:.0f} s)")
+                elif code == 130:
+                    # The run was interrupted (SIGINT/SIGTERM reached it but perhaps not this
+                    # process, e.g. a background sweep): it checkpointed; start nothing new.
+                    log(f"  [{finished}/{len(runs)}] stopped {name} (checkpoint written)")
+                    queue.clear()
+                    interrupted = True
                 else:
                     failed.append(run)
                     log(f"  [{finished}/{len(runs)}] FAILED {name} (exit {code}; see "
@@ -308,6 +315,8 @@ def execute(runs: list[SweepRun], args, log=_say) -> list[SweepRun]:
             process.wait()
             handle.close()
         raise
+    if interrupted:
+        raise KeyboardInterrupt
     return failed
 
 
