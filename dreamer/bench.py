@@ -134,22 +134,9 @@ def bench_train(quick: bool) -> dict:
         model = make_model(cfg.model, spec)
         n_streams, length = 2, min(cfg.replay.capacity, 256)
         key = jax.random.key(0)
-        obs = jax.random.uniform(key, (length, n_streams, *spec.observation_shape))
-        if spec.observation_dtype == "uint8":
-            obs = (obs * 255).astype(jnp.uint8)
-        A = spec.num_actions
-        rows = replay_lib.Rows(
-            observation=obs,
-            action=jax.random.randint(key, (length, n_streams), 0, A),
-            reward=jax.random.uniform(key, (length, n_streams)),
-            terminated=jax.random.uniform(key, (length, n_streams)) < 0.01,
-            truncated=jnp.zeros((length, n_streams), bool),
-            policy=jnp.full((length, n_streams, A), 1.0 / A),
-            value=jnp.zeros((length, n_streams)),
-            action_mask=jnp.ones((length, n_streams, A), bool),
-        )
+        rows = _random_rows(key, length, n_streams, spec)
         rstate = replay_lib.add(replay_lib.init(rows, length), rows)
-        tstate = learner.init_train_state(model, cfg, key, np.asarray(obs[0, 0]))
+        tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
         updates = 2 if quick else (1 if preset.startswith("atari") else 5)
         train_many = jax.jit(learner.make_train_many(model, cfg, updates))
         age = jnp.float32(1e9)
