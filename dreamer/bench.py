@@ -186,7 +186,8 @@ def bench_gpu(quick: bool, game: str = "pong") -> dict:
     search_batch, search_sims, updates, ale_steps = 256, cfg.search.num_simulations, 4, 2000
     if quick:
         cfg = config_lib.override(cfg, [
-            "train.batch_size=4", "search.num_simulations=4", "model.channels=8",
+            "train.batch_size=4", "train.unroll_steps=2", "train.td_steps=3",
+            "search.num_simulations=4", "model.channels=8",
             "model.lstm_hidden=16", "model.projection_dim=32", "model.value_support=20",
             "model.reward_support=20", "model.head_hidden=8"])
         search_batch, search_sims, updates, ale_steps = 4, 4, 1, 50
