@@ -129,3 +129,36 @@ def write_family(name: str, family: dict) -> Path:
 def safe_name(text: str) -> str:
     """`text` with every character outside `[A-Za-z0-9._=-]` replaced by `_` (for file names)."""
     return re.sub(r"[^A-Za-z0-9._=-]", "_", text)
+
+
+def token_world_spec(name: str, commands: Sequence[str], family_max_tokens: int, history: int,
+                     observation_fields: Sequence[str], max_tokens: int | None,
+                     max_episode_steps: int, reward_range: tuple[float, float]):
+    """The WorldSpec of a host text world over a family's fixed command list.
+
+    Without an explicit `max_tokens`, observations are long enough for the family's longest
+    observation plus `history` past commands (rounded up to a multiple of 16).
+
+    Returns:
+      (max_tokens, spec).
+    """
+    from worlds.base import WorldSpec
+
+    if max_tokens is None:
+        longest_command = max(len(tokenize(c)) for c in commands)
+        room = (longest_command + 1) * history if "history" in observation_fields else 0
+        max_tokens = family_max_tokens + -(-room // 16) * 16
+    max_tokens = int(max_tokens)
+    spec = WorldSpec(
+        name=name,
+        observation_shape=(max_tokens,),
+        observation_dtype="int32",
+        num_actions=len(commands),
+        action_names=tuple(commands),
+        max_episode_steps=max_episode_steps,
+        observation_kind="tokens",
+        frames_per_step=1,
+        reward_range=reward_range,
+        has_action_mask=True,
+    )
+    return max_tokens, spec

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from worlds.base import HostWorld, TimeStep, WorldSpec
+from worlds.base import HostWorld, TimeStep
 from worlds.registry import MissingExtraError, WorldOptionError
-from worlds.text_tokens import Vocabulary, read_family, tokenize, write_family
+from worlds.text_tokens import Vocabulary, read_family, token_world_spec, tokenize, write_family
 
 OBSERVATION_FIELDS: tuple[str, ...] = (
     "objective",
@@ -218,24 +218,9 @@ class TextWorldWorld(HostWorld):
         self._command_ids = {c: i for i, c in enumerate(self.commands)}
         self._fields_shown = observation_fields
         self.history = history
-        if max_tokens is None:
-            # the game's longest observation without history, plus room for `history` commands
-            longest_command = max(len(tokenize(c)) for c in self.commands)
-            room = (longest_command + 1) * history if "history" in observation_fields else 0
-            max_tokens = family["max_tokens"] + -(-room // 16) * 16
-        self.max_tokens = int(max_tokens)
-        self.spec = WorldSpec(
-            name=name,
-            observation_shape=(self.max_tokens,),
-            observation_dtype="int32",
-            num_actions=len(self.commands),
-            action_names=tuple(self.commands),
-            max_episode_steps=max_episode_steps,
-            observation_kind="tokens",
-            frames_per_step=1,
-            reward_range=(-float(game.max_score), float(game.max_score)),
-            has_action_mask=True,
-        )
+        self.max_tokens, self.spec = token_world_spec(
+            name, self.commands, family["max_tokens"], history, observation_fields, max_tokens,
+            max_episode_steps, (-float(game.max_score), float(game.max_score)))
         self._envs = []
         try:
             for _ in range(num_envs):

@@ -51,9 +51,16 @@ from functools import lru_cache
 
 import numpy as np
 
-from worlds.base import HostWorld, TimeStep, WorldSpec
+from worlds.base import HostWorld, TimeStep
 from worlds.registry import MissingExtraError, UnknownWorldError, WorldOptionError
-from worlds.text_tokens import Vocabulary, read_family, safe_name, tokenize, write_family
+from worlds.text_tokens import (
+    Vocabulary,
+    read_family,
+    safe_name,
+    token_world_spec,
+    tokenize,
+    write_family,
+)
 
 TWX_GAMES: tuple[str, ...] = (
     "coin",
@@ -424,24 +431,9 @@ class TwxWorld(HostWorld):
         self.commands: list[str] = list(family["commands"])
         self._vocab = Vocabulary(self.vocabulary)
         self._command_ids = {c: i for i, c in enumerate(self.commands)}
-        if max_tokens is None:
-            # the family's longest observation without history, plus room for `history` commands
-            longest_command = max(len(tokenize(c)) for c in self.commands)
-            room = (longest_command + 1) * history if "history" in observation_fields else 0
-            max_tokens = family["max_tokens"] + -(-room // 16) * 16
-        self.max_tokens = int(max_tokens)
-        self.spec = WorldSpec(
-            name=name,
-            observation_shape=(self.max_tokens,),
-            observation_dtype="int32",
-            num_actions=len(self.commands),
-            action_names=tuple(self.commands),
-            max_episode_steps=max_episode_steps,
-            observation_kind="tokens",
-            frames_per_step=1,
-            reward_range=(-1.0, 1.0),
-            has_action_mask=True,
-        )
+        self.max_tokens, self.spec = token_world_spec(
+            name, self.commands, family["max_tokens"], history, observation_fields, max_tokens,
+            max_episode_steps, (-1.0, 1.0))
         self.game = game
         self.unlisted_commands: set[str] = set()
         self.game_seeds = np.zeros((num_envs,), np.int64)
