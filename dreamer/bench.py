@@ -137,7 +137,9 @@ def bench_train(quick: bool) -> dict:
         rows = _random_rows(key, length, n_streams, spec)
         rstate = replay_lib.add(replay_lib.init(rows, length), rows)
         tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
-        updates = 2 if quick else (1 if preset.startswith("atari") else 5)
+        # one reanalysis group for the atari preset (its updates are sampled and reanalysed
+        # together); 5 updates for the others
+        updates = 2 if quick else (cfg.train.reanalyse_batches if preset.startswith("atari") else 5)
         train_many = jax.jit(learner.make_train_many(model, cfg, updates))
         age = jnp.float32(1e9)
         t0 = time.perf_counter()
@@ -183,14 +185,14 @@ def bench_gpu(quick: bool, game: str = "pong") -> dict:
     from dreamer.networks import make_model
 
     cfg = config_lib.atari100k()
-    search_batch, search_sims, updates, ale_steps = 256, cfg.search.num_simulations, 4, 2000
+    search_batch, search_sims, ale_steps = 256, cfg.search.num_simulations, 2000
     if quick:
         cfg = config_lib.override(cfg, [
             "train.batch_size=4", "train.unroll_steps=2", "train.td_steps=3",
             "search.num_simulations=4", "model.channels=8",
             "model.lstm_hidden=16", "model.projection_dim=32", "model.value_support=20",
             "model.reward_support=20", "model.head_hidden=8"])
-        search_batch, search_sims, updates, ale_steps = 4, 4, 1, 50
+        search_batch, search_sims, ale_steps = 4, 4, 50
     N = cfg.run.num_envs
     world = worlds.make(f"atari/{game}", num_envs=N)
     spec = world.spec
@@ -198,24 +200,38 @@ def bench_gpu(quick: bool, game: str = "pong") -> dict:
     key = jax.random.key(0)
     out: dict = {"preset": "atari100k" + (" (quick sizes)" if quick else ""), "game": game}
 
-    # learner: train_many over `updates` updates, reanalysis included
+    # learner: one learner phase (its updates, reanalysis included) per call, as the trainer runs
+    # it; the baseline reanalyses each batch on its own (reanalyse_batches=1), same process
     length = 64 if quick else 2048
     rows = _random_rows(key, length, 1, spec)
     rstate = replay_lib.add(replay_lib.init(rows, length), rows)
     tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
-    train_many = jax.jit(learner.make_train_many(model, cfg, updates))
+    updates = config_lib.updates_per_phase(cfg)
     age = jnp.float32(0.3 * cfg.run.real_steps)
-    t0 = time.perf_counter()
-    jax.block_until_ready(train_many(tstate, rstate, key, age))
-    out["train_compile_s"] = time.perf_counter() - t0
-    out["updates_per_s"] = updates / _timed(train_many, 2, tstate, rstate, key, age)
-    print(f"train step   batch {cfg.train.batch_size}, K {cfg.train.unroll_steps}, reanalyse "
-          f"{cfg.train.reanalyse_fraction:.0%} x {cfg.search.num_simulations} sims: "
-          f"{out['updates_per_s']:.2f} updates/s (compile {out['train_compile_s']:.0f} s)")
+    group = cfg.train.reanalyse_batches
+    variants = [("", cfg)]
+    if group > 1 and not quick:
+        variants.append(("_separate", config_lib.override(cfg, ["train.reanalyse_batches=1"])))
+    for suffix, c in variants:
+        train_many = jax.jit(learner.make_train_many(model, c, updates))
+        t0 = time.perf_counter()
+        jax.block_until_ready(train_many(tstate, rstate, key, age))
+        out[f"train_compile_s{suffix}"] = time.perf_counter() - t0
+        out[f"updates_per_s{suffix}"] = updates / _timed(train_many, 2, tstate, rstate, key, age)
+        print(f"train step   batch {c.train.batch_size}, K {c.train.unroll_steps}, reanalyse "
+              f"{c.train.reanalyse_fraction:.0%} x {c.search.num_simulations} sims, "
+              f"{c.train.reanalyse_batches} batch(es) per search: "
+              f"{out[f'updates_per_s{suffix}']:.2f} updates/s "
+              f"(compile {out[f'train_compile_s{suffix}']:.0f} s)")
+    if len(variants) > 1:
+        out["grouped_vs_separate_ratio"] = out["updates_per_s"] / out["updates_per_s_separate"]
+        print(f"             grouped reanalysis vs one batch per search: "
+              f"{out['grouped_vs_separate_ratio']:.2f}x")
 
     # search throughput at a large batch, and acting latency at the preset's N copies
     params = tstate.params
-    for name, batch, sims in (("search", search_batch, search_sims), ("act", N, cfg.search.num_simulations)):
+    acting = ("act", N, cfg.search.num_simulations)
+    for name, batch, sims in (("search", search_batch, search_sims), acting):
         s_cfg = config_lib.dataclasses.replace(cfg.search, num_simulations=sims)
         obs = rows.observation[:1, 0].repeat(batch, 0)
         mask = jnp.ones((batch, spec.num_actions), bool)

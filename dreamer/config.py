@@ -110,6 +110,12 @@ class TrainConfig:
       value_prefix_horizon: the LSTM resets every this many unrolled steps (EfficientZero: 5).
       reanalyse_fraction: fraction of each batch whose policy targets come from fresh search.
       reanalyse_value: bootstrap with the reanalysing search's root value instead of the network's.
+      reanalyse_batches: updates whose batches are sampled and reanalysed together, in one search
+        call, before they are applied one by one (EfficientZero prepares batches ahead in parallel
+        workers). 1 = each update samples with the latest priorities and reanalyses its own
+        batch; G > 1 amortises the search's sequential simulations over G batches, whose
+        priorities and target network are then up to G - 1 updates old. Must divide the updates
+        of one learner phase, round(train_ratio x num_envs x collect_steps).
       optimizer: "adamw" or "sgd" (momentum 0.9, EfficientZero's schedule).
       learning_rate: peak learning rate.
       lr_warmup_updates: linear warm-up updates.
@@ -133,6 +139,7 @@ class TrainConfig:
     value_prefix_horizon: int = 5
     reanalyse_fraction: float = 0.99
     reanalyse_value: bool = False
+    reanalyse_batches: int = 1
     optimizer: Literal["adamw", "sgd"] = "adamw"
     learning_rate: float = 3e-3
     lr_warmup_updates: int = 100
@@ -262,14 +269,17 @@ def atari100k() -> Config:
                    head_hidden=32, projection_dim=1024, value_support=300, reward_support=300),
         search=dict(algorithm="muzero", num_simulations=50, dirichlet_alpha=0.3,
                     dirichlet_fraction=0.25, temperature_decay_steps=50_000),
-        replay=dict(capacity=100_000, alpha=0.6, beta=0.4),
-        train=dict(batch_size=256, unroll_steps=5, td_steps=5, discount=0.997,
+        replay=dict(capacity=25_000, alpha=0.6, beta=0.4),
+        train=dict(batch_size=256, reanalyse_batches=5, unroll_steps=5, td_steps=5, discount=0.997,
                    value_prefix_horizon=5, reanalyse_fraction=0.99, optimizer="sgd",
                    learning_rate=0.2, lr_warmup_updates=1_000, lr_decay_updates=100_000,
                    weight_decay=1e-4, max_grad_norm=5.0, consistency_weight=2.0,
                    value_weight=0.25, target_update_interval=200, train_ratio=1.2,
                    learning_starts=2_000),
-        run=dict(real_steps=100_000, num_envs=1, collect_steps=1, eval_interval=10_000,
+        # 4 copies stepped together (EfficientZero's p_mcts_num=4 in its Atari train.sh), 25k rows
+        # each so the replay holds all 100k real steps; each learner phase's 5 updates are
+        # sampled and reanalysed together (EfficientZero prepares batches ahead in workers).
+        run=dict(real_steps=100_000, num_envs=4, collect_steps=1, eval_interval=10_000,
                  eval_episodes=32, checkpoint_interval=10_000),
     )
 
@@ -415,6 +425,12 @@ def override(cfg: Config, assignments: list[str]) -> Config:
     return cfg
 
 
+def updates_per_phase(cfg: Config) -> int:
+    """Updates the trainer applies in one jitted call, after each collection phase of
+    num_envs x collect_steps real steps (at least 1; a fractional ratio is carried over)."""
+    return max(1, round(cfg.train.train_ratio * cfg.run.num_envs * cfg.run.collect_steps))
+
+
 def validate(cfg: Config) -> None:
     """Raises ConfigError naming the first invalid value."""
     positive = {
@@ -430,6 +446,7 @@ def validate(cfg: Config) -> None:
         "train.td_steps": cfg.train.td_steps,
         "train.value_prefix_horizon": cfg.train.value_prefix_horizon,
         "train.target_update_interval": cfg.train.target_update_interval,
+        "train.reanalyse_batches": cfg.train.reanalyse_batches,
         "replay.capacity": cfg.replay.capacity,
         "model.hidden": cfg.model.hidden,
         "model.latent_dim": cfg.model.latent_dim,
@@ -452,6 +469,13 @@ def validate(cfg: Config) -> None:
         )
     if cfg.train.train_ratio < 0:
         raise ConfigError(f"train.train_ratio must be >= 0, got {cfg.train.train_ratio}")
+    phase = updates_per_phase(cfg)
+    if phase % cfg.train.reanalyse_batches:
+        raise ConfigError(
+            f"train.reanalyse_batches={cfg.train.reanalyse_batches} must divide the updates of one "
+            f"learner phase, round(train_ratio x num_envs x collect_steps) = {phase}; set it to a "
+            f"divisor of {phase} (1 always works) or change run.collect_steps"
+        )
     if cfg.replay.capacity < cfg.train.unroll_steps + cfg.train.td_steps + 2:
         raise ConfigError(
             f"replay.capacity={cfg.replay.capacity} is shorter than one training window "

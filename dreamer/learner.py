@@ -185,7 +185,10 @@ def make_train_step(model: WorldModel, config: Config, mesh=None):
         shape = observation.shape[:2]
         return out.policy.reshape(*shape, -1), out.value.reshape(shape)
 
-    def make_targets(train_state: TrainState, window: replay_lib.Window, key, age_per_step):
+    def make_targets(train_state: TrainState, window: replay_lib.Window, key, age_per_step,
+                     reanalysed):
+        """Targets of a (possibly grouped) batch; `reanalysed` ([R] int32) are the rows whose
+        policy (and with `reanalyse_value` bootstrap value) come from fresh search."""
         rows = window.rows
         # window.age is already in real steps (train_step scaled rows by the stream count)
         horizon = (
@@ -202,19 +205,19 @@ def make_train_step(model: WorldModel, config: Config, mesh=None):
         search_value = rows.value[:, : K + 1]
         if num_reanalysed > 0:
             key_policy, key_value = jax.random.split(key)
-            obs_re = rows.observation[:num_reanalysed, : K + 1]
-            mask_re = rows.action_mask[:num_reanalysed, : K + 1]
+            obs_re = rows.observation[reanalysed, : K + 1]
+            mask_re = rows.action_mask[reanalysed, : K + 1]
             fresh_policy, fresh_value = search_targets(
                 train_state.target_params, key_policy, obs_re, mask_re
             )
-            policy_target = policy_target.at[:num_reanalysed].set(fresh_policy)
-            search_value = search_value.at[:num_reanalysed].set(fresh_value)
+            policy_target = policy_target.at[reanalysed].set(fresh_policy)
+            search_value = search_value.at[reanalysed].set(fresh_value)
             if t.reanalyse_value:
-                boot_mask = _gather_rows(rows.action_mask, plan.bootstrap_index)[:num_reanalysed]
+                boot_mask = _gather_rows(rows.action_mask, plan.bootstrap_index)[reanalysed]
                 _, boot_search = search_targets(
-                    train_state.target_params, key_value, boot_obs[:num_reanalysed], boot_mask
+                    train_state.target_params, key_value, boot_obs[reanalysed], boot_mask
                 )
-                boot_value = boot_value.at[:num_reanalysed].set(boot_search)
+                boot_value = boot_value.at[reanalysed].set(boot_search)
         value_target = targets_lib.value_targets(plan, boot_value)
         if s.algorithm == "none":
             baseline = predict_values(train_state.target_params, rows.observation[:, : K + 1])
@@ -303,17 +306,29 @@ def make_train_step(model: WorldModel, config: Config, mesh=None):
         root_value = categorical_to_scalar(value_list[0], value_support)
         return total, (terms, root_value)
 
-    def train_step(train_state: TrainState, replay_state: replay_lib.ReplayState, key, age_per_step):
-        sample_key, reanalyse_key = jax.random.split(key)
-        window = replay_lib.sample(
-            replay_state, sample_key, t.batch_size, window_length(config),
-            config.replay.alpha, config.replay.beta,
-        )
+    def prepare(train_state: TrainState, replay_state: replay_lib.ReplayState, keys, age_per_step):
+        """Samples G batches (one per key, [G] keys) with the current priorities and builds
+        their targets, reanalysing all G batches in one search. Returns windows and targets with
+        a leading [G] axis."""
+        G, B = keys.shape[0], t.batch_size
+        sample_keys, reanalyse_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+        windows = jax.vmap(lambda k: replay_lib.sample(
+            replay_state, k, B, window_length(config), config.replay.alpha, config.replay.beta,
+        ))(sample_keys)
         # `age` counts rows of one stream; all streams advance together, so real steps of age
         # are rows x streams.
-        window = window._replace(age=window.age * replay_state.num_streams)
+        windows = windows._replace(age=windows.age * replay_state.num_streams)
+        flat = parallel.constrain_batch(jax.tree.map(lambda x: x.reshape(G * B, *x.shape[2:]),
+                                                     windows), mesh)
+        reanalysed = (jnp.arange(G)[:, None] * B + jnp.arange(num_reanalysed)[None]).reshape(-1)
+        targets = make_targets(train_state, flat, reanalyse_keys[0], age_per_step, reanalysed)
+        targets = jax.tree.map(lambda x: x.reshape(G, B, *x.shape[1:]), targets)
+        return windows, targets
+
+    def apply_update(train_state: TrainState, replay_state: replay_lib.ReplayState, window,
+                     targets):
+        """One gradient update on a prepared batch, then its new priorities."""
         window = parallel.constrain_batch(window, mesh)
-        targets = make_targets(train_state, window, reanalyse_key, age_per_step)
         (total, (terms, root_value)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             train_state.params, window, targets
         )
@@ -350,21 +365,42 @@ def make_train_step(model: WorldModel, config: Config, mesh=None):
         }
         return new_state, replay_state, metrics
 
+    def train_step(train_state: TrainState, replay_state: replay_lib.ReplayState, key, age_per_step):
+        windows, targets = prepare(train_state, replay_state, key[None], age_per_step)
+        first = functools.partial(jax.tree.map, lambda x: x[0])
+        return apply_update(train_state, replay_state, first(windows), first(targets))
+
+    train_step.prepare, train_step.apply_update = prepare, apply_update
+
     return train_step
 
 
 def make_train_many(model: WorldModel, config: Config, num_updates: int, mesh=None):
-    """`num_updates` train steps in one `lax.scan`; metrics of all updates are returned."""
+    """`num_updates` train steps in one `lax.scan`; metrics of all updates are returned.
+
+    Updates go in groups of `train.reanalyse_batches`: each group's batches are sampled and
+    reanalysed together, then applied one by one. With groups of 1 this is `num_updates`
+    `train_step`s in a row.
+    """
+    group = config.train.reanalyse_batches
+    if num_updates % group:
+        raise ValueError(
+            f"train.reanalyse_batches={group} must divide the {num_updates} updates of one call"
+        )
     train_step = make_train_step(model, config, mesh)
 
     def train_many(train_state, replay_state, key, age_per_step):
-        def body(carry, step_key):
-            ts, rs = carry
-            ts, rs, metrics = train_step(ts, rs, step_key, age_per_step)
+        def apply(carry, prepared):
+            ts, rs, metrics = train_step.apply_update(*carry, *prepared)
             return (ts, rs), metrics
 
-        keys = jax.random.split(key, num_updates)
+        def body(carry, group_keys):
+            windows, targets = train_step.prepare(*carry, group_keys, age_per_step)
+            return jax.lax.scan(apply, carry, (windows, targets))
+
+        keys = jax.random.split(key, num_updates).reshape(num_updates // group, group)
         (train_state, replay_state), metrics = jax.lax.scan(body, (train_state, replay_state), keys)
+        metrics = jax.tree.map(lambda x: x.reshape(num_updates, *x.shape[2:]), metrics)
         return train_state, replay_state, metrics
 
     return train_many

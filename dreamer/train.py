@@ -21,7 +21,7 @@ import worlds
 from dreamer import actor, learner, parallel
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
-from dreamer.config import Config
+from dreamer.config import Config, updates_per_phase
 from dreamer.ledger import SampleLedger
 from dreamer.networks import make_model
 
@@ -181,7 +181,7 @@ class Trainer:
         self.spec = self.world.spec
         self.model = make_model(c.model, self.spec)
         self.steps_per_iteration = c.run.num_envs * c.run.collect_steps
-        self.chunk = max(1, round(c.train.train_ratio * self.steps_per_iteration))
+        self.chunk = updates_per_phase(c)
         self.cost = learner.update_cost(c)
         try:
             self.mesh = parallel.make_mesh(c.run.devices)

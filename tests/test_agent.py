@@ -175,3 +175,53 @@ def test_token_world_run_keeps_its_vocabulary(tmp_path):
     saved = json.load(open(tmp_path / "vocabulary.json"))
     assert saved["vocabulary"] == list(world.vocabulary)
     assert saved["actions"] == list(world.spec.action_names)
+
+
+def test_grouped_reanalysis_prepares_each_batch_as_alone():
+    """train.reanalyse_batches=G samples G batches with the same priorities and reanalyses them in
+    one search: each batch is what a lone update with its key samples, its first R rows (and only
+    those) get fresh search policies, and the other targets match a lone update's."""
+    import jax.numpy as jnp
+
+    from dreamer import learner
+    from dreamer import replay as replay_lib
+    from dreamer.bench import _random_rows
+    from dreamer.networks import make_model
+
+    G = 3
+    cfg = tiny_catch("train.batch_size=8", "train.reanalyse_fraction=0.5",
+                     f"train.reanalyse_batches={G}", "run.num_envs=3", "run.collect_steps=4",
+                     "train.train_ratio=0.25")
+    spec = worlds.make("catch").spec
+    model = make_model(cfg.model, spec)
+    key = jax.random.key(0)
+    rows = _random_rows(key, 48, 2, spec)
+    rstate = replay_lib.add(replay_lib.init(rows, 48), rows)
+    ts = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
+    step = learner.make_train_step(model, cfg)
+    age = jnp.float32(1e9)
+    keys = jax.random.split(jax.random.key(1), G)
+    windows, targets = jax.jit(step.prepare)(ts, rstate, keys, age)
+    K, R = cfg.train.unroll_steps, learner.reanalysed_count(cfg)
+    for g in range(G):
+        alone_w, alone_t = jax.jit(step.prepare)(ts, rstate, keys[g:g + 1], age)
+        for a, b in zip(jax.tree.leaves(alone_w), jax.tree.leaves(windows)):
+            np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[g]))
+        value, valid, prefix, policy = (np.asarray(x[g]) for x in targets[:4])
+        a_value, a_valid, a_prefix, a_policy = (np.asarray(x[0]) for x in alone_t[:4])
+        np.testing.assert_array_equal(valid, a_valid)
+        np.testing.assert_allclose(prefix, a_prefix, atol=1e-6)
+        np.testing.assert_allclose(value, a_value, atol=1e-5)  # bootstrap: network, not search
+        stored = np.asarray(windows.rows.policy[g, :, : K + 1])
+        np.testing.assert_array_equal(policy[R:], stored[R:])
+        np.testing.assert_array_equal(a_policy[R:], stored[R:])
+        np.testing.assert_allclose(policy[:R].sum(-1), 1.0, atol=1e-5)
+        assert np.abs(policy[:R] - stored[:R]).max() > 0.1
+    # a grouped train_many runs and counts every update
+    many = jax.jit(learner.make_train_many(model, cfg, 2 * G))
+    _, _, metrics = many(ts, rstate, key, age)
+    assert metrics["loss/total"].shape == (2 * G,) and np.all(metrics["finite"])
+    with pytest.raises(ValueError, match="reanalyse_batches=3 must divide"):
+        learner.make_train_many(model, cfg, 4)
+    with pytest.raises(config_lib.ConfigError, match="reanalyse_batches=3 must divide"):
+        config_lib.override(cfg, ["train.train_ratio=0.333"])
