@@ -1,8 +1,15 @@
-"""Test session setup: one persistent XLA cache per session, so identical programs compile once."""
+"""Test session setup: one persistent XLA cache per test run, shared by the pytest-xdist workers
+and every subprocess they start (CLI runs, notebook kernels), so identical programs compile once."""
 
 import os
 import tempfile
 
 from dreamer.jax_setup import enable_compilation_cache
 
-enable_compilation_cache(os.environ.get("DREAMER_CACHE") or tempfile.mkdtemp(prefix="dreamer-xla-"))
+if not os.environ.get("DREAMER_CACHE"):
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+    os.environ["DREAMER_CACHE"] = (
+        os.path.join(tempfile.gettempdir(), f"dreamer-xla-{run_id}")
+        if run_id else tempfile.mkdtemp(prefix="dreamer-xla-")
+    )
+enable_compilation_cache(os.environ["DREAMER_CACHE"])

@@ -11,6 +11,9 @@ import pytest
 import worlds
 from dreamer.cli import main
 
+# one worker runs this file: its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("tiny_catch")  # shares programs with tests/test_agent.py
+
 
 def test_help_is_fast_and_imports_no_jax():
     code = "import sys; from dreamer import cli; cli._parser(); print('jax' in sys.modules)"

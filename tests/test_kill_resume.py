@@ -27,6 +27,9 @@ import pytest
 from dreamer import config as config_lib
 from dreamer.train import Trainer
 
+# one worker runs the tiny catch runs, so they reuse each other's compiled programs
+pytestmark = pytest.mark.xdist_group("tiny_catch")
+
 ARGS = ["train", "--world", "catch", "--preset", "tiny", "--real-steps", "384", "--no-progress",
         "--set", "run.checkpoint_interval=32", "--set", "run.eval_episodes=0",
         "--set", "train.learning_starts=64"]

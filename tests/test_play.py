@@ -85,13 +85,14 @@ def test_world_without_render_and_bad_run_dir_are_user_errors(tmp_path, monkeypa
 
 def test_watch_a_tiny_trained_agent(tmp_path, capsys):
     run_dir = str(tmp_path / "run")
-    assert cli.main(["train", "--world", "text/coin", "--preset", "tiny", "--real-steps", "320",
-                     "--out", run_dir, "--no-progress", "--set", "run.eval_episodes=0"]) == 0
+    assert cli.main(["train", "--world", "text/coin", "--preset", "tiny", "--real-steps", "96",
+                     "--out", run_dir, "--no-progress", "--set", "run.eval_episodes=0",
+                     "--set", "train.learning_starts=64"]) == 0
     capsys.readouterr()
     args = _args("--agent", run_dir, "--episodes", "2", "--seed", "1")
     assert play.run(args) == 0
     out = capsys.readouterr().out
-    assert "after 320 real steps" in out
+    assert "after 96 real steps" in out
     search_lines = [line for line in out.splitlines() if line.startswith("search: ")]
     assert search_lines and all("%" in line and "value" in line for line in search_lines)
     assert out.count("*** Episode") == 2 and "Agent: 2 episode(s), mean score" in out

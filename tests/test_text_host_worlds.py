@@ -13,6 +13,9 @@ import pytest
 import worlds
 from worlds.text_tokens import SPECIAL_TOKENS, Vocabulary, tokenize
 
+# one worker runs this file: its module-scoped fixtures are built once
+pytestmark = pytest.mark.xdist_group("text_host")
+
 
 def _check_timestep(ts, world):
     n, spec = world.num_envs, world.spec
