@@ -13,3 +13,13 @@ if not os.environ.get("DREAMER_CACHE"):
         if run_id else tempfile.mkdtemp(prefix="dreamer-xla-")
     )
 enable_compilation_cache(os.environ["DREAMER_CACHE"])
+
+
+def pytest_collection_modifyitems(items):
+    """The notebooks' smoke runs share compiled programs (01's tiny cartpole agent is 02's, 02's
+    ablation is 03's): one worker runs them in order, so each program compiles once."""
+    import pytest
+
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.xdist_group("notebooks"))
