@@ -1,4 +1,5 @@
-"""The learner: one jitted `train_step` = sample, reanalyse, build targets, unroll, update.
+"""The learner: an update = sample, reanalyse, build targets, unroll, update; `make_train_many`
+runs the updates of one learner phase in one jitted `lax.scan`.
 
 Losses (EfficientZero): policy cross-entropy + value cross-entropy + value-prefix cross-entropy
 + SimSiam temporal consistency, the unrolled steps' losses scaled by 1/K and the gradient entering
@@ -155,9 +156,18 @@ def _flatten2(x):
     return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
 
 
-def make_train_step(model: WorldModel, config: Config, mesh=None):
-    """Builds `train_step(train_state, replay_state, key, age_per_step) -> (train_state,
-    replay_state, metrics)`.
+class TrainParts(NamedTuple):
+    """The two halves of an update. `prepare(train_state, replay_state, keys [G],
+    age_per_step) -> (windows, targets)` samples G batches with the current priorities and
+    reanalyses them in one search (leading [G] axis on both); `apply_update(train_state,
+    replay_state, window, targets) -> (train_state, replay_state, metrics)` applies one."""
+
+    prepare: Any
+    apply_update: Any
+
+
+def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts:
+    """Builds the `prepare` and `apply_update` halves of a train step (see TrainParts).
 
     `age_per_step` ([] float32) is the off-policy correction's scale: real steps of age per lost
     TD step (EfficientZero: 0.3 x the run's real steps). It is an argument, not a constant, so a
@@ -190,7 +200,7 @@ def make_train_step(model: WorldModel, config: Config, mesh=None):
         """Targets of a (possibly grouped) batch; `reanalysed` ([R] int32) are the rows whose
         policy (and with `reanalyse_value` bootstrap value) come from fresh search."""
         rows = window.rows
-        # window.age is already in real steps (train_step scaled rows by the stream count)
+        # window.age is already in real steps (`prepare` scaled rows by the stream count)
         horizon = (
             targets_lib.off_policy_horizon(window.age.astype(jnp.float32), n, age_per_step)
             if t.off_policy_correction
@@ -365,37 +375,30 @@ def make_train_step(model: WorldModel, config: Config, mesh=None):
         }
         return new_state, replay_state, metrics
 
-    def train_step(train_state: TrainState, replay_state: replay_lib.ReplayState, key, age_per_step):
-        windows, targets = prepare(train_state, replay_state, key[None], age_per_step)
-        first = functools.partial(jax.tree.map, lambda x: x[0])
-        return apply_update(train_state, replay_state, first(windows), first(targets))
-
-    train_step.prepare, train_step.apply_update = prepare, apply_update
-
-    return train_step
+    return TrainParts(prepare, apply_update)
 
 
 def make_train_many(model: WorldModel, config: Config, num_updates: int, mesh=None):
     """`num_updates` train steps in one `lax.scan`; metrics of all updates are returned.
 
     Updates go in groups of `train.reanalyse_batches`: each group's batches are sampled and
-    reanalysed together, then applied one by one. With groups of 1 this is `num_updates`
-    `train_step`s in a row.
+    reanalysed together, then applied one by one. With groups of 1 each update samples and
+    reanalyses its own batch.
     """
     group = config.train.reanalyse_batches
     if num_updates % group:
         raise ValueError(
             f"train.reanalyse_batches={group} must divide the {num_updates} updates of one call"
         )
-    train_step = make_train_step(model, config, mesh)
+    parts = make_train_parts(model, config, mesh)
 
     def train_many(train_state, replay_state, key, age_per_step):
         def apply(carry, prepared):
-            ts, rs, metrics = train_step.apply_update(*carry, *prepared)
+            ts, rs, metrics = parts.apply_update(*carry, *prepared)
             return (ts, rs), metrics
 
         def body(carry, group_keys):
-            windows, targets = train_step.prepare(*carry, group_keys, age_per_step)
+            windows, targets = parts.prepare(*carry, group_keys, age_per_step)
             return jax.lax.scan(apply, carry, (windows, targets))
 
         keys = jax.random.split(key, num_updates).reshape(num_updates // group, group)

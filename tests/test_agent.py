@@ -202,10 +202,10 @@ def test_grouped_reanalysis_prepares_each_batch_as_alone():
     rows = _random_rows(key, 48, 2, spec)
     rstate = replay_lib.add(replay_lib.init(rows, 48), rows)
     ts = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
-    step = learner.make_train_step(model, cfg)
+    parts = learner.make_train_parts(model, cfg)
     age = jnp.float32(1e9)
     keys = jax.random.split(jax.random.key(1), G)
-    prepare = jax.jit(step.prepare)
+    prepare = jax.jit(parts.prepare)
     windows, targets = prepare(ts, rstate, keys, age)
     K, R = cfg.train.unroll_steps, learner.reanalysed_count(cfg)
     for g in range(G):
