@@ -427,6 +427,17 @@ def override(cfg: Config, assignments: list[str]) -> Config:
     return cfg
 
 
+def flatten_config(config: dict, prefix: str = "") -> dict:
+    """A nested config dict as {"section.field": value} (the keys `--set` takes)."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def updates_per_phase(cfg: Config) -> int:
     """Updates the trainer applies in one jitted call, after each collection phase of
     num_envs x collect_steps real steps (at least 1; a fractional ratio is carried over)."""

@@ -21,6 +21,8 @@ import re
 
 import numpy as np
 
+from dreamer.config import flatten_config
+
 
 class ReportError(ValueError):
     """A folder that cannot be reported on; the message says why."""
@@ -79,15 +81,6 @@ def _group_key(ledger: dict) -> tuple[str, str]:
     return ledger["world"], json.dumps(_comparable_config(ledger), sort_keys=True)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
 
 def config_labels(configs: list[dict]) -> list[str]:
     """Names configs by the dotted fields in which they differ, e.g. "search.num_simulations=8".
@@ -100,7 +93,7 @@ def config_labels(configs: list[dict]) -> list[str]:
     """
     if len(configs) < 2:
         return [f"config {i + 1}" for i in range(len(configs))]
-    flat = [_flatten(c) for c in configs]
+    flat = [flatten_config(c) for c in configs]
     keys = sorted(set().union(*flat))
     differing = [k for k in keys if len({json.dumps(f.get(k)) for f in flat}) > 1]
     labels = [", ".join(f"{k}={f.get(k)}" for k in differing) for f in flat]

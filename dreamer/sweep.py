@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from dreamer.config import Config, flatten_config
+
 ABLATION = ("search.algorithm", "none")
 """The config assignment of the planning-free ablation."""
 
@@ -193,14 +195,12 @@ def run_state(run: SweepRun) -> str:
             ledger = json.load(f)
     except (OSError, ValueError):
         return "new" if not os.path.isdir(os.path.join(run.folder, "checkpoints")) else "resume"
-    saved = _flat(ledger.get("config", {}))
-    wanted = _flat(run.config)
+    saved = flatten_config(ledger.get("config", {}))
+    wanted = flatten_config(run.config)
     budget = wanted.pop("run.real_steps")
     saved_budget = saved.pop("run.real_steps", None)
     # A field the saved run does not know (added to the code since) matches at its default.
-    from dreamer.config import Config
-
-    defaults = _flat(Config().to_dict())
+    defaults = flatten_config(Config().to_dict())
     differ = sorted(k for k in set(saved) | set(wanted)
                     if saved.get(k, defaults.get(k)) != wanted.get(k, defaults.get(k)))
     if differ:
@@ -216,15 +216,6 @@ def run_state(run: SweepRun) -> str:
     # continues from the checkpoint (and a longer --real-steps extends a finished run).
     return "resume" if os.path.isdir(os.path.join(run.folder, "checkpoints")) else "new"
 
-
-def _flat(config: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _has_final_eval(run: SweepRun, env_steps: int) -> bool:

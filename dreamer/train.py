@@ -21,7 +21,7 @@ import worlds
 from dreamer import actor, learner, parallel
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
-from dreamer.config import Config, updates_per_phase
+from dreamer.config import Config, flatten_config, updates_per_phase
 from dreamer.ledger import SampleLedger
 from dreamer.networks import make_model
 
@@ -48,20 +48,10 @@ class DeviceLayoutError(ValueError):
     """The world copies or the batch do not split evenly over the devices."""
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
 
 def config_mismatch(saved: dict, current: dict) -> list[str]:
     """Fields (dotted) whose values differ, except those a resume may change."""
-    a, b = _flatten(saved), _flatten(current)
+    a, b = flatten_config(saved), flatten_config(current)
     return sorted(
         k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in RESUMABLE_FIELDS
     )
@@ -321,7 +311,7 @@ class Trainer:
         record = self.checkpointer.restore_record(step)
         mismatch = config_mismatch(record["config"], self.config.to_dict())
         if mismatch:
-            saved, now = _flatten(record["config"]), _flatten(self.config.to_dict())
+            saved, now = flatten_config(record["config"]), flatten_config(self.config.to_dict())
             detail = ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})"
                                for k in mismatch[:6])
             raise CheckpointError(
