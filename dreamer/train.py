@@ -448,7 +448,8 @@ class Trainer:
                 for k in chunks[0] if k != "finite"}
 
     def evaluate(self, episodes: int | None = None) -> np.ndarray:
-        """Greedy-search returns of `episodes` episodes (run.eval_episodes by default)."""
+        """Greedy-search returns of `episodes` episodes (run.eval_episodes by default), on the
+        world's held-out episodes where it has them (`HostWorld.eval_options`)."""
         c = self.config
         episodes = c.run.eval_episodes if episodes is None else episodes
         key = jax.random.fold_in(self.eval_key, self.ledger.env_steps)
@@ -458,7 +459,7 @@ class Trainer:
             returns, _ = fn(self.train_state.params, key)
             return np.asarray(returns)
         share = episodes // jax.process_count()
-        world = worlds.make(c.world, num_envs=share)
+        world = worlds.make(c.world, num_envs=share, **self.world.eval_options)
         try:
             returns = actor.host_evaluate(
                 world,

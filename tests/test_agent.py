@@ -115,8 +115,12 @@ def test_resume_refuses_a_different_network(tmp_path):
     assert os.path.exists(tmp_path / "ledger.json")
 
 
-def test_host_world_training_path(tmp_path):
-    """A gymnasium env through the host loop: collection, learning, evaluation, ledger."""
+def test_host_world_training_path(tmp_path, monkeypatch):
+    """A gymnasium env through the host loop: collection, learning, evaluation, ledger; the
+    evaluation world is built with the world's held-out `eval_options`."""
+    import worlds
+    from dreamer import train as train_lib
+
     cfg = config_lib.override(
         config_lib.tiny(),
         ["world=gym:CartPole-v1", "run.real_steps=128", "run.num_envs=2", "run.collect_steps=16",
@@ -124,10 +128,21 @@ def test_host_world_training_path(tmp_path):
     )
     trainer = Trainer(cfg, str(tmp_path))
     assert not trainer.world.is_jax
+    trainer.world.eval_options = {"max_episode_steps": 7}  # held-out episodes: cut at 7 steps
+    made, make = [], worlds.make
+    monkeypatch.setattr(train_lib.worlds, "make",
+                        lambda name, **options: made.append(options) or make(name, **options))
     ledger = trainer.run(progress=False)
     assert ledger.env_steps == 128 and ledger.frames == 128
     assert ledger.updates == 3 * 16  # iterations 2..4 of 32 steps, 16 updates each
-    assert ledger.eval_episodes == 2 and ledger.eval_mean_return > 0
+    assert made == [{"num_envs": 2, "max_episode_steps": 7}]
+    assert ledger.eval_episodes == 2 and 0 < ledger.eval_mean_return <= 7
+
+
+def test_twx_evaluates_on_the_test_fold():
+    from worlds.twx import TwxWorld
+
+    assert TwxWorld.eval_options == {"fold": "test"}
 
 
 def test_atari_network_downsamples_to_6x6():

@@ -165,9 +165,14 @@ class HostWorld:
     Subclasses implement `reset(seed)` and `step(actions)`, both returning a batched `TimeStep`
     of numpy arrays with leading dim `num_envs`, auto-resetting finished copies. `frames` counts
     emulator frames consumed so far (agent steps times frame skip, plus no-op starts).
+
+    `eval_options` are the options the trainer adds when it builds this world for evaluation, for
+    worlds whose held-out episodes differ from the training ones (e.g. TextWorldExpress's test
+    fold of game seeds); empty when evaluation plays the training distribution.
     """
 
     is_jax = False
+    eval_options: dict = {}
     spec: WorldSpec
     num_envs: int
     frames: int = 0

@@ -375,6 +375,9 @@ class TwxWorld(HostWorld):
       unlisted_commands: valid commands met while playing that are not in the command list.
     """
 
+    # A run trains on the train fold's games and is evaluated on the held-out test fold's.
+    eval_options = {"fold": "test"}
+
     def __init__(
         self,
         game: str,
