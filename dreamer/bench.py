@@ -152,7 +152,7 @@ def bench_train(quick: bool) -> dict:
         results[preset] = {"world": world_name, "batch_size": cfg.train.batch_size,
                            "updates_per_s": updates / seconds, "compile_s": compile_s}
         print(f"{preset:12s}{world_name:20s} batch {cfg.train.batch_size:4d}: "
-              f"{updates / seconds:8.2f} updates/s (compile {compile_s:.1f} s)")
+              f"{updates / seconds:8.3g} updates/s (compile {compile_s:.1f} s)")
     return results
 
 
