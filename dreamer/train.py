@@ -236,6 +236,13 @@ class Trainer:
             self.host_timestep = self.world.reset(self._host_seed(c.seed))
             self.host_return = np.zeros(self.local_envs, np.float64)
             self.host_length = np.zeros(self.local_envs, np.int64)
+        if self.mesh is None:
+            # Commit the state to its device, as a restored checkpoint's arrays are: a resumed run
+            # then lowers to the same programs and reuses their persistent-cache entries instead
+            # of compiling them again.
+            self.train_state, self.replay, self.collector = jax.tree.map(
+                lambda x: jax.device_put(x, x.sharding),
+                (self.train_state, self.replay, self.collector))
         self.ledger = SampleLedger(world=c.world, seed=c.seed, config=c.to_dict())
         self.loop = LoopState(next_eval=c.run.eval_interval, next_checkpoint=c.run.checkpoint_interval)
         self.checkpointer = Checkpointer(os.path.join(out_dir, "checkpoints"), c.run.keep_checkpoints)

@@ -4,6 +4,7 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -101,6 +102,12 @@ def test_stop_and_resume_is_bit_identical(tmp_path):
     assert final.updates == straight.ledger.updates
     assert final.simulated == straight.ledger.simulated
     assert _params_bytes(resumed) == _params_bytes(straight)
+    # a resumed run lowers to the same programs as a fresh one, so it reuses their compiled
+    # executables (the persistent cache) instead of compiling them again
+    for trainer in (resumed, straight):
+        trainer.hlo = trainer._train_many.lower(
+            trainer.train_state, trainer.replay, jax.random.key(0), jnp.float32(1.0)).as_text()
+    assert resumed.hlo == straight.hlo
 
 
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
@@ -200,7 +207,6 @@ def test_grouped_reanalysis_prepares_each_batch_as_alone():
     """train.reanalyse_batches=G samples G batches with the same priorities and reanalyses them in
     one search: each batch is what a lone update with its key samples, its first R rows (and only
     those) get fresh search policies, and the other targets match a lone update's."""
-    import jax.numpy as jnp
 
     from dreamer import learner
     from dreamer import replay as replay_lib
