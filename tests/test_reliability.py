@@ -28,6 +28,7 @@ def _truncate_all(folder):
                     f.truncate(max(0, os.path.getsize(f.name) // 3))
 
 
+@pytest.mark.xdist_group("tiny_catch")  # the tiny catch programs, compiled once
 def test_truncated_checkpoint_is_reported(tmp_path):
     Trainer(_cfg(), str(tmp_path)).run(progress=False)
     step_dir = tmp_path / "checkpoints" / "96" / "state"
@@ -36,6 +37,7 @@ def test_truncated_checkpoint_is_reported(tmp_path):
         Trainer(_cfg(), str(tmp_path), resume=True)
 
 
+@pytest.mark.xdist_group("tiny_catch")  # the tiny catch programs, compiled once
 def test_corrupted_record_is_reported(tmp_path):
     Trainer(_cfg(), str(tmp_path)).run(progress=False)
     (tmp_path / "checkpoints" / "96" / "record" / "metadata").write_text("{not json")

@@ -21,6 +21,7 @@ def shared_cache(monkeypatch):
     monkeypatch.setenv("DREAMER_CACHE", jax.config.jax_compilation_cache_dir)
 
 
+@pytest.mark.xdist_group("tiny_catch")  # the tiny catch programs, compiled once
 def test_tiny_sweep_end_to_end(tmp_path, shared_cache, capsys):
     out = tmp_path / "sweep"
     assert main([*SWEEP, "--out", str(out)]) == 0
