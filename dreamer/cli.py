@@ -98,7 +98,9 @@ def cmd_train(args) -> int:
         raise UserError(f"--resume: {out}/checkpoints holds no finished checkpoint (the run "
                         "stopped before its first one); start it again without --resume")
     _check_out_dir(out)
-    from dreamer.jax_setup import enable_compilation_cache
+    from dreamer.jax_setup import enable_compilation_cache, limit_malloc_arenas
+
+    limit_malloc_arenas()  # before JAX starts its threads: flat resident memory on long runs
     from dreamer.train import Trainer
 
     enable_compilation_cache()

@@ -1,6 +1,8 @@
 """Bad checkpoints and numerical failures give clear errors; the run keeps what it had."""
 
 import os
+import subprocess
+import sys
 
 import jax.numpy as jnp
 import pytest
@@ -104,3 +106,14 @@ def test_same_seed_same_results(tmp_path):
     a.pop("wall_seconds"), b.pop("wall_seconds")
     assert a == b
     assert (tmp_path / "a" / "eval.csv").read_text() == (tmp_path / "b" / "eval.csv").read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_malloc_arenas_are_capped_unless_the_user_set_them():
+    code = "from dreamer.jax_setup import limit_malloc_arenas; print(limit_malloc_arenas())"
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    capped = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert capped.stdout.strip() == "True", capped.stderr
+    kept = subprocess.run([sys.executable, "-c", code], env={**env, "MALLOC_ARENA_MAX": "4"},
+                          capture_output=True, text=True)
+    assert kept.stdout.strip() == "False", kept.stderr
