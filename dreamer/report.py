@@ -81,7 +81,6 @@ def _group_key(ledger: dict) -> tuple[str, str]:
     return ledger["world"], json.dumps(_comparable_config(ledger), sort_keys=True)
 
 
-
 def config_labels(configs: list[dict]) -> list[str]:
     """Names configs by the dotted fields in which they differ, e.g. "search.num_simulations=8".
 

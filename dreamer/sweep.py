@@ -217,7 +217,6 @@ def run_state(run: SweepRun) -> str:
     return "resume" if os.path.isdir(os.path.join(run.folder, "checkpoints")) else "new"
 
 
-
 def _has_final_eval(run: SweepRun, env_steps: int) -> bool:
     if run.config["run"]["eval_episodes"] == 0:
         return True

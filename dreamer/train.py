@@ -48,7 +48,6 @@ class DeviceLayoutError(ValueError):
     """The world copies or the batch do not split evenly over the devices."""
 
 
-
 def config_mismatch(saved: dict, current: dict) -> list[str]:
     """Fields (dotted) whose values differ, except those a resume may change."""
     a, b = flatten_config(saved), flatten_config(current)

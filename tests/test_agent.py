@@ -104,10 +104,10 @@ def test_stop_and_resume_is_bit_identical(tmp_path):
     assert _params_bytes(resumed) == _params_bytes(straight)
     # a resumed run lowers to the same programs as a fresh one, so it reuses their compiled
     # executables (the persistent cache) instead of compiling them again
-    for trainer in (resumed, straight):
-        trainer.hlo = trainer._train_many.lower(
-            trainer.train_state, trainer.replay, jax.random.key(0), jnp.float32(1.0)).as_text()
-    assert resumed.hlo == straight.hlo
+    resumed_hlo, straight_hlo = (
+        t._train_many.lower(t.train_state, t.replay, jax.random.key(0), jnp.float32(1.0)).as_text()
+        for t in (resumed, straight))
+    assert resumed_hlo == straight_hlo
 
 
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
