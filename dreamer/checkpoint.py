@@ -1,7 +1,8 @@
 """Checkpoints (the only module that imports orbax).
 
 A checkpoint is one orbax step folder holding the run's array state (learner, replay, collector,
-PRNG key) and a JSON record (ledger counters, loop counters, the config). Orbax writes each step to
+PRNG key) and a JSON record (ledger counters, loop counters, the config, and a host world's episodes
+in progress where the world can be saved). Orbax writes each step to
 a temporary folder and renames it when complete, so a kill mid-write leaves the previous checkpoint
 usable; the newest `keep` are kept.
 """

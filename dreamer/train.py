@@ -7,10 +7,12 @@ exact. Keys derive from the seed and the iteration number, so a resumed run cont
 
 from __future__ import annotations
 
+import base64
 import collections
 import dataclasses
 import json
 import os
+import pickle
 import time
 
 import jax
@@ -296,16 +298,60 @@ class Trainer:
     def _array_state(self):
         return {"train": self.train_state, "replay": self.replay, "collector": self.collector}
 
-    def save(self) -> None:
+    def save(self, host_world: bool = True) -> None:
+        """Checkpoints the run; `host_world=False` leaves a host world's episodes out (they
+        restart on resume), for a save between two steps of an unfinished iteration."""
         self.ledger.wall_seconds = self._wall()
         record = {
             "ledger": self.ledger.to_json(),
             "loop": dataclasses.asdict(self.loop),
             "config": self.config.to_dict(),
+            "host_world": self._host_world_state() if host_world else None,
         }
         self.checkpointer.save(self.ledger.env_steps, self._array_state(), record)
         if parallel.is_primary():
             self.ledger.write(self.out_dir)
+
+    def _host_world_state(self) -> str | None:
+        """A host world's episodes in progress (the world's own state, the timestep to act on and
+        the running returns) as base64 text for the checkpoint record; None for a JAX world (its
+        collector is in the array state), a world that cannot be saved, or a distributed run
+        (each process steps its own copies)."""
+        if self.world.is_jax or jax.process_count() > 1:
+            return None
+        world = self.world.get_state()
+        if world is None:
+            return None
+        blob = pickle.dumps({"world": world, "timestep": self.host_timestep,
+                             "return": self.host_return, "length": self.host_length})
+        return base64.b64encode(blob).decode("ascii")
+
+    def _restore_host_world(self, record: dict) -> None:
+        """Continues the saved episodes where the checkpoint holds them; otherwise the world
+        restarts: each stream's newest row ends its episode (as a time-limit cut) and the new
+        episodes get fresh seeds."""
+        saved = record.get("host_world")
+        if saved is not None and jax.process_count() == 1:
+            try:
+                host = pickle.loads(base64.b64decode(saved))
+                self.world.set_state(host["world"])
+            except Exception as e:  # a damaged record, or a world changed since the save
+                raise CheckpointError(
+                    f"--resume: the {self.config.world} episodes saved in the newest checkpoint "
+                    f"of {self.out_dir} cannot be restored ({type(e).__name__}: {e}); delete that "
+                    "checkpoint's step folder to fall back to an older one"
+                ) from None
+            self.host_timestep = host["timestep"]
+            self.host_return, self.host_length = host["return"], host["length"]
+            return
+        newest = (self.replay.num_rows - 1) % self.replay.capacity
+        rows = self.replay.rows
+        self.replay = self.replay.replace(
+            rows=rows._replace(truncated=rows.truncated.at[newest].set(
+                rows.truncated[newest] | ~rows.terminated[newest]))
+        )
+        self.host_timestep = self.world.reset(
+            self._host_seed(self.config.seed + int(record["ledger"]["real"]["env_steps"])))
 
     def _restore(self) -> None:
         step = self.checkpointer.latest_step()
@@ -329,16 +375,7 @@ class Trainer:
         if self.collector is not None:
             self.collector = state["collector"]
         else:
-            # Host worlds cannot be saved: they restart, so each stream's newest row ends its
-            # episode (as a time-limit cut) and the new episodes get fresh seeds.
-            newest = (state["replay"].num_rows - 1) % self.replay.capacity
-            rows = self.replay.rows
-            self.replay = self.replay.replace(
-                rows=rows._replace(truncated=rows.truncated.at[newest].set(
-                    rows.truncated[newest] | ~rows.terminated[newest]))
-            )
-            self.host_timestep = self.world.reset(
-                self._host_seed(self.config.seed + int(record["ledger"]["real"]["env_steps"])))
+            self._restore_host_world(record)
         self.ledger = SampleLedger.from_json(record["ledger"])
         self.ledger.config = self.config.to_dict()
         self.loop = LoopState(**record["loop"])
@@ -387,8 +424,9 @@ class Trainer:
                 step = self.ledger.env_steps + t * c.run.num_envs
                 # Nothing of this iteration has reached the learner state, replay or ledger yet,
                 # so they are the consistent state at the end of the last complete iteration.
+                # The world is mid-iteration (and broken), so its episodes are not saved.
                 if self.checkpointer.latest_step() != self.ledger.env_steps:
-                    self.save()
+                    self.save(host_world=False)
                 saved = self.checkpointer.latest_step()
                 where = f"The checkpoint at real step {saved} holds the run: continue it with --resume"
                 raise WorldFailed(

@@ -122,17 +122,83 @@ def test_resume_refuses_a_different_network(tmp_path):
     assert os.path.exists(tmp_path / "ledger.json")
 
 
+def tiny_cartpole(*overrides):
+    return config_lib.override(
+        config_lib.tiny(),
+        ["world=gym:CartPole-v1", "run.real_steps=128", "run.num_envs=2", "run.collect_steps=16",
+         "train.learning_starts=64", *overrides],
+    )
+
+
+def _run_state(trainer):
+    state = (trainer.train_state, trainer.replay, trainer.host_timestep)
+    return [np.asarray(x).tobytes() for x in jax.tree.leaves(state)]
+
+
+class UnsavableCartPole(worlds.HostWorld):
+    """CartPole whose state cannot be saved (like an emulator outside Python)."""
+
+    def __init__(self, num_envs=1):
+        from worlds.gym import make_gym
+
+        self.inner = make_gym("CartPole-v1", num_envs=num_envs)
+        self.spec, self.num_envs = self.inner.spec, num_envs
+
+    def reset(self, seed):
+        return self.inner.reset(seed)
+
+    def step(self, actions):
+        return self.inner.step(actions)
+
+    @property
+    def frames(self):
+        return self.inner.frames
+
+    def close(self):
+        self.inner.close()
+
+
+@pytest.mark.xdist_group("tiny_cartpole")
+def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
+    """A gymnasium world's episodes in progress are in the checkpoint: a run stopped and resumed
+    mid-episode equals the uninterrupted run bit for bit, episode count included. A world that
+    cannot be saved restarts its episodes on resume, with the same step and update counts."""
+    cfg = tiny_cartpole("run.eval_episodes=0", "run.checkpoint_interval=1000")
+    straight = Trainer(cfg, str(tmp_path / "straight"))
+    expected = straight.run(progress=False).to_json()
+    expected_state = _run_state(straight)
+
+    out = str(tmp_path / "stopped")
+    first = Trainer(cfg, out)
+    first.run(progress=False, stop_flag=lambda: first.ledger.env_steps >= 64)
+    assert first.host_return.any()  # stopped mid-episode
+    resumed = Trainer(cfg, out, resume=True)
+    ledger = resumed.run(progress=False).to_json()
+    for key in ("real", "simulated", "updates"):
+        assert ledger[key] == expected[key], key
+    assert _run_state(resumed) == expected_state
+
+    worlds.register("test/unsavable-cartpole", UnsavableCartPole)
+    cfg = tiny_cartpole("world=test/unsavable-cartpole", "run.eval_episodes=0")
+    out = str(tmp_path / "unsavable")
+    first = Trainer(cfg, out)
+    first.run(progress=False, stop_flag=lambda: first.ledger.env_steps >= 64)
+    resumed = Trainer(cfg, out, resume=True)
+    newest = int(resumed.replay.num_rows - 1) % resumed.replay.capacity
+    assert bool(resumed.replay.rows.truncated[newest].all() | resumed.replay.rows.terminated[
+        newest].all())  # each stream's last saved episode ends where the run stopped
+    ledger = resumed.run(progress=False).to_json()
+    assert ledger["real"]["env_steps"] == 128 and ledger["updates"] == expected["updates"]
+
+
+@pytest.mark.xdist_group("tiny_cartpole")
 def test_host_world_training_path(tmp_path, monkeypatch):
     """A gymnasium env through the host loop: collection, learning, evaluation, ledger; the
     evaluation world is built with the world's held-out `eval_options`."""
     import worlds
     from dreamer import train as train_lib
 
-    cfg = config_lib.override(
-        config_lib.tiny(),
-        ["world=gym:CartPole-v1", "run.real_steps=128", "run.num_envs=2", "run.collect_steps=16",
-         "train.learning_starts=64", "run.eval_episodes=2", "run.eval_interval=100000"],
-    )
+    cfg = tiny_cartpole("run.eval_episodes=2", "run.eval_interval=100000")
     trainer = Trainer(cfg, str(tmp_path))
     assert not trainer.world.is_jax
     trainer.world.eval_options = {"max_episode_steps": 7}  # held-out episodes: cut at 7 steps

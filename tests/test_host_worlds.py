@@ -67,6 +67,32 @@ def test_gym_cartpole_autoreset_matches_reference_env():
         assert ended >= 2 * n
 
 
+def test_gym_saved_state_continues_the_same_episodes():
+    """A world built fresh and given another's `get_state` steps exactly as the original does:
+    episodes in progress, auto-resets (the envs' RNGs) and `frames`."""
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 2, (120, 3))
+    with make_gym("CartPole-v1", num_envs=3) as world, make_gym("CartPole-v1", num_envs=3) as copy:
+        world.reset(seed=5)
+        for a in actions[:30]:
+            world.step(a)
+        state = world.get_state()
+        assert state is not None
+        copy.reset(seed=99)
+        copy.set_state(state)
+        assert copy.frames == world.frames == 90
+        ends = 0
+        for a in actions[30:]:
+            ours, theirs = world.step(a), copy.step(a)
+            for field in ("observation", "reward", "terminated", "truncated"):
+                np.testing.assert_array_equal(getattr(ours, field), getattr(theirs, field))
+            ends += int(ours.terminated.sum())
+        assert ends >= 3  # the copies auto-reset from the saved RNGs too
+        assert copy.frames == world.frames
+        with make_gym("CartPole-v1", num_envs=2) as other, pytest.raises(ValueError, match="3 copies"):
+            other.set_state(state)
+
+
 def test_gym_truncation_flag():
     with make_gym("CartPole-v1", num_envs=1, max_episode_steps=5) as world:
         assert world.spec.max_episode_steps == 5

@@ -1,15 +1,11 @@
 """A real training subprocess killed with SIGKILL at random moments and resumed ends bit-identical
 to an uninterrupted run; SIGINT writes a final checkpoint.
 
-What "bit-identical" can mean depends on the world:
-
-* a JAX world's state (the collector) is in the checkpoint, so a killed-and-resumed run must equal
-  the uninterrupted run exactly: parameters, optimiser, replay, collector and every ledger count;
-* a host world (gymnasium, ALE) cannot be saved: a resume marks each stream's newest row truncated
-  and reseeds the worlds, so the run's trajectory depends on where it resumed. The claim is then
-  that a killed run equals a run stopped cleanly and resumed at the same checkpoint steps
-  (everything, including the episode count), and that its real-step, simulated and update counts
-  equal the uninterrupted run's.
+Both kinds of world hold their episodes in the checkpoint: a JAX world's collector is in the array
+state, and a gymnasium world's copies are pickled into the record. So a killed-and-resumed run must
+equal the uninterrupted run exactly: parameters, optimiser, replay, the episodes in progress and
+every ledger count, episodes included. (A world that cannot be saved, such as ALE's emulators,
+restarts its episodes on resume: `tests/test_agent.py` covers that path.)
 """
 
 import json
@@ -73,11 +69,13 @@ def _wait_for_checkpoint(out, proc, at_least=1, timeout=900):
 
 
 def _final_state(out):
-    """The restored newest checkpoint's arrays (as bytes) and the run's ledger.json."""
+    """The restored newest checkpoint's arrays and episodes in progress (as bytes) and the run's
+    ledger.json."""
     cfg = config_lib.config_from_dict(json.load(open(os.path.join(out, "config.json"))))
     trainer = Trainer(cfg, out, resume=True)
     state = {"train": trainer.train_state, "replay": trainer.replay,
-             "collector": trainer.collector}
+             "collector": trainer.collector,  # a JAX world's episodes; a host world's below
+             "host": [getattr(trainer, name, None) for name in ("host_timestep", "host_return")]}
     leaves = [np.asarray(x).tobytes() for x in jax.tree.leaves(state)]
     trainer.checkpointer.close()
     return leaves, json.load(open(os.path.join(out, "ledger.json")))
@@ -198,35 +196,6 @@ def _killed_run(out, args, seed, iteration_seconds):
     return kills
 
 
-_STOP_AND_RESUME = """
-import json, sys
-from dreamer import cli
-from dreamer.jax_setup import enable_compilation_cache
-from dreamer.train import Trainer
-
-enable_compilation_cache()
-args = cli._parser().parse_args(json.loads(sys.argv[1]))
-config, resume = cli._build_config(args), False
-for stop in json.loads(sys.argv[2]) + [None]:
-    trainer = Trainer(config, args.out, resume=resume)
-    trainer.run(progress=False, stop_flag=None if stop is None
-                else (lambda: trainer.ledger.env_steps >= stop))
-    assert stop is None or trainer.ledger.env_steps == stop
-    resume = True
-"""
-
-
-def _stopped_and_resumed_run(out, args, stops):
-    """The run of `args` stopped cleanly (checkpointed) at each step in `stops` and resumed."""
-    proc = subprocess.Popen([sys.executable, "-c", _STOP_AND_RESUME,
-                             json.dumps([*args, "--out", out]), json.dumps(stops)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
-    _finish(proc)
-
-
-COUNTS = ("env_steps", "frames")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("world", ["catch", "gym:CartPole-v1"])
 def test_ten_random_sigkills_then_resume_are_bit_identical(world, tmp_path):
@@ -246,22 +215,8 @@ def test_ten_random_sigkills_then_resume_are_bit_identical(world, tmp_path):
 
     state, ledger = _final_state(killed)
     straight_state, straight_ledger = _final_state(straight)
-    for key in ("simulated", "updates"):
+    for key in ("real", "simulated", "updates"):
         assert ledger[key] == straight_ledger[key], key
-    for key in COUNTS:
-        assert ledger["real"][key] == straight_ledger["real"][key], key
+    assert state == straight_state
     steps = _metric_steps(killed)
     assert steps == sorted(set(steps))  # redone iterations are not logged twice
-
-    if world == "catch":
-        assert ledger["real"] == straight_ledger["real"]
-        assert state == straight_state
-        return
-    # A host world restarts on resume: compare with clean stops at the same checkpoints.
-    stopped = str(tmp_path / "stopped")
-    _stopped_and_resumed_run(stopped, args, resumes)
-    stopped_state, stopped_ledger = _final_state(stopped)
-    assert ledger["real"] == stopped_ledger["real"]
-    assert state == stopped_state
-    print(f"  equal to the uninterrupted run: {state == straight_state} (episodes "
-          f"{ledger['real']['episodes']} vs {straight_ledger['real']['episodes']})")

@@ -186,6 +186,19 @@ class HostWorld:
     def close(self) -> None:
         """Releases the world's resources (processes, emulators)."""
 
+    def get_state(self) -> bytes | None:
+        """The complete state of every copy (episodes in progress, RNGs, `frames`) as bytes, or
+        None for a world that cannot be saved (an emulator or a process outside Python).
+
+        A checkpoint holds these bytes so that a resumed run continues the same episodes; a world
+        that returns None restarts its episodes on resume instead.
+        """
+        return None
+
+    def set_state(self, state: bytes) -> None:
+        """Puts back a state from `get_state` of a world built with the same name and options."""
+        raise NotImplementedError(f"{self.spec.name} cannot restore a saved state")
+
     def _reset_timestep(self, observation: np.ndarray, action_mask: np.ndarray) -> TimeStep:
         """The batched TimeStep after a reset: zero rewards, no ends."""
         n = self.num_envs

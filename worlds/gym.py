@@ -13,6 +13,7 @@ H, W, C); actions must be `Discrete`. `frames` counts agent steps over all copie
 from __future__ import annotations
 
 import difflib
+import pickle
 
 import gymnasium
 import numpy as np
@@ -139,6 +140,28 @@ class GymWorld(HostWorld):
             truncated=np.asarray(truncated, bool) & ~terminated,
             action_mask=self._action_mask.copy(),
         )
+
+    def get_state(self) -> bytes | None:
+        """The copies pickled (wrappers, episode progress, RNGs) with `frames`; None when an env
+        holds something pickle cannot copy (a window, a handle to a simulator process).
+
+        With `SAME_STEP` auto-reset the vector env keeps no state of its own between steps, so
+        the copies are all of it.
+        """
+        try:
+            return pickle.dumps((self._env.envs, self.frames))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return None
+
+    def set_state(self, state: bytes) -> None:
+        envs, frames = pickle.loads(state)
+        if len(envs) != self.num_envs:
+            raise ValueError(f"{self.spec.name}: a saved state of {len(envs)} copies does not fit "
+                             f"{self.num_envs} copies")
+        for env in self._env.envs:
+            env.close()
+        self._env.envs = list(envs)
+        self.frames = int(frames)
 
     def close(self) -> None:
         if self._env is not None:
