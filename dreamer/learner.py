@@ -83,11 +83,10 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(t.max_grad_norm), core)
 
 
-def init_train_state(model: WorldModel, config: Config, key, example_observation,
-                     sharding=None) -> TrainState:
-    """Initialises parameters (target = online) and the optimizer, laid out on `sharding`
-    (e.g. replicated over a mesh; default: the default device)."""
-    obs = jnp.asarray(example_observation)[None]
+def make_init_train_state(model: WorldModel, config: Config, sharding=None):
+    """The jitted `(key, observations [1, *obs]) -> TrainState` that initialises parameters
+    (target = online) and the optimizer, laid out on `sharding` (e.g. replicated over a mesh;
+    default: the default device)."""
     optimizer = make_optimizer(config)
 
     @functools.partial(jax.jit, out_shardings=sharding)
@@ -100,7 +99,14 @@ def init_train_state(model: WorldModel, config: Config, key, example_observation
             updates=jnp.zeros((), jnp.int32),
         )
 
-    return build(key, obs)
+    return build
+
+
+def init_train_state(model: WorldModel, config: Config, key, example_observation,
+                     sharding=None) -> TrainState:
+    """A fresh TrainState for one example observation (see `make_init_train_state`)."""
+    obs = jnp.asarray(example_observation)[None]
+    return make_init_train_state(model, config, sharding)(key, obs)
 
 
 def window_length(config: Config) -> int:

@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -158,6 +159,106 @@ class LoopState:
     recent_returns: list = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass(frozen=True)
+class Programs:
+    """The jitted functions of a run, built once per process for a config (see
+    `compiled_programs`). `collect`, `evaluate` and `new_collector` are None for host worlds;
+    `evaluate` is also None without evaluation episodes."""
+
+    model: Any
+    new_train_state: Any
+    new_replay: Any
+    add: Any
+    train_many: Any
+    act: Any
+    act_greedy: Any
+    new_collector: Any = None
+    collect: Any = None
+    evaluate: Any = None
+
+
+# Fields that never reach a jitted program: runs that differ only in them share compiled programs.
+_HOST_ONLY_RUN_FIELDS = ("real_steps", "eval_interval", "checkpoint_interval", "keep_checkpoints")
+_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+_PROGRAMS_KEPT = 4
+
+
+def compiled_programs(config: Config, world, mesh) -> Programs:
+    """The run's jitted programs, shared by every Trainer of this process with the same world and
+    program-relevant config (the seed, the real budget and the checkpoint and evaluation schedule
+    aside), so a second run (a resume, an evaluation, a notebook's next cell, a test) does not
+    trace, lower and compile them again. The newest few configs are kept."""
+    key = (dataclasses.replace(config, seed=0, run=dataclasses.replace(
+               config.run, **dict.fromkeys(_HOST_ONLY_RUN_FIELDS, 0))),
+           type(world), world.spec, mesh, jax.process_count())
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    programs = _build_programs(config, world, mesh)
+    _PROGRAMS[key] = programs
+    while len(_PROGRAMS) > _PROGRAMS_KEPT:
+        _PROGRAMS.popitem(last=False)
+    return programs
+
+
+def _build_programs(c: Config, world, mesh) -> Programs:
+    spec = world.spec
+    model = make_model(c.model, spec)
+    rep = parallel.replicated(mesh)
+    A, N = spec.num_actions, c.run.num_envs
+    rows = replay_lib.Rows(
+        observation=jnp.zeros((1, N, *spec.observation_shape), spec.observation_dtype),
+        action=jnp.zeros((1, N), jnp.int32),
+        reward=jnp.zeros((1, N), jnp.float32),
+        terminated=jnp.zeros((1, N), bool),
+        truncated=jnp.zeros((1, N), bool),
+        policy=jnp.zeros((1, N, A), jnp.float32),
+        value=jnp.zeros((1, N), jnp.float32),
+        action_mask=jnp.zeros((1, N, A), bool),
+    )
+
+    def new_replay():
+        return replay_lib.init(rows, c.replay.capacity)
+
+    replay_sh = parallel.split_streams(mesh, jax.eval_shape(new_replay))
+    rows_sh = parallel.split_streams(mesh, rows)
+    act_out = {} if jax.process_count() == 1 else {
+        "out_shardings": parallel.split_leading(mesh, jnp.zeros((1,)))}
+    programs = dict(
+        model=model,
+        new_train_state=learner.make_init_train_state(model, c, rep),
+        new_replay=jax.jit(new_replay, out_shardings=replay_sh),
+        add=jax.jit(replay_lib.add, donate_argnums=0, **_shardings(
+            mesh, (replay_sh, rows_sh), replay_sh)),
+        train_many=jax.jit(
+            learner.make_train_many(model, c, updates_per_phase(c), mesh),
+            donate_argnums=(0, 1),
+            **_shardings(mesh, (rep, replay_sh, rep, rep), (rep, replay_sh, rep)),
+        ),
+        act=jax.jit(actor.make_act(model, c, explore=True), **act_out),
+        act_greedy=jax.jit(actor.make_act(model, c, explore=False), **act_out),
+    )
+    if world.is_jax:
+        def new_collector(key):
+            return actor.init_collector(world, key, N)
+
+        collector_sh = parallel.split_leading(
+            mesh, jax.eval_shape(new_collector, jax.random.key(0)))
+        programs.update(
+            new_collector=jax.jit(new_collector, **_shardings(mesh, (rep,), collector_sh)),
+            collect=jax.jit(
+                actor.make_collect(world, model, c, c.run.collect_steps),
+                **_shardings(mesh, (rep, collector_sh, rep, rep), (collector_sh, rows_sh, rep)),
+            ),
+            evaluate=(
+                jax.jit(actor.make_evaluate(world, model, c, c.run.eval_episodes),
+                        **_shardings(mesh, (rep, rep), rep))
+                if c.run.eval_episodes > 0 else None
+            ),
+        )
+    return Programs(**programs)
+
+
 class Trainer:
     """One training run in `out_dir`. Use `run()`; `evaluate()` for a standalone evaluation."""
 
@@ -170,7 +271,6 @@ class Trainer:
         self.local_envs = c.run.num_envs // jax.process_count()
         self.world = make_training_world(c, self.local_envs)
         self.spec = self.world.spec
-        self.model = make_model(c.model, self.spec)
         self.steps_per_iteration = c.run.num_envs * c.run.collect_steps
         self.chunk = updates_per_phase(c)
         self.cost = learner.update_cost(c)
@@ -183,55 +283,16 @@ class Trainer:
         init_key, collector_key, self.loop_key, self.eval_key = jax.random.split(
             jax.random.key(c.seed), 4
         )
-        example = np.zeros(self.spec.observation_shape, self.spec.observation_dtype)
-        rep = parallel.replicated(self.mesh)
-        self.train_state = learner.init_train_state(self.model, c, init_key, example, rep)
-        A = self.spec.num_actions
-        N = c.run.num_envs
-        rows = replay_lib.Rows(
-            observation=jnp.zeros((1, N, *self.spec.observation_shape), self.spec.observation_dtype),
-            action=jnp.zeros((1, N), jnp.int32),
-            reward=jnp.zeros((1, N), jnp.float32),
-            terminated=jnp.zeros((1, N), bool),
-            truncated=jnp.zeros((1, N), bool),
-            policy=jnp.zeros((1, N, A), jnp.float32),
-            value=jnp.zeros((1, N), jnp.float32),
-            action_mask=jnp.zeros((1, N, A), bool),
-        )
-        def new_replay():
-            return replay_lib.init(rows, c.replay.capacity)
-
-        replay_sh = parallel.split_streams(self.mesh, jax.eval_shape(new_replay))
-        rows_sh = parallel.split_streams(self.mesh, rows)
-        self.replay = jax.jit(new_replay, out_shardings=replay_sh)()
-        self._add = jax.jit(replay_lib.add, donate_argnums=0, **_shardings(
-            self.mesh, (replay_sh, rows_sh), replay_sh))
-        self._train_many = jax.jit(
-            learner.make_train_many(self.model, c, self.chunk, self.mesh),
-            donate_argnums=(0, 1),
-            **_shardings(self.mesh, (rep, replay_sh, rep, rep), (rep, replay_sh, rep)),
-        )
-        act_out = {} if jax.process_count() == 1 else {
-            "out_shardings": parallel.split_leading(self.mesh, jnp.zeros((1,)))}
-        self._act = jax.jit(actor.make_act(self.model, c, explore=True), **act_out)
-        self._act_greedy = jax.jit(actor.make_act(self.model, c, explore=False), **act_out)
+        example = np.zeros((1, *self.spec.observation_shape), self.spec.observation_dtype)
+        self.programs = programs = compiled_programs(c, self.world, self.mesh)
+        self.model = programs.model
+        self.train_state = programs.new_train_state(init_key, example)
+        self.replay = programs.new_replay()
+        self._add, self._train_many = programs.add, programs.train_many
+        self._act, self._act_greedy = programs.act, programs.act_greedy
         if self.world.is_jax:
-            def new_collector(key):
-                return actor.init_collector(self.world, key, N)
-
-            collector_sh = parallel.split_leading(
-                self.mesh, jax.eval_shape(new_collector, collector_key))
-            self.collector = jax.jit(
-                new_collector, **_shardings(self.mesh, (rep,), collector_sh))(collector_key)
-            self._collect = jax.jit(
-                actor.make_collect(self.world, self.model, c, c.run.collect_steps),
-                **_shardings(self.mesh, (rep, collector_sh, rep, rep), (collector_sh, rows_sh, rep)),
-            )
-            self._evaluate = (
-                jax.jit(actor.make_evaluate(self.world, self.model, c, c.run.eval_episodes),
-                        **_shardings(self.mesh, (rep, rep), rep))
-                if c.run.eval_episodes > 0 else None
-            )
+            self.collector = programs.new_collector(collector_key)
+            self._collect, self._evaluate = programs.collect, programs.evaluate
         else:
             self.collector = None
             self.host_timestep = self.world.reset(self._host_seed(c.seed))

@@ -122,6 +122,18 @@ def test_resume_refuses_a_different_network(tmp_path):
     assert os.path.exists(tmp_path / "ledger.json")
 
 
+@pytest.mark.xdist_group("tiny_catch")
+def test_runs_of_one_config_share_compiled_programs(tmp_path):
+    """Trainers in one process that differ only in seed, real budget or schedule reuse the same
+    jitted programs (no second trace, lowering or compile); any other difference builds new ones."""
+    first = Trainer(tiny_catch("seed=1"), str(tmp_path / "a"))
+    again = Trainer(tiny_catch("seed=2", "run.real_steps=999", "run.checkpoint_interval=64",
+                               "run.eval_interval=50"), str(tmp_path / "b"))
+    assert again.programs is first.programs
+    other = Trainer(tiny_catch("train.batch_size=16"), str(tmp_path / "c"))
+    assert other.programs is not first.programs
+
+
 def tiny_cartpole(*overrides):
     return config_lib.override(
         config_lib.tiny(),
