@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from host_worlds import WrappedCartPole
 
 import worlds
 from dreamer import config as config_lib
@@ -147,27 +148,8 @@ def _run_state(trainer):
     return [np.asarray(x).tobytes() for x in jax.tree.leaves(state)]
 
 
-class UnsavableCartPole(worlds.HostWorld):
-    """CartPole whose state cannot be saved (like an emulator outside Python)."""
-
-    def __init__(self, num_envs=1):
-        from worlds.gym import make_gym
-
-        self.inner = make_gym("CartPole-v1", num_envs=num_envs)
-        self.spec, self.num_envs = self.inner.spec, num_envs
-
-    def reset(self, seed):
-        return self.inner.reset(seed)
-
-    def step(self, actions):
-        return self.inner.step(actions)
-
-    @property
-    def frames(self):
-        return self.inner.frames
-
-    def close(self):
-        self.inner.close()
+class UnsavableCartPole(WrappedCartPole):
+    """CartPole whose state cannot be saved."""
 
 
 @pytest.mark.xdist_group("tiny_cartpole")

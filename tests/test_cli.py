@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from host_worlds import WrappedCartPole
 
 import worlds
 from dreamer.cli import main
@@ -149,30 +150,10 @@ def test_resume_with_an_incompatible_config(trained_run, tmp_path, capsys):
     assert "does not match the checkpoint" in err and "model.hidden (checkpoint 32, now 48)" in err
 
 
-class CrashingCartPole(worlds.HostWorld):
+class CrashingCartPole(WrappedCartPole):
     """CartPole whose emulator dies at its 20th step with a two-line message."""
 
-    def __init__(self, num_envs=1):
-        from worlds.gym import make_gym
-
-        self.inner = make_gym("CartPole-v1", num_envs=num_envs)
-        self.spec, self.num_envs, self.calls = self.inner.spec, num_envs, 0
-
-    def reset(self, seed):
-        return self.inner.reset(seed)
-
-    def step(self, actions):
-        self.calls += 1
-        if self.calls == 20:
-            raise RuntimeError("emulator crashed\nA.L.E: bad state")
-        return self.inner.step(actions)
-
-    @property
-    def frames(self):
-        return self.inner.frames
-
-    def close(self):
-        self.inner.close()
+    crash_at, crash_message = 20, "emulator crashed\nA.L.E: bad state"
 
 
 def test_host_world_failure_gives_one_line(tmp_path, capsys):

@@ -6,6 +6,7 @@ import sys
 
 import jax.numpy as jnp
 import pytest
+from host_worlds import WrappedCartPole
 
 import worlds
 from dreamer import config as config_lib
@@ -65,23 +66,10 @@ def test_non_finite_loss_stops_with_the_term_and_update(tmp_path):
     assert trainer.checkpointer.latest_step() is not None
 
 
-class FailingHostWorld(worlds.HostWorld):
+class FailingHostWorld(WrappedCartPole):
     """A host world whose emulator dies at its 40th step."""
 
-    def __init__(self, num_envs=1):
-        from worlds.gym import make_gym
-
-        self.inner = make_gym("CartPole-v1", num_envs=num_envs)
-        self.spec, self.num_envs, self.calls = self.inner.spec, num_envs, 0
-
-    def reset(self, seed):
-        return self.inner.reset(seed)
-
-    def step(self, actions):
-        self.calls += 1
-        if self.calls == 40:
-            raise RuntimeError("emulator crashed")
-        return self.inner.step(actions)
+    crash_at = 40
 
 
 def test_host_world_failure_names_world_and_step(tmp_path):
