@@ -10,6 +10,8 @@ import difflib
 import typing
 from typing import Any, Literal
 
+WorldOptionValue = int | float | bool | str
+
 
 class ConfigError(ValueError):
     """A config key or value that is not valid; the message names the field and the fix."""
@@ -184,9 +186,18 @@ class RunConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """Everything that defines a run."""
+    """Everything that defines a run.
+
+    Attributes:
+      world: registered world name (`worlds.make`).
+      world_options: options the world is built with, as sorted (name, value) pairs, e.g.
+        `(("rooms", 8),)` for `worlds.make("text/coin", rooms=8)`; set one with
+        `--set world_options.rooms=8`.
+      seed: seeds the world, the networks and the search.
+    """
 
     world: str = "cartpole"
+    world_options: tuple[tuple[str, WorldOptionValue], ...] = ()
     seed: int = 0
     model: ModelConfig = ModelConfig()
     search: SearchConfig = SearchConfig()
@@ -195,7 +206,14 @@ class Config:
     run: RunConfig = RunConfig()
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON-ready data; `world_options` as a {name: value} dict."""
+        data = dataclasses.asdict(self)
+        data["world_options"] = dict(self.world_options)
+        return data
+
+    def world_kwargs(self) -> dict[str, WorldOptionValue]:
+        """`world_options` as keyword arguments for `worlds.make`."""
+        return dict(self.world_options)
 
 
 def _replace(cfg, **sections):
@@ -355,7 +373,9 @@ def config_from_dict(data: dict[str, Any]) -> Config:
         if name not in types:
             raise ConfigError(f"config has an unknown field {name!r}")
         kind = types[name]
-        if dataclasses.is_dataclass(kind):
+        if name == "world_options":
+            fields[name] = _world_options(value)
+        elif dataclasses.is_dataclass(kind):
             known = _field_types(kind)
             unknown = set(value) - set(known)
             if unknown:
@@ -366,6 +386,33 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     cfg = Config(**fields)
     validate(cfg)
     return cfg
+
+
+def _world_options(value: Any) -> tuple[tuple[str, WorldOptionValue], ...]:
+    items = value.items() if isinstance(value, dict) else value
+    try:
+        pairs = tuple(sorted((str(k), v) for k, v in items))
+    except (TypeError, ValueError):
+        raise ConfigError(f"config field 'world_options' must map option names to values, "
+                          f"got {value!r}") from None
+    for k, v in pairs:
+        if not isinstance(v, (int, float, bool, str)):
+            raise ConfigError(f"world_options.{k}: a world option is a number, a bool or a "
+                              f"string, got {v!r}")
+    return pairs
+
+
+def _parse_world_option(text: str) -> WorldOptionValue:
+    """A `--set world_options.X=text` value: an int, a float, true/false, else the string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text.replace("_", ""))
+        except ValueError:
+            pass
+    return text
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -409,10 +456,18 @@ def override(cfg: Config, assignments: list[str]) -> Config:
         if len(parts) == 1 and parts[0] in ("world", "seed"):
             cfg = dataclasses.replace(cfg, **{parts[0]: _parse_value(key, text, top[parts[0]])})
             continue
+        if parts[0] == "world_options":
+            if len(parts) != 2 or not parts[1].isidentifier():
+                raise ConfigError(f"--set {key}: a world option is set as "
+                                  "world_options.NAME=VALUE, e.g. world_options.rooms=8")
+            options = dict(cfg.world_options)
+            options[parts[1]] = _parse_world_option(text)
+            cfg = dataclasses.replace(cfg, world_options=tuple(sorted(options.items())))
+            continue
         all_keys = [
             f"{s}.{f}" for s in ("model", "search", "replay", "train", "run")
             for f in _field_types(top[s])
-        ]
+        ] + ["world_options.NAME"]
         if len(parts) != 2 or key not in all_keys:
             close = difflib.get_close_matches(key, all_keys, n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""

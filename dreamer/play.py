@@ -38,17 +38,18 @@ class _Session:
     it (the world's own auto-reset starts later episodes). Host worlds: one copy, reset with `seed`.
     """
 
-    def __init__(self, name: str, seed: int):
+    def __init__(self, name: str, seed: int, options: dict | None = None):
         import jax
         import numpy as np
 
         import worlds
 
         self._jax, self._np = jax, np
-        world = worlds.make(name)
+        options = options or {}
+        world = worlds.make(name, **options)
         if not world.is_jax:
             world.close()
-            world = worlds.make(name, num_envs=1)
+            world = worlds.make(name, num_envs=1, **options)
         self.world, self.spec, self.seed = world, world.spec, seed
         self.renderable = callable(getattr(world, "render", None))
         if world.is_jax:
@@ -234,7 +235,9 @@ def run(args) -> int:
             raise UserError(f"--agent {args.agent} was trained on {trained_on}, not {world}; "
                             "drop --world or name that world")
         world = trained_on
-    session = _Session(world or "text/coin", args.seed)
+    # An agent's world is built with the options it was trained with (its config's world_options).
+    options = agent[0].world_kwargs() if agent is not None else {}
+    session = _Session(world or "text/coin", args.seed, options)
     try:
         if not session.renderable:
             raise UserError(f"world {session.spec.name} cannot be shown as text (it has no "

@@ -163,15 +163,17 @@ def plan(args) -> list[SweepRun]:
         folder = os.path.join(out, f"{cell_name(cell)}-s{seed}")
         runs.append(SweepRun(cell=cell, seed=seed, folder=folder, config=cfg.to_dict(),
                              ablation=ablation))
-    _check_world(args.world)
+    for options in sorted({tuple(sorted(r.config["world_options"].items())) for r in runs}):
+        _check_world(args.world, dict(options))
     return runs
 
 
-def _check_world(name: str) -> None:
-    """Builds the world once, so an unknown or unsupported world fails before any run."""
+def _check_world(name: str, options: dict) -> None:
+    """Builds the world once with each set of the runs' world options, so an unknown or
+    unsupported world, or an option it does not take, fails before any run."""
     import worlds
 
-    world = worlds.make(name)
+    world = worlds.make(name, **options)
     if not world.is_jax:
         world.close()
 

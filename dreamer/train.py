@@ -62,18 +62,20 @@ def config_mismatch(saved: dict, current: dict) -> list[str]:
 def make_training_world(config: Config, copies: int | None = None):
     """The world copies to collect from: one JAX world (vmapped over copies), or a host world with
     `copies` copies (default `run.num_envs`; a distributed run gives each process its share).
-    Atari gets its training-only options: life loss ends an episode, rewards are clipped."""
-    name = config.world
+    Built with `config.world_options`; Atari gets its training-only options too: life loss ends an
+    episode, rewards are clipped."""
+    name, options = config.world, config.world_kwargs()
     copies = config.run.num_envs if copies is None else copies
     if name.startswith("atari/"):
-        return worlds.make(name, num_envs=copies, terminal_on_life_loss=True, reward_clip=True)
+        options = {"terminal_on_life_loss": True, "reward_clip": True, **options}
+        return worlds.make(name, num_envs=copies, **options)
     if name.startswith("gym:"):
-        return worlds.make(name, num_envs=copies)
-    world = worlds.make(name)
+        return worlds.make(name, num_envs=copies, **options)
+    world = worlds.make(name, **options)
     if world.is_jax:
         return world
     world.close()
-    return worlds.make(name, num_envs=copies)
+    return worlds.make(name, num_envs=copies, **options)
 
 
 def _shardings(mesh, inputs, outputs) -> dict:
@@ -564,7 +566,8 @@ class Trainer:
             returns, _ = fn(self.train_state.params, key)
             return np.asarray(returns)
         share = episodes // jax.process_count()
-        world = worlds.make(c.world, num_envs=share, **self.world.eval_options)
+        world = worlds.make(c.world, num_envs=share,
+                            **{**c.world_kwargs(), **self.world.eval_options})
         try:
             returns = actor.host_evaluate(
                 world,

@@ -53,6 +53,11 @@ def test_help_is_fast_and_imports_no_jax():
         (["train", "--set", "seed=-3"], "the seed must be >= 0"),
         (["eval", "--run", ".", "--episodes", "0"], "--episodes 0: must be > 0"),
         (["train", "--world", "atari/pongg"], "did you mean: atari/pong"),
+        (["train", "--world", "text/coin", "--set", "world_options.roomz=3"],
+         "it takes the options rooms, max_episode_steps"),
+        (["train", "--world", "text/coin", "--set", "world_options.rooms=1"],
+         "rooms must be in [2, 20], got 1"),
+        (["train", "--set", "world_options=3"], "world_options.NAME=VALUE"),
     ],
 )
 def test_bad_input_gives_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -61,6 +66,26 @@ def test_bad_input_gives_one_line(argv, message, capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("dreamer: error:") and "\n" not in err
     assert message.lower() in err.lower()
+
+
+def test_world_options_set_round_trip_and_build_the_world():
+    from dreamer import config as config_lib
+    from dreamer.train import make_training_world
+
+    cfg = config_lib.override(config_lib.tiny(), [
+        "world=text/coin", "world_options.rooms=8", "world_options.max_episode_steps=12",
+        "world_options.extra_door_probability=0.5"])
+    assert cfg.world_options == (("extra_door_probability", 0.5), ("max_episode_steps", 12),
+                                 ("rooms", 8))
+    assert config_lib.config_from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    flat = config_lib.flatten_config(cfg.to_dict())
+    assert flat["world_options.rooms"] == 8 and flat["world_options.extra_door_probability"] == 0.5
+    world = make_training_world(cfg)
+    assert (world.rooms, world.spec.max_episode_steps) == (8, 12)
+    # A config saved before world options existed loads with none.
+    old = cfg.to_dict()
+    del old["world_options"]
+    assert config_lib.config_from_dict(old).world_options == ()
 
 
 def test_resume_on_a_folder_that_is_not_a_run(tmp_path, capsys):
@@ -90,7 +115,8 @@ def test_resume_before_the_first_checkpoint(tmp_path, capsys):
 
 
 TRAIN = ["train", "--world", "catch", "--preset", "tiny", "--real-steps", "96", "--no-progress",
-         "--set", "run.eval_episodes=4", "--set", "train.learning_starts=64"]
+         "--set", "run.eval_episodes=4", "--set", "train.learning_starts=64",
+         "--set", "world_options.rows=8"]
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +132,10 @@ def test_train_then_eval_through_the_cli(trained_run, capsys):
     assert ledger["real"]["env_steps"] == 96 and ledger["updates"] > 0
     for name in ["ledger.json", "metrics.jsonl", "eval.csv", "config.json", "checkpoints"]:
         assert os.path.exists(os.path.join(trained_run, name)), name
+    # The world option reached the world: an 8-row catch episode lasts 7 steps (not 9), so each
+    # of the 4 copies finishes 24 // 7 = 3 episodes in 96 real steps (2 with the default 10 rows).
+    assert json.load(open(os.path.join(trained_run, "config.json")))["world_options"] == {"rows": 8}
+    assert ledger["real"]["episodes"] == 4 * 3
     assert main(["eval", "--run", trained_run, "--episodes", "4"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 4
     result = json.load(open(os.path.join(trained_run, "eval.json")))
@@ -148,6 +178,8 @@ def test_resume_with_an_incompatible_config(trained_run, tmp_path, capsys):
     assert main([*TRAIN, "--out", out, "--resume", "--set", "model.hidden=48"]) == 2
     err = _one_line_error(capsys)
     assert "does not match the checkpoint" in err and "model.hidden (checkpoint 32, now 48)" in err
+    assert main([*TRAIN, "--out", out, "--resume", "--set", "world_options.rows=9"]) == 2
+    assert "world_options.rows (checkpoint 8, now 9)" in _one_line_error(capsys)
 
 
 class CrashingCartPole(WrappedCartPole):

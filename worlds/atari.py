@@ -34,7 +34,7 @@ import difflib
 import numpy as np
 
 from worlds.base import HostWorld, TimeStep, WorldSpec
-from worlds.registry import UnknownWorldError
+from worlds.registry import UnknownWorldError, WorldOptionError
 
 ATARI_100K_GAMES: tuple[str, ...] = (
     "alien",
@@ -95,9 +95,9 @@ class AtariWorld(HostWorld):
         from gymnasium.vector import AutoresetMode
 
         if num_envs < 1:
-            raise ValueError(f"atari/{game}: num_envs must be >= 1, got {num_envs}")
+            raise WorldOptionError(f"atari/{game}: num_envs must be >= 1, got {num_envs}")
         if max_episode_steps < 1:
-            raise ValueError(f"atari/{game}: max_episode_steps must be >= 1")
+            raise WorldOptionError(f"atari/{game}: max_episode_steps must be >= 1")
         self.num_envs = num_envs
         self.reward_clip = reward_clip
         self._env = AtariVectorEnv(

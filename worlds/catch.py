@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from worlds.base import JaxWorld, WorldSpec
+from worlds.registry import WorldOptionError
 
 
 @struct.dataclass
@@ -25,7 +26,7 @@ class Catch(JaxWorld):
 
     def __init__(self, rows: int = 10, columns: int = 5):
         if rows < 2 or columns < 2:
-            raise ValueError(f"catch needs rows >= 2 and columns >= 2, got {rows}x{columns}")
+            raise WorldOptionError(f"catch needs rows >= 2 and columns >= 2, got {rows}x{columns}")
         self.rows, self.columns = rows, columns
         self.spec = WorldSpec(
             name="catch",

@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from worlds.base import HostWorld, TimeStep, WorldSpec
-from worlds.registry import UnknownWorldError
+from worlds.registry import UnknownWorldError, WorldOptionError
 
 DEFAULT_MAX_EPISODE_STEPS = 100_000
 """Time limit applied to an env whose gymnasium spec sets none."""
@@ -66,7 +66,7 @@ class GymWorld(HostWorld):
 
     def __init__(self, env_id: str, num_envs: int = 1, **env_kwargs):
         if num_envs < 1:
-            raise ValueError(f"gym:{env_id}: num_envs must be >= 1, got {num_envs}")
+            raise WorldOptionError(f"gym:{env_id}: num_envs must be >= 1, got {num_envs}")
         probe = _make_one(env_id, **env_kwargs)
         try:
             _check_spaces(env_id, probe.action_space, probe.observation_space)

@@ -30,6 +30,7 @@ from flax import struct
 
 from worlds import minatar_seaquest
 from worlds.base import JaxWorld, WorldSpec
+from worlds.registry import WorldOptionError
 
 DEFAULT_MAX_EPISODE_STEPS = 10_000
 FULL_ACTION_NAMES = ("noop", "left", "up", "right", "down", "fire")
@@ -77,7 +78,7 @@ GAMES = {
 
 def _spec(game: str, max_episode_steps: int) -> WorldSpec:
     if max_episode_steps < 1:
-        raise ValueError(f"minatar/{game}: max_episode_steps must be >= 1, got {max_episode_steps}")
+        raise WorldOptionError(f"minatar/{game}: max_episode_steps must be >= 1, got {max_episode_steps}")
     info = GAMES[game]
     return WorldSpec(
         name=f"minatar/{game}",

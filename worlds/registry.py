@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from collections.abc import Callable
 
 from worlds.base import HostWorld, JaxWorld
@@ -85,5 +86,10 @@ def make(name: str, **options) -> JaxWorld | HostWorld:
         return factory(*args, **options)
     except TypeError as e:
         if "unexpected keyword argument" in str(e):
-            raise WorldOptionError(f"world {name!r}: {e}") from None
+            taken = [p.name for p in inspect.signature(factory).parameters.values()
+                     if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD
+                                                     and p.default is not p.empty)]
+            raise WorldOptionError(
+                f"world {name!r}: {e}; it takes the options {', '.join(taken) or '(none)'}"
+            ) from None
         raise

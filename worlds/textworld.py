@@ -177,9 +177,9 @@ class TextWorldWorld(HostWorld):
         name = f"textworld/{path}"
         textworld = _import_textworld(name)
         if num_envs < 1:
-            raise ValueError(f"{name}: num_envs must be >= 1, got {num_envs}")
+            raise WorldOptionError(f"{name}: num_envs must be >= 1, got {num_envs}")
         if max_episode_steps < 1:
-            raise ValueError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
+            raise WorldOptionError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
         observation_fields = tuple(observation_fields)
         if not observation_fields or set(observation_fields) - set(OBSERVATION_FIELDS):
             raise WorldOptionError(

@@ -394,9 +394,9 @@ class TwxWorld(HostWorld):
     ):
         name = f"twx/{game}"
         if num_envs < 1:
-            raise ValueError(f"{name}: num_envs must be >= 1, got {num_envs}")
+            raise WorldOptionError(f"{name}: num_envs must be >= 1, got {num_envs}")
         if max_episode_steps < 1:
-            raise ValueError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
+            raise WorldOptionError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
         if fold not in FOLDS:
             raise WorldOptionError(f"{name}: fold must be one of {', '.join(FOLDS)}, got {fold!r}")
         observation_fields = tuple(observation_fields)

@@ -25,6 +25,7 @@ import numpy as np
 from flax import struct
 
 from worlds.base import JaxWorld, WorldSpec
+from worlds.registry import WorldOptionError
 
 DIRECTIONS = ("north", "south", "east", "west")
 _OPPOSITE = np.array([1, 0, 3, 2], np.int32)  # north<->south, east<->west
@@ -159,11 +160,11 @@ class TextAdventure(JaxWorld):
     def __init__(self, name: str, rooms: int, items: tuple[str, ...], door: bool,
                  max_episode_steps: int, extra_door_probability: float = 0.2):
         if not 2 <= rooms <= len(ROOM_NAMES):
-            raise ValueError(f"{name}: rooms must be in [2, {len(ROOM_NAMES)}], got {rooms}")
+            raise WorldOptionError(f"{name}: rooms must be in [2, {len(ROOM_NAMES)}], got {rooms}")
         if door and ("key" not in items or rooms < 2):
-            raise ValueError(f"{name}: a door needs a key item")
+            raise WorldOptionError(f"{name}: a door needs a key item")
         if max_episode_steps < 1:
-            raise ValueError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
+            raise WorldOptionError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
         self.rooms, self.items, self.door = rooms, tuple(items), door
         self.extra_door_probability = float(extra_door_probability)
         self.grid = rooms  # a grid with more cells than rooms always has a free cell to grow into
