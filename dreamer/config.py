@@ -109,6 +109,11 @@ class TrainConfig:
       off_policy_age_ratio: age (as a fraction of the run's real steps) per horizon step lost.
       value_target: "nstep" (EfficientZero) or "mixed" (EfficientZero V2: search value for old data).
       discount: gamma.
+      time_limit: what a time-limit cut means for the value targets. "bootstrap": the return
+        goes on past the cut with the value of the last state seen (the limit is not part of the
+        task: partial-episode bootstrapping, Pardo et al., 2018). "terminal": the return ends
+        there with nothing more (running out of steps is failure, as in goal tasks with a step
+        budget whose observations do not show the steps left).
       value_prefix_horizon: the LSTM resets every this many unrolled steps (EfficientZero: 5).
       reanalyse_fraction: fraction of each batch whose policy targets come from fresh search.
       reanalyse_value: bootstrap with the reanalysing search's root value instead of the network's.
@@ -138,6 +143,7 @@ class TrainConfig:
     off_policy_age_ratio: float = 0.3
     value_target: Literal["nstep", "mixed"] = "nstep"
     discount: float = 0.997
+    time_limit: Literal["bootstrap", "terminal"] = "bootstrap"
     value_prefix_horizon: int = 5
     reanalyse_fraction: float = 0.99
     reanalyse_value: bool = False

@@ -212,8 +212,10 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             if t.off_policy_correction
             else jnp.full(window.age.shape, n, jnp.int32)
         )
+        terminated, truncated = targets_lib.episode_ends(rows.terminated, rows.truncated,
+                                                         t.time_limit)
         plan = targets_lib.nstep_plan(
-            rows.reward, rows.terminated, rows.truncated, window.present, horizon, K, n, t.discount
+            rows.reward, terminated, truncated, window.present, horizon, K, n, t.discount
         )
         boot_obs = _gather_rows(rows.observation, plan.bootstrap_index)  # [B, K+1, *obs]
         boot_value = predict_values(train_state.target_params, boot_obs)
@@ -244,7 +246,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             # EfficientZero V2: for stale data (its TD horizon was cut) trust the search value.
             stale = (horizon < n)[:, None]
             value_target = jnp.where(stale & plan.valid, search_value, value_target)
-        masks = targets_lib.episode_masks(rows.terminated, rows.truncated, window.present, K)
+        masks = targets_lib.episode_masks(terminated, truncated, window.present, K)
         prefix_target = targets_lib.value_prefix_targets(
             rows.reward, masks.alive, K, t.value_prefix_horizon
         )

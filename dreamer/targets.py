@@ -41,6 +41,20 @@ class NStepPlan(NamedTuple):
     valid: jax.Array
 
 
+def episode_ends(terminated, truncated, time_limit: str) -> tuple[jax.Array, jax.Array]:
+    """The (terminated, truncated) flags the targets use, given what a time-limit cut means.
+
+    "bootstrap" keeps them (a cut episode's return goes on past the cut, valued by the last state
+    seen); "terminal" counts a cut as a terminal (its return ends there, and the rows after it
+    are absorbing), for tasks where running out of steps is failure.
+    """
+    if time_limit == "terminal":
+        return terminated | truncated, jnp.zeros_like(truncated)
+    if time_limit != "bootstrap":
+        raise ValueError(f"time_limit must be 'bootstrap' or 'terminal', got {time_limit!r}")
+    return terminated, truncated
+
+
 def episode_masks(terminated, truncated, present, unroll_steps: int) -> EpisodeMasks:
     """Masks for rows 0..K of windows ([B, W] flags, W >= K+1)."""
     done = (terminated | truncated)[:, :unroll_steps]

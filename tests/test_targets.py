@@ -55,6 +55,20 @@ def test_nstep_truncation_bootstraps_from_last_observed_row():
     assert not masks.absorbing.any()  # past a truncation targets are unknown, not zero
 
 
+def test_time_limit_as_terminal_ends_the_return_at_the_cut():
+    # truncated after row 1's action, the cut counted as failure: z_0 = r0 + g r1, no bootstrap,
+    # and row 2 (the next episode) is absorbing for row 0's unroll.
+    r, te, tr, p = _window([1.0, 2.0, 7.0, 7.0, 7.0], truncated=[1])
+    te, tr = targets.episode_ends(te, tr, "terminal")
+    plan = targets.nstep_plan(r, te, tr, p, jnp.array([3]), 2, 3, GAMMA)
+    np.testing.assert_allclose(targets.value_targets(plan, jnp.full((1, 3), 100.0)),
+                               [[2.0, 2.0, 0.0]])
+    np.testing.assert_array_equal(targets.episode_masks(te, tr, p, 2).absorbing,
+                                  [[False, False, True]])
+    kept = targets.episode_ends(*_window([1.0, 2.0], truncated=[1])[1:3], "bootstrap")
+    np.testing.assert_array_equal(kept[1], [[False, True]])
+
+
 def test_nstep_shortens_at_newest_row():
     # only rows 0..2 exist: from row 0 with n=3, count r0, r1 and bootstrap from row 2.
     r, te, tr, p = _window([1.0, 1.0, 1.0, 0.0, 0.0], present=[1, 1, 1, 0, 0])
