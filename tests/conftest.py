@@ -4,6 +4,8 @@ and every subprocess they start (CLI runs, notebook kernels), so identical progr
 import os
 import tempfile
 
+import pytest
+
 from dreamer.jax_setup import enable_compilation_cache
 
 if not os.environ.get("DREAMER_CACHE"):
@@ -13,6 +15,30 @@ if not os.environ.get("DREAMER_CACHE"):
         if run_id else tempfile.mkdtemp(prefix="dreamer-xla-")
     )
 enable_compilation_cache(os.environ["DREAMER_CACHE"])
+
+
+TINY_COIN_OPTIONS = {"rooms": 3, "max_episode_steps": 4}
+"""text/coin on 3-room maps with 4 steps per episode: enough for Tremaux's rule to win every map,
+while random play over the valid commands wins about 0.4."""
+
+
+@pytest.fixture(scope="session")
+def tiny_coin_run(tmp_path_factory) -> str:
+    """The folder of one `tiny` text/coin run through the CLI (2,048 real steps on
+    TINY_COIN_OPTIONS maps, 200 evaluation episodes at the end), trained once per worker: the
+    learning test reads its result and the play test watches it (both in the `tiny_coin`
+    xdist group)."""
+    from dreamer import cli
+
+    out = str(tmp_path_factory.mktemp("tiny_coin") / "run")
+    options = [f"world_options.{k}={v}" for k, v in TINY_COIN_OPTIONS.items()]
+    # Running out of steps is failure here: values then rank moves by their chance of success.
+    settings = [*options, "train.time_limit=terminal", "train.train_ratio=1",
+                "run.eval_interval=2048", "run.eval_episodes=200"]
+    argv = ["train", "--world", "text/coin", "--preset", "tiny", "--real-steps", "2048",
+            "--seed", "0", "--out", out, "--no-progress"]
+    assert cli.main(argv + [a for s in settings for a in ("--set", s)]) == 0
+    return out
 
 
 def pytest_collection_modifyitems(items):

@@ -83,18 +83,20 @@ def test_world_without_render_and_bad_run_dir_are_user_errors(tmp_path, monkeypa
     assert cli.main(["play", "--agent", str(tmp_path / "missing")]) == 2
 
 
-def test_watch_a_tiny_trained_agent(tmp_path, capsys):
-    run_dir = str(tmp_path / "run")
-    assert cli.main(["train", "--world", "text/coin", "--preset", "tiny", "--real-steps", "96",
-                     "--out", run_dir, "--no-progress", "--set", "run.eval_episodes=0",
-                     "--set", "train.learning_starts=64"]) == 0
-    capsys.readouterr()
-    args = _args("--agent", run_dir, "--episodes", "2", "--seed", "1")
+@pytest.mark.xdist_group("tiny_coin")  # watches the run of the text/coin learning test
+def test_watch_a_tiny_trained_agent(tiny_coin_run, capsys):
+    args = _args("--agent", tiny_coin_run, "--episodes", "2", "--seed", "1")
     assert play.run(args) == 0
     out = capsys.readouterr().out
-    assert "after 96 real steps" in out
+    assert "after 2048 real steps" in out
     search_lines = [line for line in out.splitlines() if line.startswith("search: ")]
     assert search_lines and all("%" in line and "value" in line for line in search_lines)
     assert out.count("*** Episode") == 2 and "Agent: 2 episode(s), mean score" in out
+    # the world is built with the run's options: 3-room maps and 4 steps per episode
+    for episode in out.split("*** Episode")[:2]:
+        rooms = {line.split("You are in the ")[1].split(".")[0]
+                 for line in episode.splitlines() if line.startswith("You are in the ")}
+        moves = [line for line in episode.splitlines() if line.startswith("-> ")]
+        assert 1 <= len(rooms) <= 3 and 1 <= len(moves) <= 4, episode
     with pytest.raises(cli.UserError, match="trained on text/coin"):
-        play.run(_args("--agent", run_dir, "--world", "text/quest"))
+        play.run(_args("--agent", tiny_coin_run, "--world", "text/quest"))

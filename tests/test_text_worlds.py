@@ -1,6 +1,8 @@
 """Text adventures (`text/coin`, `text/quest`) and the token encoder that reads them."""
 
 import functools
+import json
+import os
 
 import chex
 import jax
@@ -321,18 +323,15 @@ def test_vocabulary_is_unique():
     assert len(set(VOCABULARY)) == len(VOCABULARY)
 
 
-def test_tiny_agent_beats_random_play_on_a_small_coin_map(tmp_path):
-    """The `tiny` agent learns text/coin on 3-room maps with 4 steps per episode (enough for
-    Tremaux's rule to win every map; random play over the valid commands wins about 0.4) from
-    2,048 real steps, in about a minute on 2 CPU cores."""
-    from dreamer.train import Trainer
+@pytest.mark.xdist_group("tiny_coin")  # shares its run with tests/test_play.py
+def test_tiny_agent_beats_random_play_on_a_small_coin_map(tiny_coin_run):
+    """The `tiny` agent learns text/coin on small maps (conftest.TINY_COIN_OPTIONS) from 2,048
+    real steps, in about a minute on 2 CPU cores."""
+    from conftest import TINY_COIN_OPTIONS
 
-    random_rate = _random_success_rate("text/coin", rooms=3, max_episode_steps=4)
+    random_rate = _random_success_rate("text/coin", **TINY_COIN_OPTIONS)
     assert 0.3 < random_rate < 0.5
-    cfg = config_lib.override(config_lib.tiny(), [
-        "world=text/coin", "world_options.rooms=3", "world_options.max_episode_steps=4",
-        # running out of steps is failure here: values then rank moves by their chance of success
-        "train.time_limit=terminal", "train.train_ratio=1", "run.real_steps=2048",
-        "run.eval_interval=2048", "run.eval_episodes=200", "seed=0"])
-    ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
-    assert ledger.eval_mean_return >= random_rate + 0.25, (ledger.eval_mean_return, random_rate)
+    ledger = json.load(open(os.path.join(tiny_coin_run, "ledger.json")))
+    assert ledger["real"]["env_steps"] == 2048 and ledger["eval"]["episodes"] == 200
+    success = ledger["eval"]["mean_return"]
+    assert success >= random_rate + 0.25, (success, random_rate)
