@@ -71,6 +71,9 @@ def test_tiny_sweep_end_to_end(tmp_path, shared_cache, capsys):
     (["--vary", "search.num_simulations=2", "--preset", "tinny"], "unknown preset 'tinny'"),
     (["--vary", "search.num_simulations=2", "--seeds", "0"], "--seeds must be > 0"),
     (["--no-ablation"], "nothing to sweep"),
+    # every varied world option is built once before any run: rooms=1 is refused
+    (["--world", "text/coin", "--vary", "world_options.rooms=3,1"],
+     "rooms must be in [2, 20], got 1"),
 ])
 def test_bad_inputs_fail_before_any_run(extra, message, tmp_path, capsys):
     out = tmp_path / "sweep"
