@@ -24,7 +24,7 @@ while random play over the valid commands wins about 0.4."""
 
 @pytest.fixture(scope="session")
 def tiny_coin_run(tmp_path_factory) -> str:
-    """The folder of one `tiny` text/coin run through the CLI (2,048 real steps on
+    """The folder of one `tiny` text/coin run through the CLI (1,536 real steps on
     TINY_COIN_OPTIONS maps, 200 evaluation episodes at the end), trained once per worker: the
     learning test reads its result and the play test watches it (both in the `tiny_coin`
     xdist group)."""
@@ -34,8 +34,8 @@ def tiny_coin_run(tmp_path_factory) -> str:
     options = [f"world_options.{k}={v}" for k, v in TINY_COIN_OPTIONS.items()]
     # Running out of steps is failure here: values then rank moves by their chance of success.
     settings = [*options, "train.time_limit=terminal", "train.train_ratio=1",
-                "run.eval_interval=2048", "run.eval_episodes=200"]
-    argv = ["train", "--world", "text/coin", "--preset", "tiny", "--real-steps", "2048",
+                "run.eval_interval=1536", "run.eval_episodes=200"]
+    argv = ["train", "--world", "text/coin", "--preset", "tiny", "--real-steps", "1536",
             "--seed", "0", "--out", out, "--no-progress"]
     assert cli.main(argv + [a for s in settings for a in ("--set", s)]) == 0
     return out

@@ -88,7 +88,7 @@ def test_watch_a_tiny_trained_agent(tiny_coin_run, capsys):
     args = _args("--agent", tiny_coin_run, "--episodes", "2", "--seed", "1")
     assert play.run(args) == 0
     out = capsys.readouterr().out
-    assert "after 2048 real steps" in out
+    assert "after 1536 real steps" in out
     search_lines = [line for line in out.splitlines() if line.startswith("search: ")]
     assert search_lines and all("%" in line and "value" in line for line in search_lines)
     assert out.count("*** Episode") == 2 and "Agent: 2 episode(s), mean score" in out

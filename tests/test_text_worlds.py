@@ -325,13 +325,14 @@ def test_vocabulary_is_unique():
 
 @pytest.mark.xdist_group("tiny_coin")  # shares its run with tests/test_play.py
 def test_tiny_agent_beats_random_play_on_a_small_coin_map(tiny_coin_run):
-    """The `tiny` agent learns text/coin on small maps (conftest.TINY_COIN_OPTIONS) from 2,048
+    """The `tiny` agent learns text/coin on small maps (conftest.TINY_COIN_OPTIONS) from 1,536
     real steps, in about a minute on 2 CPU cores."""
     from conftest import TINY_COIN_OPTIONS
 
     random_rate = _random_success_rate("text/coin", **TINY_COIN_OPTIONS)
     assert 0.3 < random_rate < 0.5
     ledger = json.load(open(os.path.join(tiny_coin_run, "ledger.json")))
-    assert ledger["real"]["env_steps"] == 2048 and ledger["eval"]["episodes"] == 200
+    assert ledger["config"]["world_options"] == TINY_COIN_OPTIONS  # set through the CLI
+    assert ledger["real"]["env_steps"] == 1536 and ledger["eval"]["episodes"] == 200
     success = ledger["eval"]["mean_return"]
     assert success >= random_rate + 0.25, (success, random_rate)
