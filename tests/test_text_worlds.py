@@ -300,23 +300,25 @@ def test_token_encoder_ignores_padding_and_handles_large_ids():
     assert np.all(np.isfinite(big))
 
 
-def test_collect_never_chooses_a_masked_command():
-    from dreamer import actor, learner
+@pytest.mark.xdist_group("tiny_coin")  # reads the replay of the text/coin learning run
+def test_collect_never_chooses_a_masked_command(tiny_coin_run):
+    """Over all 1,536 real steps of the tiny text/coin run (its restored replay), every chosen
+    command was valid and the search policy put no weight on a masked one."""
+    from dreamer.config import config_from_dict
+    from dreamer.train import Trainer
 
-    cfg = config_lib.override(config_lib.tiny(), ["world=text/coin"])
-    world = worlds.make("text/coin")
-    model = make_model(cfg.model, world.spec)
-    example = np.zeros(world.spec.observation_shape, np.int32)
-    train_state = learner.init_train_state(model, cfg, jax.random.key(0), example)
-    collector = actor.init_collector(world, jax.random.key(1), 8)
-    collect = jax.jit(actor.make_collect(world, model, cfg, 24))
-    _, rows, _ = collect(train_state.params, collector, jax.random.key(2), 1.0)
-    mask = np.asarray(rows.action_mask)
-    chosen = np.take_along_axis(mask, np.asarray(rows.action)[..., None], -1)[..., 0]
+    cfg = config_from_dict(json.load(open(os.path.join(tiny_coin_run, "config.json"))))
+    trainer = Trainer(cfg, tiny_coin_run, resume=True)  # the run's programs, already compiled
+    trainer.checkpointer.close()
+    replay = trainer.replay
+    filled = np.asarray(replay.global_index) >= 0  # [capacity] rows written
+    assert filled.sum() * replay.rows.action.shape[1] == 1536
+    mask = np.asarray(replay.rows.action_mask)[filled]
+    action = np.asarray(replay.rows.action)[filled]
+    chosen = np.take_along_axis(mask, action[..., None], -1)[..., 0]
     assert chosen.all()
     assert (~mask).any()  # the mask did rule commands out along the way
-    # the search policy puts no weight on masked commands either
-    assert np.all(np.asarray(rows.policy)[~mask] == 0.0)
+    assert np.all(np.asarray(replay.rows.policy)[filled][~mask] == 0.0)
 
 
 def test_vocabulary_is_unique():
