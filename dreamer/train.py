@@ -179,8 +179,13 @@ class Programs:
     evaluate: Any = None
 
 
-# Fields that never reach a jitted program: runs that differ only in them share compiled programs.
-_HOST_ONLY_RUN_FIELDS = ("real_steps", "eval_interval", "checkpoint_interval", "keep_checkpoints")
+# Fields that never reach a jitted program (the host reads them, or passes them in as arguments):
+# runs that differ only in them share compiled programs.
+_HOST_ONLY_FIELDS = {
+    "run": ("real_steps", "eval_interval", "checkpoint_interval", "keep_checkpoints"),
+    "train": ("learning_starts",),
+    "search": ("temperature_decay_steps",),
+}
 _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _PROGRAMS_KEPT = 4
 
@@ -190,9 +195,10 @@ def compiled_programs(config: Config, world, mesh) -> Programs:
     program-relevant config (the seed, the real budget and the checkpoint and evaluation schedule
     aside), so a second run (a resume, an evaluation, a notebook's next cell, a test) does not
     trace, lower and compile them again. The newest few configs are kept."""
-    key = (dataclasses.replace(config, seed=0, run=dataclasses.replace(
-               config.run, **dict.fromkeys(_HOST_ONLY_RUN_FIELDS, 0))),
-           type(world), world.spec, mesh, jax.process_count())
+    program_config = dataclasses.replace(config, seed=0, **{
+        section: dataclasses.replace(getattr(config, section), **dict.fromkeys(fields, 0))
+        for section, fields in _HOST_ONLY_FIELDS.items()})
+    key = (program_config, type(world), world.spec, mesh, jax.process_count())
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
         return _PROGRAMS[key]
