@@ -125,14 +125,15 @@ def make_collect(world, model: WorldModel, config: Config, num_steps: int):
 
 
 def make_evaluate(world, model: WorldModel, config: Config, num_episodes: int):
-    """`evaluate(params, key) -> [num_episodes] returns` of greedy search play in a JAX world.
+    """`evaluate(params, key, temperature) -> ([num_episodes] returns, steps)` of search play
+    without root noise in a JAX world (greedy at temperature 0, see `run.eval_temperature`).
 
     Runs `num_episodes` copies until each has finished its first episode (or the time limit).
     """
     act = make_act(model, config, explore=False)
     limit = world.spec.max_episode_steps
 
-    def evaluate(params, key):
+    def evaluate(params, key, temperature):
         reset_key, loop_key = jax.random.split(key)
         world_state, ts = jax.vmap(world.reset)(jax.random.split(reset_key, num_episodes))
 
@@ -143,7 +144,7 @@ def make_evaluate(world, model: WorldModel, config: Config, num_episodes: int):
         def body(carry):
             world_state, ts, returns, finished, key, t = carry
             key, search_key, step_key = jax.random.split(key, 3)
-            out = act(params, search_key, ts.observation, ts.action_mask, 0.0)
+            out = act(params, search_key, ts.observation, ts.action_mask, temperature)
             world_state, ts = jax.vmap(world.step)(
                 world_state, out.action, jax.random.split(step_key, num_episodes)
             )
@@ -160,8 +161,9 @@ def make_evaluate(world, model: WorldModel, config: Config, num_episodes: int):
 
 
 def host_evaluate(world, act_fn, params, key, num_episodes: int, seed: int,
-                  all_finished=np.all) -> np.ndarray:
-    """Greedy evaluation in a host world with `num_episodes` copies (first episode of each).
+                  temperature: float = 0.0, all_finished=np.all) -> np.ndarray:
+    """Evaluation in a host world with `num_episodes` copies (first episode of each), acting
+    without root noise at `temperature` (0 = greedy).
 
     `all_finished(finished) -> bool` decides when to stop; a distributed run passes one that asks
     every process, so all of them leave the loop (and its collective search calls) together."""
@@ -170,7 +172,7 @@ def host_evaluate(world, act_fn, params, key, num_episodes: int, seed: int,
     finished = np.zeros((num_episodes,), bool)
     for _ in range(world.spec.max_episode_steps):
         key, search_key = jax.random.split(key)
-        out = act_fn(params, search_key, ts.observation, ts.action_mask, 0.0)
+        out = act_fn(params, search_key, ts.observation, ts.action_mask, temperature)
         ts = world.step(np.asarray(out.action))
         returns += np.where(finished, 0.0, ts.reward)
         finished |= ts.terminated | ts.truncated

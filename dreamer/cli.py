@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--real-steps", type=int, default=None, help="real env steps to collect")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="run folder (default runs/<world>-s<seed>)")
-    t.add_argument("--preset", default=None, help="small, tiny, minatar, atari100k, atari100k-v2")
+    t.add_argument("--preset", default=None,
+                   help="small, tiny, minatar, atari100k, atari100k-v2 or text (default: the "
+                        "world's: text for text worlds, minatar for MinAtar, ...)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set search.num_simulations=8")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -38,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
     e.add_argument("--run", required=True, help="run folder")
     e.add_argument("--episodes", type=int, default=None)
+    e.add_argument("--temperature", type=float, default=None,
+                   help="0 plays the search's best action; T > 0 samples the search policy "
+                        "at T (default: the run's run.eval_temperature)")
 
     r = sub.add_parser("report", help="plots and a table from run folders")
     r.add_argument("runs", nargs="+", help="run folders (or folders of runs)")
@@ -138,6 +143,8 @@ def cmd_eval(args) -> int:
 
     if args.episodes is not None and args.episodes < 1:
         raise UserError(f"--episodes {args.episodes}: must be > 0")
+    if args.temperature is not None and not args.temperature >= 0:
+        raise UserError(f"--temperature {args.temperature}: must be >= 0 (0 = greedy)")
     path = os.path.join(args.run, "config.json")
     if not os.path.isfile(path) or not os.path.isdir(os.path.join(args.run, "checkpoints")):
         raise UserError(f"--run {args.run}: not a dreamer run folder (no config.json / checkpoints)")
@@ -145,12 +152,14 @@ def cmd_eval(args) -> int:
         cfg = config_from_dict(json.load(f))
     trainer = Trainer(cfg, args.run, resume=True)
     t0 = time.perf_counter()
-    returns = trainer.evaluate(args.episodes)
+    temperature = cfg.run.eval_temperature if args.temperature is None else args.temperature
+    returns = trainer.evaluate(args.episodes, temperature)
     result = {
         "run": args.run,
         "env_steps": trainer.ledger.env_steps,
         "updates": trainer.ledger.updates,
         "episodes": int(returns.size),
+        "temperature": temperature,
         "mean_return": float(returns.mean()),
         "std_return": float(returns.std()),
         "returns": [float(r) for r in returns],

@@ -174,6 +174,11 @@ class RunConfig:
       collect_steps: steps per copy between learner phases.
       eval_interval: real steps between evaluations.
       eval_episodes: episodes per evaluation.
+      eval_temperature: how evaluation picks actions from the search (no root noise either way).
+        0 plays the search's best action (greedy, the Atari protocol). T > 0 samples the search
+        policy sharpened to p^(1/T): the better policy where observations do not show everything
+        the agent needs to remember, since a deterministic policy of the observation alone can
+        walk the same loop until the time limit (text games without a map, e.g. twx/coin).
       checkpoint_interval: real steps between checkpoints.
       keep_checkpoints: how many checkpoints to keep.
       devices: devices the learner and the collectors are split over (data parallel): 0 means all
@@ -185,6 +190,7 @@ class RunConfig:
     collect_steps: int = 8
     eval_interval: int = 1_000
     eval_episodes: int = 10
+    eval_temperature: float = 0.0
     checkpoint_interval: int = 2_000
     keep_checkpoints: int = 2
     devices: int = 0
@@ -535,6 +541,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"run.devices must be >= 0 (0 = all devices), got {cfg.run.devices}")
     if cfg.run.eval_episodes < 0:
         raise ConfigError(f"run.eval_episodes must be >= 0, got {cfg.run.eval_episodes}")
+    if not cfg.run.eval_temperature >= 0:
+        raise ConfigError(
+            f"run.eval_temperature must be >= 0 (0 = greedy), got {cfg.run.eval_temperature}")
     if not 0.0 < cfg.train.discount <= 1.0:
         raise ConfigError(f"train.discount must be in (0, 1], got {cfg.train.discount}")
     if not 0.0 <= cfg.train.reanalyse_fraction <= 1.0:

@@ -178,14 +178,18 @@ def _watch_agent(session: _Session, args, config, params, model, ledger) -> int:
 
     names = session.spec.action_names
 
+    temperature = config.run.eval_temperature
+
     @jax.jit
     def act(params, key, observation, action_mask):
         return run_search(model, params, key, observation[None], action_mask[None],
                           config.search, config.train.discount,
-                          config.train.value_prefix_horizon, temperature=0.0, explore=False)
+                          config.train.value_prefix_horizon, temperature=temperature,
+                          explore=False)
 
+    how = "greedy search" if temperature == 0 else f"search sampled at temperature {temperature}"
     print(f"{session.spec.name} (seed {session.seed}): agent {args.agent} after "
-          f"{ledger.env_steps} real steps and {ledger.updates} updates, greedy search with "
+          f"{ledger.env_steps} real steps and {ledger.updates} updates, {how} with "
           f"{config.search.num_simulations} simulations.")
     ts = session.reset()
     key = jax.random.key(session.seed)

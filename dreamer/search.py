@@ -120,7 +120,10 @@ def run_search(
       config: search settings.
       discount: gamma used inside the tree.
       horizon: value-prefix LSTM horizon.
-      temperature: visit-count temperature for the chosen action (muzero); 0 is greedy.
+      temperature: with `explore`, muzero's visit-count temperature for the chosen action (0 is
+        greedy; Gumbel picks by sequential halving). Without `explore` (evaluation): 0 plays the
+        search's best action, T > 0 samples the search policy sharpened to p^(1/T) (visit counts
+        ^(1/T) for muzero, softmax(logits / T) for Gumbel's improved policy and the policy head).
       explore: add root noise (Dirichlet / Gumbel); off for evaluation.
 
     Returns:
@@ -130,7 +133,7 @@ def run_search(
     recurrent_fn = make_recurrent_fn(model, discount, horizon)
     invalid = ~action_mask
     if config.algorithm == "none":
-        return policy_head_action(root_output, key, action_mask, temperature, explore)
+        return policy_head_action(root_output, key, action_mask, temperature)
     if config.algorithm == "muzero":
         out = mctx.muzero_policy(
             params,
@@ -156,23 +159,35 @@ def run_search(
             max_num_considered_actions=config.max_num_considered_actions,
             gumbel_scale=1.0 if explore else 0.0,
         )
+    action = out.action
+    if not explore:
+        weights = out.action_weights
+        logits = jnp.where(action_mask & (weights > 0), jnp.log(jnp.maximum(weights, 1e-30)),
+                           -jnp.inf)
+        sampled = sample_at_temperature(jax.random.fold_in(key, 1), logits, temperature)
+        action = jnp.where(jnp.asarray(temperature) > 0, sampled, action)
     return SearchOutput(
-        action=out.action.astype(jnp.int32),
+        action=action.astype(jnp.int32),
         policy=out.action_weights,
         value=out.search_tree.node_values[:, mctx.Tree.ROOT_INDEX],
         predicted_value=root_output.value,
     )
 
 
-def policy_head_action(root_output, key, action_mask, temperature, explore: bool) -> SearchOutput:
+def sample_at_temperature(key, logits: jax.Array, temperature) -> jax.Array:
+    """[B] actions drawn from softmax(logits / T) (logits [B, A], -inf where not allowed)."""
+    temperature = jnp.maximum(jnp.asarray(temperature, jnp.float32), 1e-6)
+    return jax.random.categorical(key, logits / temperature, axis=-1)
+
+
+def policy_head_action(root_output, key, action_mask, temperature) -> SearchOutput:
     """The planning-free ablation: the masked prior is the policy; sample it at `temperature`
-    when exploring (greedy at 0 or when not exploring). No model step is spent."""
+    (greedy at 0), when collecting and when evaluating. No model step is spent."""
     logits = jnp.where(action_mask, root_output.prior_logits, -jnp.inf)
     policy = jax.nn.softmax(logits, axis=-1)
     greedy = jnp.argmax(logits, axis=-1)
-    temperature = jnp.asarray(temperature, jnp.float32)
-    sampled = jax.random.categorical(key, logits / jnp.maximum(temperature, 1e-6), axis=-1)
-    action = jnp.where(explore & (temperature > 0), sampled, greedy) if explore else greedy
+    sampled = sample_at_temperature(key, logits, temperature)
+    action = jnp.where(jnp.asarray(temperature) > 0, sampled, greedy)
     return SearchOutput(
         action=action.astype(jnp.int32),
         policy=policy,

@@ -33,6 +33,7 @@ RESUMABLE_FIELDS = {
     "run.real_steps",
     "run.eval_interval",
     "run.eval_episodes",
+    "run.eval_temperature",
     "run.checkpoint_interval",
     "run.keep_checkpoints",
     "run.devices",
@@ -182,7 +183,8 @@ class Programs:
 # Fields that never reach a jitted program (the host reads them, or passes them in as arguments):
 # runs that differ only in them share compiled programs.
 _HOST_ONLY_FIELDS = {
-    "run": ("real_steps", "eval_interval", "checkpoint_interval", "keep_checkpoints"),
+    "run": ("real_steps", "eval_interval", "checkpoint_interval", "keep_checkpoints",
+            "eval_temperature"),
     "train": ("learning_starts",),
     "search": ("temperature_decay_steps",),
 }
@@ -560,16 +562,18 @@ class Trainer:
         return {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in chunks])))
                 for k in chunks[0] if k != "finite"}
 
-    def evaluate(self, episodes: int | None = None) -> np.ndarray:
-        """Greedy-search returns of `episodes` episodes (run.eval_episodes by default), on the
+    def evaluate(self, episodes: int | None = None, temperature: float | None = None) -> np.ndarray:
+        """Returns of `episodes` episodes (run.eval_episodes by default) of search play without
+        root noise at `temperature` (run.eval_temperature by default; 0 = greedy), on the
         world's held-out episodes where it has them (`HostWorld.eval_options`)."""
         c = self.config
         episodes = c.run.eval_episodes if episodes is None else episodes
+        temperature = c.run.eval_temperature if temperature is None else temperature
         key = jax.random.fold_in(self.eval_key, self.ledger.env_steps)
         if self.world.is_jax:
             fn = self._evaluate if episodes == c.run.eval_episodes and self._evaluate else jax.jit(
                 actor.make_evaluate(self.world, self.model, c, episodes))
-            returns, _ = fn(self.train_state.params, key)
+            returns, _ = fn(self.train_state.params, key, np.float32(temperature))
             return np.asarray(returns)
         share = episodes // jax.process_count()
         world = worlds.make(c.world, num_envs=share,
@@ -580,7 +584,7 @@ class Trainer:
                 lambda params, k, obs, mask, temp: self._host_act(
                     self._act_greedy, k, obs, mask, temp),
                 self.train_state.params, key, share,
-                seed=c.seed + 1_000_003 + jax.process_index() * share,
+                seed=c.seed + 1_000_003 + jax.process_index() * share, temperature=temperature,
                 all_finished=lambda finished: bool(parallel.gather(finished.all()).all()),
             )
         finally:

@@ -52,6 +52,8 @@ def test_help_is_fast_and_imports_no_jax():
         (["train", "--seed", "-1"], "the seed must be >= 0"),
         (["train", "--set", "seed=-3"], "the seed must be >= 0"),
         (["eval", "--run", ".", "--episodes", "0"], "--episodes 0: must be > 0"),
+        (["eval", "--run", ".", "--temperature", "-1"], "--temperature -1.0: must be >= 0"),
+        (["train", "--set", "run.eval_temperature=-0.5"], "run.eval_temperature must be >= 0"),
         (["train", "--world", "atari/pongg"], "did you mean: atari/pong"),
         (["train", "--world", "text/coin", "--set", "world_options.roomz=3"],
          "it takes the options rooms, max_episode_steps"),
@@ -134,7 +136,10 @@ def test_train_then_eval_through_the_cli(trained_run, capsys):
     assert main(["eval", "--run", trained_run, "--episodes", "4"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 4
     result = json.load(open(os.path.join(trained_run, "eval.json")))
-    assert result["episodes"] == 4 and result["env_steps"] == 96
+    assert result["episodes"] == 4 and result["env_steps"] == 96 and result["temperature"] == 0.0
+    # the same checkpoint played by sampling the search policy (the same compiled program)
+    assert main(["eval", "--run", trained_run, "--episodes", "4", "--temperature", "1"]) == 0
+    assert json.load(open(os.path.join(trained_run, "eval.json")))["temperature"] == 1.0
 
 
 def _one_line_error(capsys):

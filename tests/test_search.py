@@ -117,7 +117,7 @@ def test_policy_head_acting_respects_mask_and_spends_nothing():
         out = search.run_search(model, params, jax.random.key(4), obs, mask, none, 0.99, 5,
                                 temperature=1.0, explore=True)
         greedy = search.run_search(model, params, jax.random.key(4), obs, mask, none, 0.99, 5,
-                                   explore=False)
+                                   temperature=0.0, explore=False)
     finally:
         WorldModel.dynamics = original
     assert calls["dynamics"] == 0
@@ -127,3 +127,33 @@ def test_policy_head_acting_respects_mask_and_spends_nothing():
     root = search.root(model, params, obs)
     expected = np.argmax(np.where(np.asarray(mask), np.asarray(root.prior_logits), -np.inf), -1)
     np.testing.assert_array_equal(np.asarray(greedy.action), expected)
+
+
+def test_evaluation_temperature_samples_the_search_policy():
+    """Evaluation (no root noise): temperature 0 plays a most likely action of the search policy;
+    T > 0 draws from the policy sharpened to p^(1/T), never a masked action, for every search."""
+    cfg, world, model, params = _model("catch")
+    n = 512
+    one = jax.random.uniform(jax.random.key(3), world.spec.observation_shape)
+    obs = jnp.broadcast_to(one, (n, *one.shape))
+    mask = jnp.tile(jnp.array([True, False, True]), (n, 1))
+    for algorithm in ["muzero", "gumbel", "none"]:
+        s_cfg = config_lib.dataclasses.replace(cfg.search, algorithm=algorithm, num_simulations=8)
+        act = jax.jit(lambda k, t, s_cfg=s_cfg: search.run_search(
+            model, params, k, obs, mask, s_cfg, 0.99, 5, temperature=t, explore=False))
+        greedy = act(jax.random.key(0), 0.0)
+        policy = np.asarray(greedy.policy)
+        chosen = policy[np.arange(n), np.asarray(greedy.action)]
+        np.testing.assert_allclose(chosen, policy.max(-1), err_msg=algorithm)
+        sampled = act(jax.random.key(1), 1.0)
+        actions = np.asarray(sampled.action)
+        assert not np.any(actions == 1), algorithm
+        frequency = np.bincount(actions, minlength=3) / n
+        mean_policy = np.asarray(sampled.policy).mean(0)
+        assert 0.05 < mean_policy[0] < 0.95, (algorithm, mean_policy)  # both actions plausible
+        np.testing.assert_allclose(frequency, mean_policy, atol=0.07, err_msg=algorithm)
+        # a very low temperature is the greedy choice again
+        sharp = act(jax.random.key(2), 1e-3)
+        p = np.asarray(sharp.policy)
+        np.testing.assert_allclose(p[np.arange(n), np.asarray(sharp.action)], p.max(-1),
+                                   err_msg=algorithm)
