@@ -414,7 +414,7 @@ def _world_options(value: Any) -> tuple[tuple[str, WorldOptionValue], ...]:
     return pairs
 
 
-def _parse_world_option(text: str) -> WorldOptionValue:
+def parse_world_option(text: str) -> WorldOptionValue:
     """A `--set world_options.X=text` value: an int, a float, true/false, else the string."""
     low = text.strip().lower()
     if low in ("true", "false"):
@@ -473,7 +473,7 @@ def override(cfg: Config, assignments: list[str]) -> Config:
                 raise ConfigError(f"--set {key}: a world option is set as "
                                   "world_options.NAME=VALUE, e.g. world_options.rooms=8")
             options = dict(cfg.world_options)
-            options[parts[1]] = _parse_world_option(text)
+            options[parts[1]] = parse_world_option(text)
             cfg = dataclasses.replace(cfg, world_options=_world_options(options))
             continue
         all_keys = [

@@ -22,6 +22,10 @@ def add_arguments(parser) -> None:
                         help="world name (default text/coin, or the agent's world with --agent)")
     parser.add_argument("--agent", default=None, metavar="RUN_DIR",
                         help="run folder of a trained agent to watch")
+    parser.add_argument("--option", dest="options", action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="build the world with an option, e.g. --option rooms=3 (repeatable; "
+                             "an agent's world keeps the options it was trained with)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--episodes", type=int, default=1,
                         help="episodes the agent plays before the session ends (with --agent)")
@@ -228,8 +232,16 @@ def run(args) -> int:
     """Runs `dreamer play` with parsed arguments; returns the exit status."""
     from dreamer.cli import UserError
 
+    from dreamer.config import parse_world_option
+
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {args.episodes}")
+    options = {}
+    for item in args.options:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UserError(f"--option {item!r}: expected NAME=VALUE, e.g. --option rooms=3")
+        options[name.strip()] = parse_world_option(value)
     agent = None
     world = args.world
     if args.agent is not None:
@@ -239,8 +251,11 @@ def run(args) -> int:
             raise UserError(f"--agent {args.agent} was trained on {trained_on}, not {world}; "
                             "drop --world or name that world")
         world = trained_on
-    # An agent's world is built with the options it was trained with (its config's world_options).
-    options = agent[0].world_kwargs() if agent is not None else {}
+        if options:
+            raise UserError(f"--agent {args.agent} plays the world it was trained on, with its "
+                            f"options {agent[0].world_kwargs()}; drop --option")
+        # An agent's world is built with the options it was trained with.
+        options = agent[0].world_kwargs()
     session = _Session(world or "text/coin", args.seed, options)
     try:
         if not session.renderable:

@@ -61,6 +61,18 @@ def test_numbers_pick_from_the_listed_commands(monkeypatch, capsys):
     assert "Not a command here: '9'" in out
 
 
+def test_world_options_shape_the_played_world(monkeypatch, capsys):
+    _feed(monkeypatch, ["1", "q"])  # command 1 is a move (moves are listed first)
+    assert play.run(_args("--world", "text/coin", "--option", "rooms=2",
+                          "--option", "max_episode_steps=1")) == 0
+    assert "*** Episode 1 ran out of steps: score 0. ***" in capsys.readouterr().out
+    with pytest.raises(cli.UserError, match="expected NAME=VALUE"):
+        play.run(_args("--world", "text/coin", "--option", "rooms"))
+    # an option the world does not take: one line naming the options it does take
+    assert cli.main(["play", "--world", "text/coin", "--option", "roomz=2"]) == 2
+    assert "it takes the options rooms" in capsys.readouterr().err
+
+
 def test_parse_command():
     names = ("go north", "go south", "take coin")
     assert play.parse_command("2", [0, 2], names) == 2
@@ -85,6 +97,8 @@ def test_world_without_render_and_bad_run_dir_are_user_errors(tmp_path, monkeypa
 
 @pytest.mark.xdist_group("tiny_coin")  # watches the run of the text/coin learning test
 def test_watch_a_tiny_trained_agent(tiny_coin_run, capsys):
+    with pytest.raises(cli.UserError, match="drop --option"):
+        play.run(_args("--agent", tiny_coin_run, "--option", "rooms=5"))
     args = _args("--agent", tiny_coin_run, "--episodes", "2", "--seed", "1")
     assert play.run(args) == 0
     out = capsys.readouterr().out
