@@ -231,7 +231,6 @@ def _watch_agent(session: _Session, args, config, params, model, ledger) -> int:
 def run(args) -> int:
     """Runs `dreamer play` with parsed arguments; returns the exit status."""
     from dreamer.cli import UserError
-
     from dreamer.config import parse_world_option
 
     if args.episodes < 1:
