@@ -174,7 +174,7 @@ class Programs:
     add: Any
     train_many: Any
     act: Any
-    act_greedy: Any
+    act_eval: Any
     new_collector: Any = None
     collect: Any = None
     evaluate: Any = None
@@ -246,7 +246,7 @@ def _build_programs(c: Config, world, mesh) -> Programs:
             **_shardings(mesh, (rep, replay_sh, rep, rep), (rep, replay_sh, rep)),
         ),
         act=jax.jit(actor.make_act(model, c, explore=True), **act_out),
-        act_greedy=jax.jit(actor.make_act(model, c, explore=False), **act_out),
+        act_eval=jax.jit(actor.make_act(model, c, explore=False), **act_out),
     )
     if world.is_jax:
         def new_collector(key):
@@ -299,7 +299,7 @@ class Trainer:
         self.train_state = programs.new_train_state(init_key, example)
         self.replay = programs.new_replay()
         self._add, self._train_many = programs.add, programs.train_many
-        self._act, self._act_greedy = programs.act, programs.act_greedy
+        self._act, self._act_eval = programs.act, programs.act_eval
         if self.world.is_jax:
             self.collector = programs.new_collector(collector_key)
             self._collect, self._evaluate = programs.collect, programs.evaluate
@@ -582,7 +582,7 @@ class Trainer:
             returns = actor.host_evaluate(
                 world,
                 lambda params, k, obs, mask, temp: self._host_act(
-                    self._act_greedy, k, obs, mask, temp),
+                    self._act_eval, k, obs, mask, temp),
                 self.train_state.params, key, share,
                 seed=c.seed + 1_000_003 + jax.process_index() * share, temperature=temperature,
                 all_finished=lambda finished: bool(parallel.gather(finished.all()).all()),
