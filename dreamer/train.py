@@ -24,7 +24,7 @@ import worlds
 from dreamer import actor, learner, parallel
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
-from dreamer.config import Config, flatten_config, updates_per_phase
+from dreamer.config import Config, config_from_dict, flatten_config, updates_per_phase
 from dreamer.ledger import SampleLedger
 from dreamer.networks import make_model
 
@@ -432,9 +432,12 @@ class Trainer:
                 "folder or the run was killed before its first checkpoint (start it without --resume)"
             )
         record = self.checkpointer.restore_record(step)
-        mismatch = config_mismatch(record["config"], self.config.to_dict())
+        # A field added to the config after the checkpoint was written takes its default, which
+        # is how runs behaved before it existed; only values the checkpoint states are compared.
+        saved_config = config_from_dict(record["config"]).to_dict()
+        mismatch = config_mismatch(saved_config, self.config.to_dict())
         if mismatch:
-            saved, now = flatten_config(record["config"]), flatten_config(self.config.to_dict())
+            saved, now = flatten_config(saved_config), flatten_config(self.config.to_dict())
             detail = ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})"
                                for k in mismatch[:6])
             raise CheckpointError(

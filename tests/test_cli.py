@@ -182,6 +182,25 @@ def test_resume_with_an_incompatible_config(trained_run, tmp_path, capsys):
     assert "world_options.rows (checkpoint None, now 9)" in _one_line_error(capsys)
 
 
+def test_a_run_saved_before_a_config_field_existed_still_loads(trained_run, tmp_path, capsys):
+    """A field added to the config later (here train.time_limit and run.eval_temperature) is absent
+    from older runs' checkpoints: it takes its default, so eval and resume still work; a value the
+    checkpoint does state is still compared."""
+    out = str(tmp_path / "run")
+    shutil.copytree(trained_run, out)
+    for path in [os.path.join(out, "checkpoints", "96", "record", "metadata"),
+                 os.path.join(out, "config.json")]:
+        data = json.load(open(path))
+        config = data.get("config", data)
+        del config["train"]["time_limit"], config["run"]["eval_temperature"]
+        json.dump(data, open(path, "w"))
+    assert main(["eval", "--run", out, "--episodes", "4"]) == 0
+    assert json.load(open(os.path.join(out, "eval.json")))["env_steps"] == 96
+    capsys.readouterr()
+    assert main([*TRAIN, "--out", out, "--resume", "--set", "train.time_limit=terminal"]) == 2
+    assert "train.time_limit (checkpoint 'bootstrap', now 'terminal')" in _one_line_error(capsys)
+
+
 class CrashingCartPole(WrappedCartPole):
     """CartPole whose emulator dies at its 20th step with a two-line message."""
 
