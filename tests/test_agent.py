@@ -58,7 +58,7 @@ def test_tiny_catch_learns_beyond_random(tmp_path):
 def test_ledger_counts_are_exact(tmp_path):
     # N=4 copies x 8 steps = 32 real steps per iteration; 256 steps = 8 iterations.
     # Training starts once 100 steps are collected: after iterations 4..8 (5 iterations), each
-    # earning 0.5 x 32 = 16 updates (one chunk of 16): 80 updates.
+    # earning 1 x 32 = 32 updates (one chunk of 32): 160 updates.
     cfg = tiny_catch("run.real_steps=256", "train.learning_starts=100", "run.eval_interval=10000",
                      "run.eval_episodes=0")
     ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
@@ -66,12 +66,12 @@ def test_ledger_counts_are_exact(tmp_path):
     reanalysed = 16  # round(0.5 x 32)
     assert ledger.env_steps == 256
     assert ledger.frames == 256
-    assert ledger.updates == 80
+    assert ledger.updates == 160
     assert ledger.search == 256 * S
-    assert ledger.unroll == 80 * B * K
-    assert ledger.reanalyse == 80 * reanalysed * (K + 1) * S
+    assert ledger.unroll == 160 * B * K
+    assert ledger.reanalyse == 160 * reanalysed * (K + 1) * S
     data = json.load(open(tmp_path / "ledger.json"))
-    assert data["simulated"]["total"] == 256 * S + 80 * B * K + 80 * reanalysed * (K + 1) * S
+    assert data["simulated"]["total"] == 256 * S + 160 * B * K + 160 * reanalysed * (K + 1) * S
     assert data["dream_ratio"] == pytest.approx(data["simulated"]["total"] / 256)
     assert data["real"]["episodes"] == ledger.episodes > 0
 
@@ -201,7 +201,7 @@ def test_host_world_training_path(tmp_path, monkeypatch):
                         lambda name, **options: made.append(options) or make(name, **options))
     ledger = trainer.run(progress=False)
     assert ledger.env_steps == 128 and ledger.frames == 128
-    assert ledger.updates == 3 * 16  # iterations 2..4 of 32 steps, 16 updates each
+    assert ledger.updates == 3 * 32  # iterations 2..4 of 32 steps, 32 updates each
     assert made == [{"num_envs": 2, "max_episode_steps": 7}]
     assert ledger.eval_episodes == 2 and 0 < ledger.eval_mean_return <= 7
 
@@ -230,9 +230,9 @@ def test_planning_free_ablation_spends_no_search(tmp_path):
     cfg = tiny_catch("search.algorithm=none", "run.real_steps=256", "train.learning_starts=100",
                      "run.eval_interval=10000", "run.eval_episodes=4")
     ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
-    assert ledger.updates == 80
+    assert ledger.updates == 160
     assert ledger.search == 0 and ledger.reanalyse == 0
-    assert ledger.simulated == ledger.unroll == 80 * 32 * 3
+    assert ledger.simulated == ledger.unroll == 160 * 32 * 3
     assert np.isfinite(ledger.eval_mean_return)
 
 

@@ -29,17 +29,17 @@ def test_tiny_sweep_end_to_end(tmp_path, shared_cache, capsys):
     ledgers = {name: json.loads((out / name / "ledger.json").read_text()) for name in names}
     for name, ledger in ledgers.items():
         assert ledger["real"]["env_steps"] == 128, name
-    # 128 real steps = 4 collections of 32; 16 updates after each collection that ends at or past
-    # learning_starts: 3 x 16 (starts at 64) and 2 x 16 (starts at 96).
-    assert ledgers[names[0]]["updates"] == 48 and ledgers[names[1]]["updates"] == 32
+    # 128 real steps = 4 collections of 32; 32 updates after each collection that ends at or past
+    # learning_starts: 3 x 32 (starts at 64) and 2 x 32 (starts at 96).
+    assert ledgers[names[0]]["updates"] == 96 and ledgers[names[1]]["updates"] == 64
     ablation = ledgers["search.algorithm=none-s0"]
     assert ablation["config"]["search"]["algorithm"] == "none"
     assert ablation["simulated"]["search"] == ablation["simulated"]["reanalyse"] == 0
-    assert ablation["dream_ratio"] == pytest.approx(48 * 32 * 3 / 128)  # the unroll alone
+    assert ablation["dream_ratio"] == pytest.approx(96 * 32 * 3 / 128)  # the unroll alone
 
     table = (out / "report" / "sweep.md").read_text()
     assert "| train.learning_starts=64 | 1 |" in table
-    assert "| search.algorithm=none (ablation) | 1 | 36 | 0 / 0 / 36 |" in table
+    assert "| search.algorithm=none (ablation) | 1 | 72 | 0 / 0 / 72 |" in table
     assert (out / "report" / "dream_ratio.png").stat().st_size > 10_000
     assert (out / "report" / "catch.png").is_file()  # curves from `dreamer report`
 
