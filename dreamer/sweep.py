@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from dreamer.config import Config, flatten_config
+from dreamer.config import ConfigError, config_from_dict, flatten_config
 
 ABLATION = ("search.algorithm", "none")
 """The config assignment of the planning-free ablation."""
@@ -197,14 +197,18 @@ def run_state(run: SweepRun) -> str:
             ledger = json.load(f)
     except (OSError, ValueError):
         return "new" if not os.path.isdir(os.path.join(run.folder, "checkpoints")) else "resume"
-    saved = flatten_config(ledger.get("config", {}))
+    saved_config = ledger.get("config", {})
+    saved_budget = saved_config.get("run", {}).get("real_steps")
+    try:
+        # A field the saved run does not know (added to the code since) takes its default.
+        saved = flatten_config(config_from_dict(saved_config).to_dict())
+    except ConfigError as e:
+        raise UserError(f"{run.folder} holds a run whose config this version cannot read ({e}); "
+                        "remove it or choose another --out") from None
     wanted = flatten_config(run.config)
     budget = wanted.pop("run.real_steps")
-    saved_budget = saved.pop("run.real_steps", None)
-    # A field the saved run does not know (added to the code since) matches at its default.
-    defaults = flatten_config(Config().to_dict())
-    differ = sorted(k for k in set(saved) | set(wanted)
-                    if saved.get(k, defaults.get(k)) != wanted.get(k, defaults.get(k)))
+    saved.pop("run.real_steps")
+    differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     if differ:
         raise UserError(f"{run.folder} holds a run of another config ({', '.join(differ[:4])} "
                         "differ); remove it or choose another --out")
