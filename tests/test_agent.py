@@ -224,18 +224,6 @@ def test_atari_network_downsamples_to_6x6():
     assert float(latent.min()) >= 0.0 and float(latent.max()) <= 1.0 + 1e-6
 
 
-def test_planning_free_ablation_spends_no_search(tmp_path):
-    """search.algorithm=none: the policy head acts, nothing is searched or reanalysed, and the
-    ledger's simulated steps are the training unroll alone."""
-    cfg = tiny_catch("search.algorithm=none", "run.real_steps=256", "train.learning_starts=100",
-                     "run.eval_interval=10000", "run.eval_episodes=4")
-    ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
-    assert ledger.updates == 160
-    assert ledger.search == 0 and ledger.reanalyse == 0
-    assert ledger.simulated == ledger.unroll == 160 * 32 * 3
-    assert np.isfinite(ledger.eval_mean_return)
-
-
 def test_advantage_weighted_policy_targets():
     from dreamer.learner import advantage_weighted_policy
 

@@ -35,7 +35,7 @@ def _feed(monkeypatch, lines):
 def test_typed_commands_solve_a_generated_map(name, monkeypatch, capsys):
     seed = 4
     world = worlds.make(name)
-    state, _ = world.reset(jax.random.key(seed))  # the session's first episode
+    state, _ = jax.jit(world.reset)(jax.random.key(seed))  # the session's first episode
     plan = solve(world, state.game)
     names = world.spec.action_names
     # full command texts, a short word for the first move, and a typo that is refused

@@ -56,6 +56,7 @@ class NaNCatch(Catch):
         return game, obs, jnp.where(terminated, jnp.nan, reward), terminated
 
 
+@pytest.mark.xdist_group("tiny_catch")  # the learner's program is the tiny catch one
 def test_non_finite_loss_stops_with_the_term_and_update(tmp_path):
     worlds.register("test/nan-catch", NaNCatch)
     cfg = _cfg("world=test/nan-catch", "run.checkpoint_interval=32", "run.real_steps=256")
@@ -86,6 +87,7 @@ def test_host_world_failure_names_world_and_step(tmp_path):
     assert trainer.checkpointer.latest_step() == 32  # no completed work is lost
 
 
+@pytest.mark.xdist_group("tiny_catch")  # the tiny catch programs, compiled once
 def test_same_seed_same_results(tmp_path):
     cfg = _cfg("run.real_steps=128", "run.eval_episodes=10", "run.eval_interval=64")
     first = Trainer(cfg, str(tmp_path / "a")).run(progress=False)

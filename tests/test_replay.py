@@ -6,6 +6,11 @@ import numpy as np
 
 from dreamer import replay
 
+# Jitted, as the learner runs them: eagerly, every primitive would compile on its own.
+add = jax.jit(replay.add)
+sample = jax.jit(replay.sample, static_argnums=(2, 3))
+update_priorities = jax.jit(replay.update_priorities)
+
 
 def _rows(length, streams, start=0, actions=3):
     t = jnp.arange(start, start + length, dtype=jnp.float32)[:, None] * jnp.ones((1, streams))
@@ -25,7 +30,7 @@ def test_ring_is_bounded_and_keeps_newest():
     state = replay.init(_rows(1, 2), capacity=10)
     nbytes = sum(x.nbytes for x in jax.tree.leaves(state))
     for i in range(7):
-        state = replay.add(state, _rows(4, 2, start=4 * i))
+        state = add(state, _rows(4, 2, start=4 * i))
     assert sum(x.nbytes for x in jax.tree.leaves(state)) == nbytes
     assert int(state.num_rows) == 28
     assert int(replay.size(state)) == 20
@@ -35,8 +40,8 @@ def test_ring_is_bounded_and_keeps_newest():
 
 def test_windows_are_consecutive_and_flag_missing_rows():
     state = replay.init(_rows(1, 1), capacity=16)
-    state = replay.add(state, _rows(6, 1))
-    w = replay.sample(state, jax.random.key(0), 64, window=4, alpha=0.0, beta=0.0)
+    state = add(state, _rows(6, 1))
+    w = sample(state, jax.random.key(0), 64, window=4, alpha=0.0, beta=0.0)
     first = np.asarray(w.rows.reward[:, 0])
     assert first.max() <= 4  # the newest row (5) cannot start a window
     for b in range(64):
@@ -49,11 +54,11 @@ def test_windows_are_consecutive_and_flag_missing_rows():
 
 def test_priorities_drive_sampling_and_weights():
     state = replay.init(_rows(1, 1), capacity=8)
-    state = replay.add(state, _rows(8, 1))
+    state = add(state, _rows(8, 1))
     # rows 0..6 can start windows; give row 3 priority 100 and the rest 1.
-    state = replay.update_priorities(state, jnp.arange(8), jnp.zeros(8, jnp.int32), jnp.ones(8))
-    state = replay.update_priorities(state, jnp.array([3]), jnp.array([0]), jnp.array([100.0]))
-    w = replay.sample(state, jax.random.key(1), 4000, window=2, alpha=1.0, beta=1.0)
+    state = update_priorities(state, jnp.arange(8), jnp.zeros(8, jnp.int32), jnp.ones(8))
+    state = update_priorities(state, jnp.array([3]), jnp.array([0]), jnp.array([100.0]))
+    w = sample(state, jax.random.key(1), 4000, window=2, alpha=1.0, beta=1.0)
     share = np.mean(np.asarray(w.start) == 3)
     np.testing.assert_allclose(share, 100 / 106, atol=0.02)
     # weight = (N P)^-beta / max: row 3 has the smallest weight, 1 / 100 of the others.
@@ -65,18 +70,18 @@ def test_priorities_drive_sampling_and_weights():
 
 def test_new_rows_get_max_priority():
     state = replay.init(_rows(1, 1), capacity=8)
-    state = replay.add(state, _rows(2, 1))
-    state = replay.update_priorities(state, jnp.array([0]), jnp.array([0]), jnp.array([5.0]))
-    state = replay.add(state, _rows(1, 1, start=2))
+    state = add(state, _rows(2, 1))
+    state = update_priorities(state, jnp.array([0]), jnp.array([0]), jnp.array([5.0]))
+    state = add(state, _rows(1, 1, start=2))
     assert float(state.priority[2, 0]) == 5.0
 
 
 def test_entry_priority_follows_the_current_maximum():
     state = replay.init(_rows(1, 1), capacity=8)
-    state = replay.add(state, _rows(4, 1))
-    state = replay.update_priorities(state, jnp.arange(4), jnp.zeros(4, jnp.int32),
+    state = add(state, _rows(4, 1))
+    state = update_priorities(state, jnp.arange(4), jnp.zeros(4, jnp.int32),
                                      jnp.array([50.0, 2.0, 3.0, 1.0]))
-    state = replay.update_priorities(state, jnp.array([0]), jnp.array([0]), jnp.array([0.5]))
+    state = update_priorities(state, jnp.array([0]), jnp.array([0]), jnp.array([0.5]))
     assert float(state.max_priority) == 3.0  # the spike of 50 is gone from the buffer
-    state = replay.add(state, _rows(1, 1, start=4))
+    state = add(state, _rows(1, 1, start=4))
     assert float(state.priority[4, 0]) == 3.0

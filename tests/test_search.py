@@ -32,7 +32,7 @@ def _model(world_name="cartpole", **overrides):
 def test_recurrent_fn_resets_lstm_every_horizon():
     cfg, world, model, params = _model()
     horizon = 2
-    recurrent_fn = search.make_recurrent_fn(model, 0.9, horizon)
+    recurrent_fn = jax.jit(search.make_recurrent_fn(model, 0.9, horizon))
     obs = jax.random.normal(jax.random.key(1), (3, 4))
     root = search.root(model, params, obs)
     emb = root.embedding
@@ -83,10 +83,13 @@ def test_search_costs_one_model_step_per_simulation_per_root():
 
     import mctx
 
-    root = search.root(model, params, jnp.zeros((7, 4)))
-    # unrolled python loop so every recurrent application is counted at trace time
-    mctx.muzero_policy(params, jax.random.key(0), root, counting, 6,
-                       loop_fn=lambda lo, hi, body, init: _python_loop(lo, hi, body, init))
+    def policy(params, key):
+        root = search.root(model, params, jnp.zeros((7, 4)))
+        # unrolled python loop so every recurrent application is counted at trace time
+        return mctx.muzero_policy(params, key, root, counting, 6,
+                                  loop_fn=lambda lo, hi, body, init: _python_loop(lo, hi, body, init))
+
+    jax.make_jaxpr(policy)(params, jax.random.key(0))  # traced only: nothing is compiled
     assert calls["roots"] == 7 * 6
 
 
@@ -114,10 +117,11 @@ def test_policy_head_acting_respects_mask_and_spends_nothing():
 
     WorldModel.dynamics = counting
     try:
-        out = search.run_search(model, params, jax.random.key(4), obs, mask, none, 0.99, 5,
-                                temperature=1.0, explore=True)
-        greedy = search.run_search(model, params, jax.random.key(4), obs, mask, none, 0.99, 5,
-                                   temperature=0.0, explore=False)
+        act = jax.jit(lambda k, t, explore: search.run_search(
+            model, params, k, obs, mask, none, 0.99, 5, temperature=t, explore=explore),
+            static_argnums=2)  # traced here, so the count sees every model call
+        out = act(jax.random.key(4), 1.0, True)
+        greedy = act(jax.random.key(4), 0.0, False)
     finally:
         WorldModel.dynamics = original
     assert calls["dynamics"] == 0

@@ -35,7 +35,12 @@ def test_tiny_sweep_end_to_end(tmp_path, shared_cache, capsys):
     ablation = ledgers["search.algorithm=none-s0"]
     assert ablation["config"]["search"]["algorithm"] == "none"
     assert ablation["simulated"]["search"] == ablation["simulated"]["reanalyse"] == 0
-    assert ablation["dream_ratio"] == pytest.approx(96 * 32 * 3 / 128)  # the unroll alone
+    # the planning-free ablation: its simulated steps are the training unroll alone (updates x
+    # batch 32 x K=3), and the policy head it acts with is evaluated like any agent
+    assert ablation["updates"] == 96
+    assert ablation["simulated"]["total"] == ablation["simulated"]["unroll"] == 96 * 32 * 3
+    assert ablation["dream_ratio"] == pytest.approx(96 * 32 * 3 / 128)
+    assert ablation["eval"]["episodes"] == 4 and -1 <= ablation["eval"]["mean_return"] <= 1
 
     table = (out / "report" / "sweep.md").read_text()
     assert "| train.learning_starts=64 | 1 |" in table

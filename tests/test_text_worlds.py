@@ -270,15 +270,15 @@ def test_token_encoder_is_chosen_for_token_worlds_and_gives_finite_latents():
     assert model.tokens and not model.image
     _, ts = batch_reset(jax.random.split(jax.random.key(0), 6))
     ts = jax.tree.map(lambda x: x[:5], ts)
-    params = model.init(jax.random.key(1), ts.observation, jnp.zeros((5,), jnp.int32))
+    params = jax.jit(model.init)(jax.random.key(1), ts.observation, jnp.zeros((5,), jnp.int32))
     assert "Embed_0" in params["params"]["stem"]  # the TokenEncoder is the stem
-    latent = model.apply(params, ts.observation, method=WorldModel.represent)
+    represent = jax.jit(lambda p, o: model.apply(p, o, method=WorldModel.represent))
+    latent = represent(params, ts.observation)
     assert latent.shape == (5, cfg.latent_dim)
     assert np.all(np.isfinite(latent)) and latent.min() >= 0.0 and latent.max() <= 1.0 + 1e-6
     # distinct texts give distinct latents; an all-padding input stays finite
     assert np.abs(np.asarray(latent[0] - latent[1])).max() > 1e-4
-    blank = model.apply(params, jnp.zeros((1, *world.spec.observation_shape), jnp.int32),
-                        method=WorldModel.represent)
+    blank = represent(params, jnp.zeros((5, *world.spec.observation_shape), jnp.int32))
     assert np.all(np.isfinite(blank))
     with pytest.raises(ValueError, match="tokens"):
         make_model(config_lib.override(config_lib.tiny(), ["model.encoder=conv"]).model, world.spec)
