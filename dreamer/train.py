@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import collections
 import dataclasses
+import functools
 import json
 import os
 import pickle
@@ -166,7 +167,7 @@ class LoopState:
 class Programs:
     """The jitted functions of a run, built once per process for a config (see
     `compiled_programs`). `collect`, `evaluate` and `new_collector` are None for host worlds;
-    `evaluate` is also None without evaluation episodes."""
+    `evaluate(episodes)` gives the jitted evaluation of that many episodes, built once per count."""
 
     model: Any
     new_train_state: Any
@@ -180,11 +181,12 @@ class Programs:
     evaluate: Any = None
 
 
-# Fields that never reach a jitted program (the host reads them, or passes them in as arguments):
-# runs that differ only in them share compiled programs.
+# Fields that never reach a jitted program (the host reads them, or passes them in as arguments;
+# the evaluation's episode count picks one of `Programs.evaluate`'s programs): runs that differ
+# only in them share compiled programs.
 _HOST_ONLY_FIELDS = {
     "run": ("real_steps", "eval_interval", "checkpoint_interval", "keep_checkpoints",
-            "eval_temperature"),
+            "eval_temperature", "eval_episodes"),
     "train": ("learning_starts",),
     "search": ("temperature_decay_steps",),
 }
@@ -260,11 +262,9 @@ def _build_programs(c: Config, world, mesh) -> Programs:
                 actor.make_collect(world, model, c, c.run.collect_steps),
                 **_shardings(mesh, (rep, collector_sh, rep, rep), (collector_sh, rows_sh, rep)),
             ),
-            evaluate=(
-                jax.jit(actor.make_evaluate(world, model, c, c.run.eval_episodes),
-                        **_shardings(mesh, (rep, rep), rep))
-                if c.run.eval_episodes > 0 else None
-            ),
+            evaluate=functools.cache(lambda episodes: jax.jit(
+                actor.make_evaluate(world, model, c, episodes),
+                **_shardings(mesh, (rep, rep), rep))),
         )
     return Programs(**programs)
 
@@ -574,9 +574,8 @@ class Trainer:
         temperature = c.run.eval_temperature if temperature is None else temperature
         key = jax.random.fold_in(self.eval_key, self.ledger.env_steps)
         if self.world.is_jax:
-            fn = self._evaluate if episodes == c.run.eval_episodes and self._evaluate else jax.jit(
-                actor.make_evaluate(self.world, self.model, c, episodes))
-            returns, _ = fn(self.train_state.params, key, np.float32(temperature))
+            returns, _ = self._evaluate(episodes)(self.train_state.params, key,
+                                                  np.float32(temperature))
             return np.asarray(returns)
         share = episodes // jax.process_count()
         world = worlds.make(c.world, num_envs=share,

@@ -218,8 +218,11 @@ def test_atari_network_downsamples_to_6x6():
     cfg = config_lib.atari100k()
     model = WorldModel(config=cfg.model, num_actions=6, image=True)
     obs = np.zeros((2, 96, 96, 4), np.uint8)
-    params = jax.jit(model.init)(jax.random.key(0), obs, np.zeros((2,), np.int32))
-    latent = model.apply(params, obs, method=WorldModel.represent)
+    # the representation alone is initialised and applied, jitted (the rest of the network is
+    # not needed to see the encoder's output)
+    params = jax.jit(lambda k, o: model.init(k, o, method=WorldModel.represent))(
+        jax.random.key(0), obs)
+    latent = jax.jit(lambda p, o: model.apply(p, o, method=WorldModel.represent))(params, obs)
     assert latent.shape == (2, 6, 6, 64)
     assert float(latent.min()) >= 0.0 and float(latent.max()) <= 1.0 + 1e-6
 
