@@ -125,12 +125,15 @@ def test_resume_refuses_a_different_network(tmp_path):
 
 @pytest.mark.xdist_group("tiny_catch")
 def test_runs_of_one_config_share_compiled_programs(tmp_path):
-    """Trainers in one process that differ only in seed, real budget or schedule reuse the same
-    jitted programs (no second trace, lowering or compile); any other difference builds new ones."""
+    """Trainers in one process that differ only in seed, real budget, schedule or evaluation size
+    reuse the same jitted programs (no second trace, lowering or compile; the evaluation program
+    is one per episode count); any other difference builds new ones."""
     first = Trainer(tiny_catch("seed=1"), str(tmp_path / "a"))
     again = Trainer(tiny_catch("seed=2", "run.real_steps=999", "run.checkpoint_interval=64",
-                               "run.eval_interval=50"), str(tmp_path / "b"))
+                               "run.eval_interval=50", "run.eval_episodes=3"), str(tmp_path / "b"))
     assert again.programs is first.programs
+    assert first.programs.evaluate(3) is again.programs.evaluate(3)
+    assert first.programs.evaluate(3) is not first.programs.evaluate(10)
     other = Trainer(tiny_catch("train.batch_size=16"), str(tmp_path / "c"))
     assert other.programs is not first.programs
 
