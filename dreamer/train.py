@@ -198,11 +198,14 @@ def compiled_programs(config: Config, world, mesh) -> Programs:
     """The run's jitted programs, shared by every Trainer of this process with the same world and
     program-relevant config (the seed, the real budget and the checkpoint and evaluation schedule
     aside), so a second run (a resume, an evaluation, a notebook's next cell, a test) does not
-    trace, lower and compile them again. The newest few configs are kept."""
-    program_config = dataclasses.replace(config, seed=0, **{
-        section: dataclasses.replace(getattr(config, section), **dict.fromkeys(fields, 0))
-        for section, fields in _HOST_ONLY_FIELDS.items()})
-    key = (program_config, type(world), world.spec, mesh, jax.process_count())
+    trace, lower and compile them again. A host world's programs do not contain the world, so
+    host worlds of one spec share them. The newest few configs are kept."""
+    host = not world.is_jax
+    program_config = dataclasses.replace(
+        config, seed=0, **({"world": "", "world_options": ()} if host else {}), **{
+            section: dataclasses.replace(getattr(config, section), **dict.fromkeys(fields, 0))
+            for section, fields in _HOST_ONLY_FIELDS.items()})
+    key = (program_config, None if host else type(world), world.spec, mesh, jax.process_count())
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
         return _PROGRAMS[key]

@@ -41,11 +41,16 @@ def tiny_coin_run(tmp_path_factory) -> str:
     return out
 
 
+NOTEBOOK_GROUPS = {"04_text_worlds.ipynb": "tiny_coin"}
+"""Notebooks whose smoke run compiles the programs of a test group's run: 04 trains on the tiny
+text/coin maps of `tiny_coin_run`."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's hook reads the groups
 def pytest_collection_modifyitems(items):
     """The notebooks' smoke runs share compiled programs (01's tiny cartpole agent is 02's, 02's
     ablation is 03's): one worker runs them in order, so each program compiles once."""
-    import pytest
-
     for item in items:
         if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group("notebooks"))
+            group = NOTEBOOK_GROUPS.get(item.path.name, "notebooks")
+            item.add_marker(pytest.mark.xdist_group(group))

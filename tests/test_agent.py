@@ -136,6 +136,12 @@ def test_runs_of_one_config_share_compiled_programs(tmp_path):
     assert first.programs.evaluate(3) is not first.programs.evaluate(10)
     other = Trainer(tiny_catch("train.batch_size=16"), str(tmp_path / "c"))
     assert other.programs is not first.programs
+    # another JAX world of the same spec has its own programs: its collector contains the world
+    from worlds.catch import Catch
+
+    worlds.register("test/catch-copy", type("CatchCopy", (Catch,), {}))
+    copy = Trainer(tiny_catch("world=test/catch-copy"), str(tmp_path / "d"))
+    assert copy.spec == first.spec and copy.programs is not first.programs
 
 
 def tiny_cartpole(*overrides):
@@ -179,6 +185,7 @@ def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
     cfg = tiny_cartpole("world=test/unsavable-cartpole", "run.eval_episodes=0")
     out = str(tmp_path / "unsavable")
     first = Trainer(cfg, out)
+    assert first.programs is straight.programs  # a host world's programs depend on its spec alone
     first.run(progress=False, stop_flag=lambda: first.ledger.env_steps >= 64)
     resumed = Trainer(cfg, out, resume=True)
     newest = int(resumed.replay.num_rows - 1) % resumed.replay.capacity

@@ -23,6 +23,8 @@ def test_xdist_groups_hold(request):
     if not getattr(request.config.option, "loadgroup", False):
         pytest.skip("not run by pytest-xdist with --dist loadgroup")
     assert request.node.nodeid.endswith("@tiny_catch"), request.node.nodeid
+    notebooks = [item.nodeid for item in request.session.items if item.path.suffix == ".ipynb"]
+    assert all("@" in nodeid for nodeid in notebooks), notebooks
 
 
 def test_help_is_fast_and_imports_no_jax():
