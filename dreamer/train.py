@@ -196,8 +196,8 @@ _PROGRAMS_KEPT = 4
 
 def compiled_programs(config: Config, world, mesh) -> Programs:
     """The run's jitted programs, shared by every Trainer of this process with the same world and
-    program-relevant config (the seed, the real budget and the checkpoint and evaluation schedule
-    aside), so a second run (a resume, an evaluation, a notebook's next cell, a test) does not
+    program-relevant config (the seed, the real budget, the checkpoint and evaluation schedule and
+    the evaluation size aside), so a second run (a resume, an evaluation, a notebook's next cell, a test) does not
     trace, lower and compile them again. A host world's programs do not contain the world, so
     host worlds of one spec share them. The newest few configs are kept."""
     host = not world.is_jax
