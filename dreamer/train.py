@@ -197,9 +197,9 @@ _PROGRAMS_KEPT = 4
 def compiled_programs(config: Config, world, mesh) -> Programs:
     """The run's jitted programs, shared by every Trainer of this process with the same world and
     program-relevant config (the seed, the real budget, the checkpoint and evaluation schedule and
-    the evaluation size aside), so a second run (a resume, an evaluation, a notebook's next cell, a test) does not
-    trace, lower and compile them again. A host world's programs do not contain the world, so
-    host worlds of one spec share them. The newest few configs are kept."""
+    the evaluation size aside), so a second run (a resume, an evaluation, a notebook's next cell,
+    a test) does not trace, lower and compile them again. A host world's programs do not contain
+    the world, so host worlds of one spec share them. The newest few configs are kept."""
     host = not world.is_jax
     program_config = dataclasses.replace(
         config, seed=0, **({"world": "", "world_options": ()} if host else {}), **{
