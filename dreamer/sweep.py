@@ -197,23 +197,21 @@ def run_state(run: SweepRun) -> str:
             ledger = json.load(f)
     except (OSError, ValueError):
         return "new" if not os.path.isdir(os.path.join(run.folder, "checkpoints")) else "resume"
-    saved_config = ledger.get("config", {})
-    saved_budget = saved_config.get("run", {}).get("real_steps")
     try:
         # A field the saved run does not know (added to the code since) takes its default.
-        saved = flatten_config(config_from_dict(saved_config).to_dict())
+        saved = flatten_config(config_from_dict(ledger.get("config", {})).to_dict())
     except ConfigError as e:
         raise UserError(f"{run.folder} holds a run whose config this version cannot read ({e}); "
                         "remove it or choose another --out") from None
     wanted = flatten_config(run.config)
     budget = wanted.pop("run.real_steps")
-    saved.pop("run.real_steps")
+    saved_budget = saved.pop("run.real_steps")
     differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     if differ:
         raise UserError(f"{run.folder} holds a run of another config ({', '.join(differ[:4])} "
                         "differ); remove it or choose another --out")
     env_steps = ledger.get("real", {}).get("env_steps", 0)
-    if saved_budget is not None and saved_budget > budget:
+    if saved_budget > budget:
         raise UserError(f"{run.folder} holds a run of {saved_budget} real steps, longer than "
                         f"--real-steps {budget}; remove it or choose another --out")
     if env_steps >= budget and _has_final_eval(run, env_steps):
