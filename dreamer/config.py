@@ -286,7 +286,12 @@ def minatar() -> Config:
     return _replace(
         small(),
         model=dict(channels=16, num_blocks=1, hidden=128, value_support=20, reward_support=5),
-        search=dict(algorithm="muzero", num_simulations=16, temperature_decay_steps=40_000),
+        # Gumbel search (EfficientZero V2): its policy target is the improved policy from
+        # completed Q-values, not visit counts of 16 simulations. minatar/breakout at 50k real
+        # steps, greedy, seeds 0 / 1: Gumbel 4.0 / 3.5 (100 episodes), MuZero 3.2 / 0.8 (10);
+        # random play 0.40. (On cartpole at the `small` preset Gumbel was the slower one: 3 of 5
+        # seeds reached 200 within 3k real steps, MuZero 4 of 5; so `small` keeps MuZero.)
+        search=dict(algorithm="gumbel", num_simulations=16, temperature_decay_steps=40_000),
         train=dict(discount=0.997, td_steps=5, batch_size=64, train_ratio=0.1,
                    learning_starts=1_000, reanalyse_fraction=0.25),
         replay=dict(capacity=20_000),
