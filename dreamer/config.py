@@ -354,6 +354,18 @@ def text() -> Config:
     )
 
 
+def twx() -> Config:
+    """TextWorldExpress games (`twx/*`): the `text` preset with Gumbel search, evaluated by sampling
+    the search policy (T = 1). Their observations do not show which rooms were visited (the
+    `history` field holds the last 4 commands), so one fixed command per observation walks loops.
+    With PUCT the prior collapsed onto commands that change nothing (`inventory`, `look around`:
+    entropy 0.93 nats against 2.04 for uniform over the valid ones); Gumbel's improved-policy
+    target keeps it spread. twx/coin, 20k real steps, seeds 0 / 1, 300 test-fold games: sampled
+    0.50 / 0.53 against 0.38-0.43 for uniform-random valid commands on the same games; greedy
+    0.26 / 0.18 (100 games). The `text` preset (PUCT) won 0.07 greedy or sampled."""
+    return _replace(text(), search=dict(algorithm="gumbel"), run=dict(eval_temperature=1.0))
+
+
 PRESETS = {
     "small": small,
     "tiny": tiny,
@@ -361,6 +373,7 @@ PRESETS = {
     "atari100k": atari100k,
     "atari100k-v2": atari100k_v2,
     "text": text,
+    "twx": twx,
 }
 
 
@@ -370,7 +383,9 @@ def default_preset(world: str) -> str:
         return "minatar"
     if world.startswith("atari/"):
         return "atari100k"
-    if world.startswith(("text/", "twx/", "textworld/")):
+    if world.startswith("twx/"):
+        return "twx"
+    if world.startswith(("text/", "textworld/")):
         return "text"
     return "small"
 

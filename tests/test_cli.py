@@ -35,6 +35,25 @@ def test_help_is_fast_and_imports_no_jax():
                    capture_output=True)
 
 
+def test_each_world_family_gets_its_preset():
+    import dataclasses
+
+    from dreamer import config as config_lib
+
+    families = {"cartpole": "small", "gym:Acrobot-v1": "small", "minatar/breakout": "minatar",
+                "atari/pong": "atari100k", "text/quest": "text", "textworld/game.z8": "text",
+                "twx/coin": "twx"}
+    assert {w: config_lib.default_preset(w) for w in families} == families
+    assert config_lib.minatar().search.algorithm == "gumbel"
+    assert config_lib.small().search.algorithm == "muzero"
+    # twx: the text preset, searched with Gumbel and evaluated by sampling the search policy
+    twx, text = config_lib.twx(), config_lib.text()
+    assert (twx.search.algorithm, twx.run.eval_temperature) == ("gumbel", 1.0)
+    assert dataclasses.replace(twx, search=text.search, run=text.run) == text
+    assert dataclasses.replace(twx.search, algorithm="muzero") == text.search
+    assert dataclasses.replace(twx.run, eval_temperature=0.0) == text.run
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
