@@ -11,14 +11,20 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def _timed(fn, repeats: int, *args) -> float:
-    """Seconds per call of `fn(*args)` after one warm-up call, best of `repeats`."""
+def _timed(fn, repeats: int, *args, min_seconds: float = 0.0) -> float:
+    """Seconds per call of `fn(*args)` after one warm-up call: the best of `repeats` windows,
+    each the mean over back-to-back calls for at least `min_seconds` (at least one call)."""
     jax.block_until_ready(fn(*args))
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - t0)
+        calls, t0 = 0, time.perf_counter()
+        while True:
+            jax.block_until_ready(fn(*args))
+            calls += 1
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_seconds:
+                break
+        best = min(best, elapsed / calls)
     return best
 
 
@@ -26,9 +32,9 @@ def bench_worlds(quick: bool) -> dict:
     import worlds
 
     names = ["catch", "cartpole", "minatar/asterix", "minatar/breakout", "minatar/freeway",
-             "minatar/seaquest", "minatar/space_invaders"]
+             "minatar/seaquest", "minatar/space_invaders", "text/coin", "text/quest"]
     if quick:
-        names = names[:2]
+        names = ["catch", "cartpole", "text/coin"]
     batches = (16,) if quick else (1, 16, 256)
     steps = 100 if quick else 1000
     results = {}
@@ -56,15 +62,22 @@ def bench_worlds(quick: bool) -> dict:
         results[name] = row
         print(f"{name:28s}" + "".join(f"{row[b]:14,.0f}" for b in batches))
     host = {}
-    for name, options in [("atari/pong", {}), ("gym:CartPole-v1", {})]:
+    host_names = ["atari/pong", "gym:CartPole-v1"]
+    if not quick:
+        host_names.append("twx/coin")
+    for name in host_names:
         for num_envs in ((1,) if quick else (1, 8)):
-            world = worlds.make(name, num_envs=num_envs, **options)
-            world.reset(0)
+            try:
+                world = worlds.make(name, num_envs=num_envs)
+            except worlds.MissingExtraError as error:  # twx without the `text` extra or Java
+                print(f"{name:28s}{'skipped':>14s}   ({error})")
+                break
+            ts = world.reset(0)
             n = 50 if quick else 1000
             rng = np.random.default_rng(0)
             t0 = time.perf_counter()
-            for _ in range(n):
-                world.step(rng.integers(0, world.spec.num_actions, num_envs))
+            for _ in range(n):  # uniform over each copy's valid actions
+                ts = world.step(np.array([rng.choice(np.flatnonzero(m)) for m in ts.action_mask]))
             rate = n * num_envs / (time.perf_counter() - t0)
             world.close()
             host[f"{name} x{num_envs}"] = rate
@@ -96,13 +109,15 @@ def bench_search(quick: bool) -> dict:
             model, p, k, o, m, s_cfg, cfg.train.discount, cfg.train.value_prefix_horizon).action)
         raw = jax.jit(lambda p, k, o, s_cfg=s_cfg: search.raw_mctx_search(
             model, p, k, o, s_cfg, cfg.train.discount))
-        repeats = 2 if quick else 5
-        # interleave the two so machine noise hits both alike
+        # Interleaved rounds, so machine noise hits both alike; each timing is the mean over at
+        # least half a second of calls (single calls of a few ms read up to 20% apart).
+        window = 0.0 if quick else 0.5
         key = jax.random.key(2)
-        t_ours = _timed(ours, repeats, params, key, observation, mask)
-        t_raw = _timed(raw, repeats, params, key, observation)
-        t_ours = min(t_ours, _timed(ours, repeats, params, key, observation, mask))
-        t_raw = min(t_raw, _timed(raw, repeats, params, key, observation))
+        t_ours = t_raw = float("inf")
+        for _ in range(1 if quick else 3):
+            t_ours = min(t_ours, _timed(ours, 2, params, key, observation, mask,
+                                        min_seconds=window))
+            t_raw = min(t_raw, _timed(raw, 2, params, key, observation, min_seconds=window))
         ours_rate, raw_rate = batch * sims / t_ours, batch * sims / t_raw
         ratio = ours_rate / raw_rate
         rows.append({"batch": batch, "simulations": sims, "ours_sims_per_s": ours_rate,

@@ -24,3 +24,4 @@ def test_bench_quick(what, capsys):
         assert result["projected_hours_per_game"] > 0
     if what == "worlds":
         assert result["jax_worlds_steps_per_s"]["cartpole"]["16"] > 0
+        assert result["jax_worlds_steps_per_s"]["text/coin"]["16"] > 0
