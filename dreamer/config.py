@@ -335,9 +335,9 @@ def atari100k_v2() -> Config:
 
 
 def text() -> Config:
-    """Generated and TextWorld-style text adventures (`text/*`, `twx/*`, `textworld/*`): a token
-    encoder (`model.channels` wide), a discount that prefers short solutions of the short sparse
-    episodes, and 100 evaluation episodes so a success rate reads to about +-5%."""
+    """Generated and TextWorld text adventures (`text/*`, `textworld/*`; `twx` builds on it): a
+    token encoder (`model.channels` wide), a discount that prefers short solutions of the short
+    sparse episodes, and 100 evaluation episodes so a success rate reads to about +-5%."""
     return _replace(
         small(),
         model=dict(hidden=128, latent_dim=64, channels=32, value_support=10, reward_support=5),
