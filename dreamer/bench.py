@@ -76,8 +76,8 @@ def bench_worlds(quick: bool) -> dict:
             n = 50 if quick else 1000
             rng = np.random.default_rng(0)
             t0 = time.perf_counter()
-            for _ in range(n):  # uniform over each copy's valid actions
-                ts = world.step(np.array([rng.choice(np.flatnonzero(m)) for m in ts.action_mask]))
+            for _ in range(n):  # uniform over each copy's valid actions, drawn vectorised
+                ts = world.step((rng.random(ts.action_mask.shape) * ts.action_mask).argmax(-1))
             rate = n * num_envs / (time.perf_counter() - t0)
             world.close()
             host[f"{name} x{num_envs}"] = rate
