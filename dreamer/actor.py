@@ -91,7 +91,7 @@ def make_collect(world, model: WorldModel, config: Config, num_steps: int):
             ts = carry.timestep
             out = act(params, search_key, ts.observation, ts.action_mask, temperature)
             num_envs = out.action.shape[0]
-            world_state, next_ts = jax.vmap(world.step)(
+            world_state, next_ts = world.step_batch(
                 carry.world_state, out.action, jax.random.split(step_key, num_envs)
             )
             episode_return = carry.episode_return + next_ts.reward
@@ -145,7 +145,7 @@ def make_evaluate(world, model: WorldModel, config: Config, num_episodes: int):
             world_state, ts, returns, finished, key, t = carry
             key, search_key, step_key = jax.random.split(key, 3)
             out = act(params, search_key, ts.observation, ts.action_mask, temperature)
-            world_state, ts = jax.vmap(world.step)(
+            world_state, ts = world.step_batch(
                 world_state, out.action, jax.random.split(step_key, num_episodes)
             )
             returns = returns + jnp.where(finished, 0.0, ts.reward)

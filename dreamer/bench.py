@@ -49,7 +49,7 @@ def bench_worlds(quick: bool) -> dict:
                 def body(state, key):
                     a_key, s_key = jax.random.split(key)
                     action = jax.random.randint(a_key, (batch,), 0, world.spec.num_actions)
-                    state, ts = jax.vmap(world.step)(state, action, jax.random.split(s_key, batch))
+                    state, ts = world.step_batch(state, action, jax.random.split(s_key, batch))
                     # depend on observations and flags too, so XLA cannot drop the dynamics
                     return state, (ts.reward.sum() + ts.observation.astype(jnp.float32).sum()
                                    + ts.terminated.sum())

@@ -46,6 +46,37 @@ def test_smoke_episode_under_scan(name):
     assert np.all(np.asarray(step_count) <= spec.max_episode_steps)
 
 
+@pytest.mark.parametrize("name", ["catch", "minatar/asterix", "text/coin", "text/quest"])
+def test_step_batch_equals_vmapped_step(name):
+    """`step_batch` resets only the copies that ended, in blocks, or every copy when many ended;
+    either way each copy's states and time steps equal `vmap(step)`'s, bit for bit."""
+    world = worlds.make(name)
+    batch, steps = 70, min(2 * world.spec.max_episode_steps + 3, 300)  # blocks of 2; all: > 17
+
+    @jax.jit
+    def rollouts(key):
+        state, ts = jax.vmap(world.reset)(jax.random.split(key, batch))
+
+        def body(carry, key):
+            ours, theirs = carry
+            a_key, s_key = jax.random.split(key)
+            action = jax.random.randint(a_key, (batch,), 0, world.spec.num_actions)
+            keys = jax.random.split(s_key, batch)
+            ours, ours_ts = world.step_batch(ours, action, keys)
+            theirs, theirs_ts = jax.vmap(world.step)(theirs, action, keys)
+            return (ours, theirs), (ours, ours_ts, theirs, theirs_ts)
+
+        return jax.lax.scan(body, (state, state), jax.random.split(key, steps))[1]
+
+    ours, ours_ts, theirs, theirs_ts = rollouts(jax.random.key(3))
+    chex.assert_trees_all_equal((ours, ours_ts), (theirs, theirs_ts))
+    ended = np.asarray(ours_ts.done).sum(-1)
+    if name == "catch":  # every episode lasts the same: all copies end together
+        assert (ended == batch).any()
+    else:  # a few copies end at a time: the block path
+        assert ((ended > 0) & (4 * ended <= batch)).sum() >= 3
+
+
 @pytest.mark.parametrize("name", ["catch", "cartpole"])
 def test_step_compiles_once(name):
     chex.clear_trace_counter()

@@ -137,15 +137,72 @@ class JaxWorld:
     def step(
         self, state: EpisodeState, action: jax.Array, key: chex.PRNGKey
     ) -> tuple[EpisodeState, TimeStep]:
-        """One agent step with time limit and auto-reset. Pure; jit and vmap freely."""
-        step_key, reset_key = jax.random.split(key)
-        game, obs, reward, terminated = self._step(state.game, action, step_key)
-        step_count = state.step_count + 1
-        truncated = jnp.logical_and(~terminated, step_count >= self.spec.max_episode_steps)
+        """One agent step with time limit and auto-reset. Pure; jit and vmap freely.
+
+        For a batch of copies, `step_batch` gives the same result faster.
+        """
+        reset_key, game, obs, reward, terminated, truncated, step_count = self._advance(
+            state, action, key)
         done = terminated | truncated
         reset_game, reset_obs = self._reset(reset_key)
         game = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_game, game)
         obs = jnp.where(done, reset_obs, obs)
+        return self._after(game, obs, reward, terminated, truncated, step_count)
+
+    def step_batch(
+        self, state: EpisodeState, action: jax.Array, key: jax.Array
+    ) -> tuple[EpisodeState, TimeStep]:
+        """`jax.vmap(step)` over a leading batch axis of `state`, `action` [B] and `key` [B], with
+        the same result, computing the auto-reset only for the copies whose episode ended.
+
+        Under `vmap`, `step`'s reset is computed for every copy at every step and then discarded
+        where the episode goes on, which is most of the cost of worlds whose reset generates a
+        level (the text adventures draw a map). Here, while at most a quarter of the copies ended,
+        only those are reset, in blocks of B/32 copies (at least 1), so that a step where no
+        episode ended resets nothing; when more ended, every copy's reset is computed once and kept
+        where the episode ended, as under `vmap`.
+        """
+        reset_key, game, obs, reward, terminated, truncated, step_count = jax.vmap(
+            self._advance)(state, action, key)
+        done = terminated | truncated
+        batch = done.shape[0]
+        block = max(1, batch // 32)
+        ended = done.sum()
+        # indices of the ended copies first, then `batch` (out of range: gathers clip, writes drop)
+        where = jnp.nonzero(done, size=batch + block, fill_value=batch)[0]
+
+        def reset_block(i, game_obs):
+            game, obs = game_obs
+            rows = jax.lax.dynamic_slice(where, (i * block,), (block,))
+            new_game, new_obs = jax.vmap(self._reset)(reset_key[jnp.minimum(rows, batch - 1)])
+            put = lambda old, new: old.at[rows].set(new, mode="drop")  # noqa: E731
+            return jax.tree.map(put, game, new_game), put(obs, new_obs)
+
+        def reset_ended(game_obs):  # few ended: reset them block by block
+            blocks = (ended + block - 1) // block
+            return jax.lax.fori_loop(0, blocks, reset_block, game_obs)
+
+        def reset_all(game_obs):  # many ended: one reset of every copy is cheaper than a loop
+            game, obs = game_obs
+            new_game, new_obs = jax.vmap(self._reset)(reset_key)
+            pick = lambda old, new: jnp.where(  # noqa: E731
+                done.reshape(-1, *[1] * (old.ndim - 1)), new, old)
+            return jax.tree.map(pick, game, new_game), pick(obs, new_obs)
+
+        game, obs = jax.lax.cond(4 * ended > batch, reset_all, reset_ended, (game, obs))
+        return jax.vmap(self._after)(game, obs, reward, terminated, truncated, step_count)
+
+    def _advance(self, state: EpisodeState, action, key):
+        """The game's transition and the time limit, before the auto-reset."""
+        step_key, reset_key = jax.random.split(key)
+        game, obs, reward, terminated = self._step(state.game, action, step_key)
+        step_count = state.step_count + 1
+        truncated = jnp.logical_and(~terminated, step_count >= self.spec.max_episode_steps)
+        return reset_key, game, obs, reward, terminated, truncated, step_count
+
+    def _after(self, game, obs, reward, terminated, truncated, step_count):
+        """The new state and time step once ended episodes have been replaced by fresh ones."""
+        done = terminated | truncated
         new_state = EpisodeState(game=game, step_count=jnp.where(done, 0, step_count))
         return new_state, TimeStep(
             observation=obs,

@@ -81,9 +81,22 @@ class AdventureState:
     door_open: jax.Array
 
 
-def _gumbel(uniform: jax.Array) -> jax.Array:
-    """Gumbel noise from uniforms in [0, 1): argmax(logits + noise) samples softmax(logits)."""
-    return -jnp.log(-jnp.log(jnp.clip(uniform, 1e-7, 1.0 - 1e-7)))
+def _pick(allowed: jax.Array, uniform: jax.Array) -> jax.Array:
+    """Index of the largest of `uniform` (in [0, 1)) where `allowed`: uniform over the allowed
+    positions (0 if none is). No transform of the noise is needed for uniform choices, which keeps
+    the world's reset cheap: it is computed at every step of a vmapped auto-reset."""
+    return jnp.argmax(jnp.where(allowed, uniform, -1.0)).astype(jnp.int32)
+
+
+def _first_ranks(uniform: jax.Array, count: int) -> jax.Array:
+    """[count] indices of the `count` smallest of `uniform`, smallest first: the start of the
+    permutation that sorts it (ties in index order), by counting pairwise comparisons, which is
+    much cheaper than a sort for a few dozen numbers."""
+    index = jnp.arange(uniform.shape[0])
+    before = (uniform[None, :] < uniform[:, None]) | (
+        (uniform[None, :] == uniform[:, None]) & (index[None, :] < index[:, None]))
+    rank = before.sum(-1)  # [n] position of each number in sorted order
+    return jnp.argmax(rank[None, :] == jnp.arange(count)[:, None], axis=-1).astype(jnp.int32)
 
 
 def _grow_map(noise, rooms: int, grid: int, extra_door_probability: float, leaf_last: bool):
@@ -113,7 +126,7 @@ def _grow_map(noise, rooms: int, grid: int, extra_door_probability: float, leaf_
         clipped = jnp.clip(target, 0, grid - 1)
         free = occupant[clipped[..., 0], clipped[..., 1]] < 0
         candidate = inside & free & (room_index < i)[:, None]
-        choice = jnp.argmax(jnp.where(candidate.reshape(-1), _gumbel(noise[i]), -jnp.inf))
+        choice = _pick(candidate.reshape(-1), noise[i])
         parent, direction = choice // 4, choice % 4
         cell = target[parent, direction]
         position = position.at[i].set(cell)
@@ -196,12 +209,12 @@ class TextAdventure(JaxWorld):
             map_noise.reshape(R + 1, R * 4), R, self.grid, self.extra_door_probability,
             leaf_last=self.door,
         )
-        names = jnp.argsort(name_noise)[:R]  # a random permutation's first R names
+        names = _first_ranks(name_noise, R)  # a random permutation's first R names
         room_names = jnp.asarray([TOKEN[n] for n in ROOM_NAMES], jnp.int32)[names]
-        place = _gumbel(place_noise.reshape(num_items + 1, R))
+        place = place_noise.reshape(num_items + 1, R)
 
         def pick(row, allowed):
-            return jnp.argmax(jnp.where(allowed, place[row], -jnp.inf)).astype(jnp.int32)
+            return _pick(allowed, place[row])
 
         # With a door, the goal lies in the last-placed room (a leaf behind the door) and no other
         # item or the start may be there; without one, the goal avoids only the start.
