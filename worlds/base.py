@@ -139,7 +139,7 @@ class JaxWorld:
     ) -> tuple[EpisodeState, TimeStep]:
         """One agent step with time limit and auto-reset. Pure; jit and vmap freely.
 
-        For a batch of copies, `step_batch` gives the same result faster.
+        For a batch of copies, `step_batch` gives the same result (faster on a CPU).
         """
         reset_key, game, obs, reward, terminated, truncated, step_count = self._advance(
             state, action, key)
