@@ -37,30 +37,23 @@ def bench_worlds(quick: bool) -> dict:
         names = ["catch", "cartpole", "text/coin"]
     batches = (16,) if quick else (1, 16, 256)
     steps = 100 if quick else 1000
-    results = {}
-    print(f"{'world':28s}" + "".join(f"{'B=' + str(b):>14s}" for b in batches) + "   (steps/s)")
+    results, versus = {}, {}
+    print(f"{'world':28s}" + "".join(f"{'B=' + str(b):>14s}" for b in batches)
+          + f"{'vs vmap(step)':>16s}   (steps/s; the ratio at B={batches[-1]})")
     for name in names:
         world = worlds.make(name)
         row = {}
         for batch in batches:
-            def rollout(key, world=world, batch=batch):
-                state, _ = jax.vmap(world.reset)(jax.random.split(key, batch))
-
-                def body(state, key):
-                    a_key, s_key = jax.random.split(key)
-                    action = jax.random.randint(a_key, (batch,), 0, world.spec.num_actions)
-                    state, ts = world.step_batch(state, action, jax.random.split(s_key, batch))
-                    # depend on observations and flags too, so XLA cannot drop the dynamics
-                    return state, (ts.reward.sum() + ts.observation.astype(jnp.float32).sum()
-                                   + ts.terminated.sum())
-
-                return jax.lax.scan(body, state, jax.random.split(key, steps))[1].sum()
-
-            fn = jax.jit(rollout)
-            seconds = _timed(fn, 2 if quick else 3, jax.random.key(0))
+            seconds = _timed(_world_rollout(world, batch, steps, batched=True), 2 if quick else 3,
+                             jax.random.key(0))
             row[batch] = steps * batch / seconds
+        # the baseline, same process: the auto-reset computed for every copy, as under vmap
+        baseline = _timed(_world_rollout(world, batches[-1], steps, batched=False),
+                          2 if quick else 3, jax.random.key(0))
+        versus[name] = row[batches[-1]] * baseline / (steps * batches[-1])
         results[name] = row
-        print(f"{name:28s}" + "".join(f"{row[b]:14,.0f}" for b in batches))
+        print(f"{name:28s}" + "".join(f"{row[b]:14,.0f}" for b in batches)
+              + f"{versus[name]:15.2f}x")
     host = {}
     host_names = ["atari/pong", "gym:CartPole-v1"]
     if not quick:
@@ -82,7 +75,29 @@ def bench_worlds(quick: bool) -> dict:
             world.close()
             host[f"{name} x{num_envs}"] = rate
             print(f"{name + ' x' + str(num_envs):28s}{rate:14,.0f}   (host vector env)")
-    return {"jax_worlds_steps_per_s": results, "host_worlds_steps_per_s": host}
+    return {"jax_worlds_steps_per_s": results, "step_batch_vs_vmap_step": versus,
+            "host_worlds_steps_per_s": host}
+
+
+def _world_rollout(world, batch: int, steps: int, batched: bool):
+    """A jitted `key -> scalar` that resets `batch` copies and takes `steps` uniform-random actions,
+    through `world.step_batch` or (`batched=False`) through `jax.vmap(world.step)`."""
+    step = world.step_batch if batched else jax.vmap(world.step)
+
+    def rollout(key):
+        state, _ = jax.vmap(world.reset)(jax.random.split(key, batch))
+
+        def body(state, key):
+            a_key, s_key = jax.random.split(key)
+            action = jax.random.randint(a_key, (batch,), 0, world.spec.num_actions)
+            state, ts = step(state, action, jax.random.split(s_key, batch))
+            # depend on observations and flags too, so XLA cannot drop the dynamics
+            return state, (ts.reward.sum() + ts.observation.astype(jnp.float32).sum()
+                           + ts.terminated.sum())
+
+        return jax.lax.scan(body, state, jax.random.split(key, steps))[1].sum()
+
+    return jax.jit(rollout)
 
 
 def bench_search(quick: bool) -> dict:

@@ -25,3 +25,4 @@ def test_bench_quick(what, capsys):
     if what == "worlds":
         assert result["jax_worlds_steps_per_s"]["cartpole"]["16"] > 0
         assert result["jax_worlds_steps_per_s"]["text/coin"]["16"] > 0
+        assert result["step_batch_vs_vmap_step"]["text/coin"] > 0
