@@ -175,17 +175,18 @@ class JaxWorld:
         batch = done.shape[0]
         block = max(1, batch // 32)
         ended = done.sum()
-        # indices of the ended copies first, then `batch` (out of range: gathers clip, writes drop)
-        where = jnp.nonzero(done, size=batch + block, fill_value=batch)[0]
-
-        def reset_block(i, game_obs):
-            game, obs = game_obs
-            rows = jax.lax.dynamic_slice(where, (i * block,), (block,))
-            new_game, new_obs = jax.vmap(self._reset)(reset_key[jnp.minimum(rows, batch - 1)])
-            put = lambda old, new: old.at[rows].set(new, mode="drop")  # noqa: E731
-            return jax.tree.map(put, game, new_game), put(obs, new_obs)
 
         def reset_ended(game_obs):  # few ended: reset them block by block
+            # indices of the ended copies, then `batch` (out of range: gathers clip, writes drop)
+            where = jnp.nonzero(done, size=batch + block, fill_value=batch)[0]
+
+            def reset_block(i, game_obs):
+                game, obs = game_obs
+                rows = jax.lax.dynamic_slice(where, (i * block,), (block,))
+                new_game, new_obs = jax.vmap(self._reset)(reset_key[jnp.minimum(rows, batch - 1)])
+                put = lambda old, new: old.at[rows].set(new, mode="drop")  # noqa: E731
+                return jax.tree.map(put, game, new_game), put(obs, new_obs)
+
             blocks = (ended + block - 1) // block
             return jax.lax.fori_loop(0, blocks, reset_block, game_obs)
 
