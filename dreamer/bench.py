@@ -36,7 +36,7 @@ def bench_worlds(quick: bool) -> dict:
     if quick:
         names = ["catch", "cartpole", "text/coin"]
     batches = (16,) if quick else (1, 16, 256)
-    steps = 100 if quick else 1000
+    steps, repeats = (100, 2) if quick else (1000, 3)
     results, versus = {}, {}
     print(f"{'world':28s}" + "".join(f"{'B=' + str(b):>14s}" for b in batches)
           + f"{'vs vmap(step)':>16s}   (steps/s; the ratio at B={batches[-1]})")
@@ -44,12 +44,12 @@ def bench_worlds(quick: bool) -> dict:
         world = worlds.make(name)
         row = {}
         for batch in batches:
-            seconds = _timed(_world_rollout(world, batch, steps, batched=True), 2 if quick else 3,
+            seconds = _timed(_world_rollout(world, batch, steps, batched=True), repeats,
                              jax.random.key(0))
             row[batch] = steps * batch / seconds
         # the baseline, same process: the auto-reset computed for every copy, as under vmap
-        baseline = _timed(_world_rollout(world, batches[-1], steps, batched=False),
-                          2 if quick else 3, jax.random.key(0))
+        baseline = _timed(_world_rollout(world, batches[-1], steps, batched=False), repeats,
+                          jax.random.key(0))
         versus[name] = row[batches[-1]] * baseline / (steps * batches[-1])
         results[name] = row
         print(f"{name:28s}" + "".join(f"{row[b]:14,.0f}" for b in batches)
