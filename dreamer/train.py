@@ -267,7 +267,7 @@ def _build_programs(c: Config, world, mesh) -> Programs:
             ),
             evaluate=functools.cache(lambda episodes: jax.jit(
                 actor.make_evaluate(world, model, c, episodes),
-                **_shardings(mesh, (rep, rep), rep))),
+                **_shardings(mesh, (rep, rep, rep), rep))),
         )
     return Programs(**programs)
 
