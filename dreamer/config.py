@@ -123,6 +123,17 @@ class TrainConfig:
         batch; G > 1 amortises the search's sequential simulations over G batches, whose
         priorities and target network are then up to G - 1 updates old. Must divide the updates
         of one learner phase, round(train_ratio x num_envs x collect_steps).
+      reanalyse_pass_interval: learner updates between buffer-wide reanalysis passes
+        (`dreamer.reanalyse`): stored rows re-searched in big batches with the target network,
+        their policy targets and root values written into the replay. 0 = no pass (targets
+        come from acting and from per-update reanalysis alone). A pass runs after the learner
+        phase in which the update count crosses a multiple of it; set it to
+        target_update_interval to re-search right after each target refresh.
+      reanalyse_pass_rows: rows (all streams counted) one pass re-searches, the stalest first;
+        0 = every stored row.
+      reanalyse_pass_chunk: roots per search call of a pass (a cache-sized batch).
+      reanalyse_pass_order: among rows of equally old targets, re-search "newest" rows first or
+        those of highest "priority" first.
       optimizer: "adamw" or "sgd" (momentum 0.9, EfficientZero's schedule).
       learning_rate: peak learning rate.
       lr_warmup_updates: linear warm-up updates.
@@ -148,6 +159,10 @@ class TrainConfig:
     reanalyse_fraction: float = 0.99
     reanalyse_value: bool = False
     reanalyse_batches: int = 1
+    reanalyse_pass_interval: int = 0
+    reanalyse_pass_rows: int = 0
+    reanalyse_pass_chunk: int = 256
+    reanalyse_pass_order: Literal["newest", "priority"] = "newest"
     optimizer: Literal["adamw", "sgd"] = "adamw"
     learning_rate: float = 3e-3
     lr_warmup_updates: int = 100
@@ -549,6 +564,7 @@ def validate(cfg: Config) -> None:
         "train.value_prefix_horizon": cfg.train.value_prefix_horizon,
         "train.target_update_interval": cfg.train.target_update_interval,
         "train.reanalyse_batches": cfg.train.reanalyse_batches,
+        "train.reanalyse_pass_chunk": cfg.train.reanalyse_pass_chunk,
         "replay.capacity": cfg.replay.capacity,
         "model.hidden": cfg.model.hidden,
         "model.latent_dim": cfg.model.latent_dim,
@@ -572,6 +588,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"train.reanalyse_fraction must be in [0, 1], got {cfg.train.reanalyse_fraction}"
         )
+    if cfg.train.reanalyse_pass_interval < 0:
+        raise ConfigError("train.reanalyse_pass_interval must be >= 0 (0 = no pass), got "
+                          f"{cfg.train.reanalyse_pass_interval}")
+    if cfg.train.reanalyse_pass_rows < 0:
+        raise ConfigError("train.reanalyse_pass_rows must be >= 0 (0 = every stored row), got "
+                          f"{cfg.train.reanalyse_pass_rows}")
     if cfg.train.train_ratio < 0:
         raise ConfigError(f"train.train_ratio must be >= 0, got {cfg.train.train_ratio}")
     phase = updates_per_phase(cfg)

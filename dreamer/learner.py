@@ -122,6 +122,13 @@ def update_cost(config: Config) -> UpdateCost:
     )
 
 
+def target_version(updates, config: Config):
+    """The update whose online parameters the target network holds after `updates` updates
+    (it is refreshed every `train.target_update_interval`; 0 = the initial parameters)."""
+    interval = config.train.target_update_interval
+    return (updates // interval) * interval
+
+
 def reanalysed_count(config: Config) -> int:
     """Samples per batch whose targets come from fresh search (none without planning)."""
     if config.search.algorithm == "none":
@@ -250,10 +257,15 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         prefix_target = targets_lib.value_prefix_targets(
             rows.reward, masks.alive, K, t.value_prefix_horizon
         )
-        return value_target, plan.valid, prefix_target, policy_target, masks
+        # policy targets made by the current target network: a buffer-wide pass since its last
+        # refresh (the row's version), or this update's reanalysis
+        fresh = window.version[:, : K + 1] >= target_version(train_state.updates, config)
+        if num_reanalysed > 0:
+            fresh = fresh.at[reanalysed].set(True)
+        return value_target, plan.valid, prefix_target, policy_target, masks, fresh
 
     def loss_fn(params, window: replay_lib.Window, targets):
-        value_target, value_valid, prefix_target, policy_target, masks = targets
+        value_target, value_valid, prefix_target, policy_target, masks, _ = targets
         rows = window.rows
         batch = rows.action.shape[0]
         alive, absorbing = masks.alive, masks.absorbing
@@ -380,6 +392,10 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             "grad_norm": grad_norm,
             "finite": finite,
             "value_target_mean": jnp.mean(value_target0),
+            # share of the policy targets of this batch's live positions made by the current
+            # target network (fresh search), the rest being older searches' (acting or a pass)
+            "targets/fresh": jnp.sum(targets[5] & targets[4].alive) / jnp.maximum(
+                jnp.sum(targets[4].alive), 1),
         }
         return new_state, replay_state, metrics
 

@@ -3,7 +3,8 @@
 * real.env_steps: agent decisions taken in the training worlds (evaluation is not counted);
   real.frames: emulator frames behind them (frame skip, no-op starts); real.episodes: finished.
 * simulated.*: latent model transitions (one recurrent application per root), spent in search
-  while acting, in search while reanalysing, and in the training unroll.
+  while acting, in search while reanalysing sampled batches (per update), in buffer-wide
+  reanalysis passes over the replay (`dream`), and in the training unroll.
 * dream_ratio = simulated.total / real.env_steps.
 """
 
@@ -27,6 +28,7 @@ class SampleLedger:
     episodes: int = 0
     search: int = 0
     reanalyse: int = 0
+    dream: int = 0
     unroll: int = 0
     updates: int = 0
     eval_episodes: int = 0
@@ -36,7 +38,7 @@ class SampleLedger:
 
     @property
     def simulated(self) -> int:
-        return self.search + self.reanalyse + self.unroll
+        return self.search + self.reanalyse + self.dream + self.unroll
 
     @property
     def dream_ratio(self) -> float:
@@ -51,6 +53,7 @@ class SampleLedger:
             "simulated": {
                 "search": self.search,
                 "reanalyse": self.reanalyse,
+                "dream": self.dream,
                 "unroll": self.unroll,
                 "total": self.simulated,
             },
@@ -75,6 +78,7 @@ class SampleLedger:
             episodes=data["real"]["episodes"],
             search=data["simulated"]["search"],
             reanalyse=data["simulated"]["reanalyse"],
+            dream=data["simulated"].get("dream", 0),  # ledgers written before the pass existed
             unroll=data["simulated"]["unroll"],
             updates=data["updates"],
             eval_episodes=data["eval"]["episodes"],

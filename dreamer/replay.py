@@ -40,6 +40,9 @@ class ReplayState:
       global_index: [capacity] int32 index of the row in its stream since the start (-1 empty).
       num_rows: [] int32 rows added per stream so far.
       max_priority: [] float32 priority given to new rows: the largest stored priority.
+      target_version: [capacity, N] int32 which network made the row's policy and value: -1 the
+        acting search; v >= 0 the target network of update v, in a buffer-wide reanalysis pass
+        (`dreamer.reanalyse`).
     """
 
     rows: Rows
@@ -47,6 +50,7 @@ class ReplayState:
     global_index: jax.Array
     num_rows: jax.Array
     max_priority: jax.Array
+    target_version: jax.Array
 
     @property
     def capacity(self) -> int:
@@ -66,6 +70,7 @@ class Window(NamedTuple):
     stream: jax.Array  # [B] int32 stream index
     age: jax.Array  # [B] int32 rows written to the stream since the window's first row
     weight: jax.Array  # [B] float32 importance-sampling weight, max 1
+    version: jax.Array  # [B, W] int32 the rows' target_version
 
 
 def init(example: Rows, capacity: int) -> ReplayState:
@@ -78,6 +83,7 @@ def init(example: Rows, capacity: int) -> ReplayState:
         global_index=jnp.full((capacity,), -1, jnp.int32),
         num_rows=jnp.zeros((), jnp.int32),
         max_priority=jnp.ones((), jnp.float32),
+        target_version=jnp.full((capacity, num_streams), -1, jnp.int32),
     )
 
 
@@ -95,6 +101,7 @@ def add(state: ReplayState, rows: Rows) -> ReplayState:
         priority=state.priority.at[slots].set(state.max_priority),
         global_index=state.global_index.at[slots].set(global_index),
         num_rows=state.num_rows + length,
+        target_version=state.target_version.at[slots].set(-1),
     )
 
 
@@ -122,7 +129,9 @@ def sample(
     present = (state.global_index[start][:, None] + offsets[None, :]) < state.num_rows
     rows = jax.tree.map(lambda x: x[slots, stream[:, None]], state.rows)
     age = state.num_rows - 1 - state.global_index[start]
-    return Window(rows=rows, present=present, start=start, stream=stream, age=age, weight=weight)
+    version = state.target_version[slots, stream[:, None]]
+    return Window(rows=rows, present=present, start=start, stream=stream, age=age, weight=weight,
+                  version=version)
 
 
 def update_priorities(

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import worlds
-from dreamer import actor, learner, parallel
+from dreamer import actor, learner, parallel, reanalyse
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, config_from_dict, flatten_config, updates_per_phase
@@ -176,6 +176,7 @@ class Programs:
     train_many: Any
     act: Any
     act_eval: Any
+    reanalyse_pass: Any
     new_collector: Any = None
     collect: Any = None
     evaluate: Any = None
@@ -187,7 +188,7 @@ class Programs:
 _HOST_ONLY_FIELDS = {
     "run": ("real_steps", "eval_interval", "checkpoint_interval", "keep_checkpoints",
             "eval_temperature", "eval_episodes"),
-    "train": ("learning_starts",),
+    "train": ("learning_starts", "reanalyse_pass_interval", "reanalyse_pass_rows"),
     "search": ("temperature_decay_steps",),
 }
 _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
@@ -252,6 +253,9 @@ def _build_programs(c: Config, world, mesh) -> Programs:
         ),
         act=jax.jit(actor.make_act(model, c, explore=True), **act_out),
         act_eval=jax.jit(actor.make_act(model, c, explore=False), **act_out),
+        reanalyse_pass=jax.jit(
+            reanalyse.make_reanalyse_pass(model, c), donate_argnums=1,
+            **_shardings(mesh, (rep, replay_sh, rep, rep), replay_sh)),
     )
     if world.is_jax:
         def new_collector(key):
@@ -303,6 +307,7 @@ class Trainer:
         self.replay = programs.new_replay()
         self._add, self._train_many = programs.add, programs.train_many
         self._act, self._act_eval = programs.act, programs.act_eval
+        self._reanalyse = programs.reanalyse_pass
         if self.world.is_jax:
             self.collector = programs.new_collector(collector_key)
             self._collect, self._evaluate = programs.collect, programs.evaluate
@@ -539,6 +544,8 @@ class Trainer:
         if self.ledger.env_steps < c.train.learning_starts:
             return None
         self.loop.update_credit += c.train.train_ratio * self.steps_per_iteration
+        pass_key = jax.random.fold_in(key, 1_000_003)
+        updates_before = self.ledger.updates
         chunks = []
         while self.loop.update_credit >= self.chunk:
             key, chunk_key = jax.random.split(key)
@@ -565,8 +572,23 @@ class Trainer:
             chunks.append(metrics)
         if not chunks:
             return None
-        return {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in chunks])))
-                for k in chunks[0] if k != "finite"}
+        result = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in chunks])))
+                  for k in chunks[0] if k != "finite"}
+        interval = c.train.reanalyse_pass_interval
+        if interval and self.ledger.updates // interval > updates_before // interval:
+            result["reanalyse_pass/chunks"] = self._reanalyse_pass(
+                jax.random.fold_in(pass_key, self.ledger.updates // interval))
+        return result
+
+    def _reanalyse_pass(self, key) -> int:
+        """One buffer-wide reanalysis pass with the current target network; returns the
+        search calls it made (each counted in the ledger's `dream`)."""
+        c = self.config
+        rows_per_stream = min(self.ledger.env_steps // c.run.num_envs, c.replay.capacity)
+        chunks = reanalyse.pass_chunks(c, rows_per_stream * c.run.num_envs)
+        self.replay = self._reanalyse(self.train_state, self.replay, key, jnp.int32(chunks))
+        self.ledger.dream += reanalyse.pass_cost(c, chunks)
+        return chunks
 
     def evaluate(self, episodes: int | None = None, temperature: float | None = None) -> np.ndarray:
         """Returns of `episodes` episodes (run.eval_episodes by default) of search play without
