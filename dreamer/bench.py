@@ -1,4 +1,4 @@
-"""`dreamer bench worlds|search|train|gpu`: throughput measured in one process, printed as a table
+"""`dreamer bench worlds|search|train|dream|gpu`: throughput measured in one process, printed as a table
 followed by one JSON line. Times exclude compilation (each function runs once before timing)."""
 
 from __future__ import annotations
@@ -187,6 +187,83 @@ def bench_train(quick: bool) -> dict:
     return results
 
 
+def model_step_limit(model, params, spec, config, batches, steps: int, repeats: int):
+    """The network's best throughput in model steps/s over `batches`: `steps` sequential
+    applications of the search's recurrent function (dynamics, value prefix, prediction) to a
+    batch of latents, timed in this process. Returns (best rate, its batch, {batch: rate})."""
+    from dreamer import search
+
+    recurrent_fn = search.make_recurrent_fn(model, config.train.discount,
+                                            config.train.value_prefix_horizon)
+    rates = {}
+    for batch in batches:
+        observation = jax.random.uniform(jax.random.key(1), (batch, *spec.observation_shape))
+
+        def unroll(params, observation, batch=batch):
+            embedding = search.root(model, params, observation).embedding
+            actions = jnp.arange(batch, dtype=jnp.int32) % spec.num_actions
+
+            def body(i, carry):
+                out, embedding = recurrent_fn(params, None, (actions + i) % spec.num_actions,
+                                              carry[1])
+                return carry[0] + out.value, embedding
+
+            return jax.lax.fori_loop(0, steps, body, (jnp.zeros((batch,)), embedding))[0]
+
+        seconds = _timed(jax.jit(unroll), repeats, params, observation)
+        rates[batch] = batch * steps / seconds
+    best = max(rates, key=rates.get)
+    return rates[best], best, rates
+
+
+def bench_dream(quick: bool) -> dict:
+    """The buffer-wide reanalysis pass (`dreamer.reanalyse`) at the `minatar` preset on
+    minatar/breakout, in model steps/s, against the limit: the same network's best recurrent
+    throughput over batch sizes, same process (`model_step_limit`)."""
+    import worlds
+    from dreamer import config as config_lib
+    from dreamer import learner, reanalyse
+    from dreamer import replay as replay_lib
+    from dreamer.networks import make_model
+
+    cfg = config_lib.minatar()
+    spec = worlds.make("minatar/breakout").spec
+    streams, length = (2, 64) if quick else (16, 1024)
+    chunks = (64,) if quick else (64, 256, 1024)
+    batches = (64, 256) if quick else (64, 256, 1024, 4096)
+    repeats = 1 if quick else 3
+    model = make_model(cfg.model, spec)
+    key = jax.random.key(0)
+    rows = _random_rows(key, length, streams, spec)
+    rstate = replay_lib.add(replay_lib.init(rows, length), rows)
+    tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
+    sims = cfg.search.simulations_per_root
+    limit, limit_batch, limit_rates = model_step_limit(
+        model, tstate.params, spec, cfg, batches, sims, repeats)
+    print(f"limit: {limit:,.0f} model steps/s at batch {limit_batch} "
+          f"({', '.join(f'B={b}: {r:,.0f}' for b, r in limit_rates.items())})")
+    passes = {}
+    for chunk in chunks:
+        c = config_lib.override(cfg, [f"train.reanalyse_pass_chunk={chunk}"])
+        run = jax.jit(reanalyse.make_reanalyse_pass(model, c))
+        n = reanalyse.pass_chunks(c, length * streams)
+        seconds = _timed(run, repeats, tstate, rstate, key, jnp.int32(n))
+        rate = reanalyse.pass_cost(c, n) / seconds
+        passes[chunk] = rate
+        print(f"pass, chunk {chunk:5d}: {length * streams:,} rows in {seconds:.2f} s, "
+              f"{rate:,.0f} model steps/s = {rate / limit:.2f} x limit")
+    best = max(passes, key=passes.get)
+    preset_chunk = cfg.train.reanalyse_pass_chunk
+    preset_rate = passes.get(preset_chunk, passes[best])
+    return {"cases": {"minatar": {
+        "world": "minatar/breakout", "rows": length * streams, "simulations": sims,
+        "pass_model_steps_per_s": preset_rate, "pass_chunk": preset_chunk
+        if preset_chunk in passes else best,
+        "pass_model_steps_per_s_by_chunk": passes,
+        "limit_model_steps_per_s": limit, "limit_batch": limit_batch,
+        "limit_by_batch": limit_rates, "efficiency": preset_rate / limit}}}
+
+
 def _random_rows(key, length: int, streams: int, spec):
     from dreamer import replay as replay_lib
 
@@ -306,7 +383,7 @@ def main(what: str, quick: bool = False) -> int:
 
     enable_compilation_cache()
     benches = {"worlds": bench_worlds, "search": bench_search, "train": bench_train,
-               "gpu": bench_gpu}
+               "dream": bench_dream, "gpu": bench_gpu}
     result = benches[what](quick)
     result = {"bench": what, "quick": quick, "device": str(jax.devices()[0]),
               "device_kind": jax.devices()[0].device_kind, **result}

@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     play.add_arguments(sub.add_parser("play", help="play a world in the terminal (or watch an agent)"))
     sweep.add_arguments(sub.add_parser("sweep", help="a grid of runs at a fixed real budget + report"))
 
-    b = sub.add_parser("bench", help="benchmarks: worlds, search, train, gpu")
-    b.add_argument("what", choices=["worlds", "search", "train", "gpu"],
+    b = sub.add_parser("bench", help="benchmarks: worlds, search, train, dream, gpu")
+    b.add_argument("what", choices=["worlds", "search", "train", "dream", "gpu"],
                    help="gpu: the Atari 100k check (train step, search, ALE, projected hours)")
     b.add_argument("--quick", action="store_true", help="small sizes (for tests)")
     return p
