@@ -432,6 +432,24 @@ class Trainer:
         self.host_timestep = self.world.reset(
             self._host_seed(self.config.seed + int(record["ledger"]["real"]["env_steps"])))
 
+    def _restore_arrays(self, step: int):
+        """The checkpoint's array state and record. A checkpoint written before the replay kept
+        its rows' target versions (`ReplayState.target_version`) restores with every row's
+        targets marked as the acting search's (-1), which is what they were then."""
+        try:
+            return self.checkpointer.restore(self._array_state(), step)
+        except CheckpointError as error:
+            legacy = self._array_state()
+            fields = dataclasses.fields(self.replay)
+            legacy["replay"] = {f.name: getattr(self.replay, f.name) for f in fields
+                                if f.name != "target_version"}
+            try:
+                state, record = self.checkpointer.restore(legacy, step)
+            except CheckpointError:
+                raise error from None
+            state["replay"] = self.replay.replace(**state["replay"])  # target_version: all -1
+            return state, record
+
     def _restore(self) -> None:
         step = self.checkpointer.latest_step()
         if step is None:
@@ -452,7 +470,7 @@ class Trainer:
                 f"--resume: the config does not match the checkpoint in {self.out_dir}: {detail}. "
                 f"Only {', '.join(sorted(RESUMABLE_FIELDS))} may change on resume."
             )
-        state, record = self.checkpointer.restore(self._array_state(), step)
+        state, record = self._restore_arrays(step)
         self.train_state, self.replay = state["train"], state["replay"]
         if self.collector is not None:
             self.collector = state["collector"]

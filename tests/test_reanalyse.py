@@ -135,3 +135,33 @@ def test_pass_in_a_run_counts_exactly_compiles_once_and_resumes_bit_identical(tm
     leaves = [jax.tree.leaves((t.train_state, t.replay)) for t in (straight, resumed)]
     for a, b in zip(*leaves, strict=True):
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_a_checkpoint_from_before_target_versions_resumes(tmp_path):
+    """A run checkpointed before the replay kept target versions resumes, its rows marked as
+    the acting search's (-1), everything else restored as saved."""
+    import dataclasses
+
+    cfg = tiny_catch("run.real_steps=64", "train.learning_starts=32", "run.eval_episodes=0",
+                     "train.reanalyse_pass_interval=0")
+    old = Trainer(cfg, str(tmp_path / "old"))
+    old.run(progress=False)
+    state = old._array_state()
+    state["replay"] = {f.name: getattr(old.replay, f.name) for f in dataclasses.fields(old.replay)
+                       if f.name != "target_version"}  # the replay as it was saved then
+    record = old.checkpointer.restore_record()
+    old.checkpointer = type(old.checkpointer)(str(tmp_path / "legacy" / "checkpoints"), 2)
+    old.checkpointer.save(64, state, record)
+    old.checkpointer.close()
+    resumed = Trainer(config_lib.override(cfg, ["run.real_steps=96"]), str(tmp_path / "legacy"),
+                      resume=True)
+    assert (np.asarray(resumed.replay.target_version) == -1).all()
+    from dreamer.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError):  # so the restore above took the legacy path
+        resumed.checkpointer.restore(resumed._array_state(), 64)
+    for a, b in zip(jax.tree.leaves((old.train_state, old.replay.rows, old.replay.priority)),
+                    jax.tree.leaves((resumed.train_state, resumed.replay.rows,
+                                     resumed.replay.priority)), strict=True):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    assert resumed.run(progress=False).env_steps == 96
