@@ -24,12 +24,12 @@ class CheckpointError(RuntimeError):
 class Checkpointer:
     """Saves and restores `(state pytree, record dict)` pairs under `directory`."""
 
-    def __init__(self, directory: str, keep: int):
+    def __init__(self, directory: str, keep: int, read_only: bool = False):
+        """`read_only`: restore only; nothing in `directory` is created, pruned or written."""
         self.directory = os.path.abspath(directory)
-        self.manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),
-        )
+        options = (ocp.CheckpointManagerOptions(read_only=True) if read_only else
+                   ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, step: int, state: Any, record: dict) -> None:
         self.manager.save(
@@ -76,6 +76,25 @@ class Checkpointer:
                 "or start a new run in another folder."
             ) from None
         return restored["state"], dict(restored["record"])
+
+    def restore_part(self, target: dict, step: int | None = None) -> dict:
+        """Restores only the entries of the array state that `target` names (e.g. `{"train":
+        train_state}`), into their structure, shapes, dtypes and shardings; the rest of the
+        checkpoint (the replay) is not read."""
+        step = self._step(step)
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(
+                    abstract, restore_args=ocp.checkpoint_utils.construct_restore_args(abstract),
+                    partial_restore=True)))
+        except Exception as e:  # orbax raises many types for damaged or mismatched files
+            raise CheckpointError(
+                f"cannot restore checkpoint {step} from {self.directory}: "
+                f"{type(e).__name__}: {str(e).splitlines()[0][:300]}. The checkpoint is corrupted "
+                "or was written by a run with a different world or network shape."
+            ) from None
+        return dict(restored["state"])
 
     def _step(self, step):
         step = self.latest_step() if step is None else step

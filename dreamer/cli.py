@@ -80,14 +80,17 @@ def _build_config(args):
 
 
 def _check_out_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write-test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise UserError(f"--out {path}: not writable ({e.strerror}); choose another folder") from None
+    """Refuses an --out the run could not write, creating nothing: a folder that does not exist
+    yet is made by the run itself once its world and config are known good."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"--out {path}: not writable ({existing} is a file, not a folder); "
+                        "choose another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--out {path}: not writable (permission denied on {existing}); choose "
+                        "another folder")
 
 
 def cmd_train(args) -> int:
@@ -106,7 +109,6 @@ def cmd_train(args) -> int:
     from dreamer.jax_setup import enable_compilation_cache, limit_malloc_arenas
 
     limit_malloc_arenas()  # before JAX starts its threads: flat resident memory on long runs
-    from dreamer.train import Trainer
 
     enable_compilation_cache()
     if args.distributed:
@@ -119,8 +121,17 @@ def cmd_train(args) -> int:
     def on_signal(signum, frame):
         stop["flag"] = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _train(cfg, out, args, stop)
+    finally:  # a caller in the same process (a notebook, a test) gets Ctrl-C back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _train(cfg, out: str, args, stop: dict) -> int:
+    from dreamer.train import Trainer
+
     where = ""
     if args.distributed:
         import jax
@@ -138,26 +149,25 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from dreamer.config import config_from_dict
-    from dreamer.train import Trainer
+    """Evaluates a run's newest checkpoint, read-only: writes RUN/eval.json and nothing else."""
+    from dreamer import agent as agent_lib
 
     if args.episodes is not None and args.episodes < 1:
         raise UserError(f"--episodes {args.episodes}: must be > 0")
     if args.temperature is not None and not args.temperature >= 0:
         raise UserError(f"--temperature {args.temperature}: must be >= 0 (0 = greedy)")
-    path = os.path.join(args.run, "config.json")
-    if not os.path.isfile(path) or not os.path.isdir(os.path.join(args.run, "checkpoints")):
-        raise UserError(f"--run {args.run}: not a dreamer run folder (no config.json / checkpoints)")
-    with open(path) as f:
-        cfg = config_from_dict(json.load(f))
-    trainer = Trainer(cfg, args.run, resume=True)
+    try:
+        config = agent_lib.read_config(args.run)
+    except agent_lib.NotARunError:
+        raise UserError(
+            f"--run {args.run}: not a dreamer run folder (no config.json / checkpoints)") from None
     t0 = time.perf_counter()
-    temperature = cfg.run.eval_temperature if args.temperature is None else args.temperature
-    returns = trainer.evaluate(args.episodes, temperature)
+    temperature = config.run.eval_temperature if args.temperature is None else args.temperature
+    agent, returns = agent_lib.evaluate(args.run, args.episodes, temperature)
     result = {
         "run": args.run,
-        "env_steps": trainer.ledger.env_steps,
-        "updates": trainer.ledger.updates,
+        "env_steps": agent.ledger.env_steps,
+        "updates": agent.ledger.updates,
         "episodes": int(returns.size),
         "temperature": temperature,
         "mean_return": float(returns.mean()),
@@ -167,7 +177,6 @@ def cmd_eval(args) -> int:
     }
     with open(os.path.join(args.run, "eval.json"), "w") as f:
         json.dump(result, f, indent=2)
-    trainer.checkpointer.close()
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
     return 0
 
@@ -236,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command or "train"
     if args.command is None:
-        args = parser.parse_args([*(argv or sys.argv[1:]), "train"])
+        args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "train"])
     handler = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "worlds": cmd_worlds,
                "bench": cmd_bench, "play": cmd_play, "sweep": cmd_sweep}
     try:
@@ -250,4 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m dreamer.cli`: run the module under its real name, so the errors that play and
+    # sweep raise (dreamer.cli.UserError) are the ones `main` knows
+    from dreamer.cli import main as _main
+
+    sys.exit(_main())

@@ -137,7 +137,8 @@ class TrainConfig:
       optimizer: "adamw" or "sgd" (momentum 0.9, EfficientZero's schedule).
       learning_rate: peak learning rate.
       lr_warmup_updates: linear warm-up updates.
-      lr_decay_updates: step decay by 10x after this many updates (sgd); 0 means never.
+      lr_decay_updates: one step decay by 10x this many updates after the warm-up ends
+        (EfficientZero's convention); 0 means never.
       weight_decay: L2 / decoupled weight decay.
       max_grad_norm: global gradient norm clip.
       policy_weight, value_weight, value_prefix_weight, consistency_weight: loss weights.

@@ -10,9 +10,6 @@ Imports nothing heavy at module level (the CLI imports this module to build its 
 
 from __future__ import annotations
 
-import json
-import os
-
 QUIT = ("q", "quit", "exit")
 
 
@@ -153,24 +150,16 @@ def _play_human(session: _Session) -> int:
     return 0
 
 
-def _load_agent(run_dir: str):
-    """(config, params, model) of the latest checkpoint in `run_dir`, or a UserError."""
+def _read_agent_config(run_dir: str):
+    """The config `run_dir` was trained with, or a UserError."""
+    from dreamer import agent as agent_lib
     from dreamer.cli import UserError
 
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path) or not os.path.isdir(os.path.join(run_dir, "checkpoints")):
+    try:
+        return agent_lib.read_config(run_dir)
+    except agent_lib.NotARunError:
         raise UserError(f"--agent {run_dir}: not a dreamer run folder (no config.json / "
-                        "checkpoints); train one with `dreamer train --out RUN_DIR`")
-    from dreamer.config import config_from_dict
-    from dreamer.train import Trainer
-
-    with open(path) as f:
-        config = config_from_dict(json.load(f))
-    trainer = Trainer(config, run_dir, resume=True)
-    trainer.checkpointer.close()
-    if not trainer.world.is_jax:
-        trainer.world.close()
-    return config, trainer.train_state.params, trainer.model, trainer.ledger
+                        "checkpoints); train one with `dreamer train --out RUN_DIR`") from None
 
 
 def _watch_agent(session: _Session, args, config, params, model, ledger) -> int:
@@ -241,27 +230,30 @@ def run(args) -> int:
         if not sep or not name.strip():
             raise UserError(f"--option {item!r}: expected NAME=VALUE, e.g. --option rooms=3")
         options[name.strip()] = parse_world_option(value)
-    agent = None
+    config = None
     world = args.world
     if args.agent is not None:
-        agent = _load_agent(args.agent)
-        trained_on = agent[0].world
+        config = _read_agent_config(args.agent)
+        trained_on = config.world
         if world is not None and world != trained_on:
             raise UserError(f"--agent {args.agent} was trained on {trained_on}, not {world}; "
                             "drop --world or name that world")
         world = trained_on
         if options:
             raise UserError(f"--agent {args.agent} plays the world it was trained on, with its "
-                            f"options {agent[0].world_kwargs()}; drop --option")
+                            f"options {config.world_kwargs()}; drop --option")
         # An agent's world is built with the options it was trained with.
-        options = agent[0].world_kwargs()
+        options = config.world_kwargs()
     session = _Session(world or "text/coin", args.seed, options)
     try:
         if not session.renderable:
             raise UserError(f"world {session.spec.name} cannot be shown as text (it has no "
                             "render); try --world text/coin or text/quest")
-        if agent is None:
+        if config is None:
             return _play_human(session)
-        return _watch_agent(session, args, *agent)
+        from dreamer import agent as agent_lib
+
+        agent = agent_lib.load(args.agent, session.world, config)  # read-only
+        return _watch_agent(session, args, config, agent.params, agent.model, agent.ledger)
     finally:
         session.close()

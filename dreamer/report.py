@@ -119,6 +119,12 @@ def interquartile_mean(values: np.ndarray) -> float:
     return float(values[n // 4 : n - n // 4].mean())
 
 
+def _count(x: float) -> str:
+    """A model-step count per real step: whole numbers from 100 up, two decimals below (a
+    ratio of 0.06 is not 0)."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.2f}"
+
+
 def steps_to_threshold(curve: np.ndarray, threshold: float) -> int | None:
     """Real env steps at the first evaluation whose mean return is >= threshold (None if never).
 
@@ -279,9 +285,9 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
                          if hit else f"0/{len(steps)} runs")
             lines.append(
                 f"| {world} | {label} | {len(members)} | {int(env_steps.mean()):,} | "
-                f"{finals.mean():.1f} [{low:.1f}, {high:.1f}] | {iqm} | {ratio:,.0f} | "
-                f"{per_step['search']:,.0f} / {per_step['reanalyse']:,.0f} / "
-                f"{per_step['unroll']:,.0f} | {reach} |"
+                f"{finals.mean():.1f} [{low:.1f}, {high:.1f}] | {iqm} | {_count(ratio)} | "
+                f"{_count(per_step['search'])} / {_count(per_step['reanalyse'])} / "
+                f"{_count(per_step['unroll'])} | {reach} |"
             )
             config_lines.append(f"- {world} {label}: {', '.join(m['path'] for m in members)}")
             stacked = _aligned(members)

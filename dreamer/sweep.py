@@ -189,14 +189,12 @@ def run_state(run: SweepRun) -> str:
 
     ledger_path = os.path.join(run.folder, "ledger.json")
     if not os.path.isfile(ledger_path):
-        if os.path.isdir(os.path.join(run.folder, "checkpoints")):
-            return "resume"
-        return "new"
+        return "resume" if _has_checkpoint(run.folder) else "new"
     try:
         with open(ledger_path) as f:
             ledger = json.load(f)
     except (OSError, ValueError):
-        return "new" if not os.path.isdir(os.path.join(run.folder, "checkpoints")) else "resume"
+        return "resume" if _has_checkpoint(run.folder) else "new"
     try:
         # A field the saved run does not know (added to the code since) takes its default.
         saved = flatten_config(config_from_dict(ledger.get("config", {})).to_dict())
@@ -314,9 +312,17 @@ def execute(runs: list[SweepRun], args, log=_say) -> list[SweepRun]:
     return failed
 
 
+def _has_checkpoint(folder: str) -> bool:
+    """Whether the run folder holds a finished checkpoint (orbax renames a step's temporary
+    folder to the bare step number once it is complete)."""
+    path = os.path.join(folder, "checkpoints")
+    return os.path.isdir(path) and any(name.isdigit() for name in os.listdir(path))
+
+
 def _clear_partial(folder: str) -> None:
-    """Removes what a run killed before its first checkpoint left, so a fresh start does not
-    append to it (its metrics and evaluation rows would be repeated)."""
+    """Removes what a run killed before its first checkpoint left (its rows, and a checkpoint
+    folder holding no finished step), so a fresh start does not append to it (its metrics and
+    evaluation rows would be repeated) and is not taken for a resume."""
     import shutil
 
     for name in ("eval.csv", "metrics.jsonl", "ledger.json"):
@@ -324,6 +330,8 @@ def _clear_partial(folder: str) -> None:
         if os.path.isfile(path):
             os.remove(path)
     shutil.rmtree(os.path.join(folder, "tb"), ignore_errors=True)
+    if not _has_checkpoint(folder):
+        shutil.rmtree(os.path.join(folder, "checkpoints"), ignore_errors=True)
 
 
 def final_returns(folder: str) -> tuple[int, int, float] | None:

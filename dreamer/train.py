@@ -80,6 +80,56 @@ def make_training_world(config: Config, copies: int | None = None):
     return worlds.make(name, num_envs=copies, **options)
 
 
+def evaluation_key(seed: int, env_steps: int):
+    """The key of the evaluation after `env_steps` real steps of the run seeded `seed` (the same
+    in a run and in `dreamer eval` of its checkpoint)."""
+    return jax.random.fold_in(jax.random.split(jax.random.key(seed), 4)[3], env_steps)
+
+
+def make_eval_world(config: Config, episodes: int, eval_options: dict | None = None):
+    """A host world of this process's share of `episodes` copies, built with the run's options
+    and the world's held-out `eval_options` (read off a first build when not given)."""
+    share = episodes // jax.process_count()
+    options = config.world_kwargs()
+    if eval_options is None:
+        world = worlds.make(config.world, num_envs=share, **options)
+        if not world.eval_options:
+            return world
+        eval_options = world.eval_options
+        world.close()
+    return worlds.make(config.world, num_envs=share, **{**options, **eval_options})
+
+
+def host_act(act_fn, mesh, params, key, observation, action_mask, temperature):
+    """One batched search over this process's observations of a host world (all processes
+    search together in a distributed run); returns this process's share of the SearchOutput
+    as numpy."""
+    spec = parallel.P(parallel.AXIS)
+    observation, mask = parallel.to_global((observation, action_mask), mesh, spec)
+    out = act_fn(params, key, observation, mask, temperature)
+    return parallel.to_local(out, mesh, spec)
+
+
+def evaluate_policy(config: Config, programs, mesh, params, key, episodes: int,
+                    temperature: float, host_world=None) -> np.ndarray:
+    """Returns of `episodes` first episodes of search play without root noise at `temperature`
+    (0 = greedy): in the JAX world of `programs`, or in `host_world` (built by
+    `make_eval_world`, this process's share of the copies)."""
+    if host_world is None:
+        returns, _ = programs.evaluate(episodes)(params, key, np.float32(temperature))
+        return np.asarray(returns)
+    share = episodes // jax.process_count()
+    returns = actor.host_evaluate(
+        host_world,
+        lambda params, k, obs, mask, temp: host_act(programs.act_eval, mesh, params, k, obs,
+                                                    mask, temp),
+        params, key, share,
+        seed=config.seed + 1_000_003 + jax.process_index() * share, temperature=temperature,
+        all_finished=lambda finished: bool(parallel.gather(finished.all()).all()),
+    )
+    return parallel.gather(returns).reshape(-1)
+
+
 def _shardings(mesh, inputs, outputs) -> dict:
     """jit's sharding arguments on a mesh; none without one (plain single-device jit)."""
     return {} if mesh is None else {"in_shardings": inputs, "out_shardings": outputs}
@@ -282,7 +332,6 @@ class Trainer:
     def __init__(self, config: Config, out_dir: str, resume: bool = False):
         self.config = config
         self.out_dir = out_dir
-        os.makedirs(out_dir, exist_ok=True)
         c = config
         # host worlds: each process of a distributed run steps its own share of the copies
         self.local_envs = c.run.num_envs // jax.process_count()
@@ -296,8 +345,9 @@ class Trainer:
         except ValueError as e:
             raise DeviceLayoutError(str(e)) from None
         self._check_layout()
+        os.makedirs(out_dir, exist_ok=True)  # once the world and the layout are known good
         parallel.sync_processes("dreamer: start")
-        init_key, collector_key, self.loop_key, self.eval_key = jax.random.split(
+        init_key, collector_key, self.loop_key, _ = jax.random.split(  # the 4th: evaluation_key
             jax.random.key(c.seed), 4
         )
         example = np.zeros((1, *self.spec.observation_shape), self.spec.observation_dtype)
@@ -310,7 +360,7 @@ class Trainer:
         self._reanalyse = programs.reanalyse_pass
         if self.world.is_jax:
             self.collector = programs.new_collector(collector_key)
-            self._collect, self._evaluate = programs.collect, programs.evaluate
+            self._collect = programs.collect
         else:
             self.collector = None
             self.host_timestep = self.world.reset(self._host_seed(c.seed))
@@ -366,12 +416,8 @@ class Trainer:
         return seed + jax.process_index() * self.local_envs
 
     def _host_act(self, act_fn, key, observation, action_mask, temperature):
-        """One batched search over this process's observations (all processes search together
-        in a distributed run); returns this process's share of the SearchOutput as numpy."""
-        spec = parallel.P(parallel.AXIS)
-        observation, mask = parallel.to_global((observation, action_mask), self.mesh, spec)
-        out = act_fn(self.train_state.params, key, observation, mask, temperature)
-        return parallel.to_local(out, self.mesh, spec)
+        return host_act(act_fn, self.mesh, self.train_state.params, key, observation,
+                        action_mask, temperature)
 
     # --- state <-> checkpoint ---------------------------------------------------------------
     def _array_state(self):
@@ -615,26 +661,16 @@ class Trainer:
         c = self.config
         episodes = c.run.eval_episodes if episodes is None else episodes
         temperature = c.run.eval_temperature if temperature is None else temperature
-        key = jax.random.fold_in(self.eval_key, self.ledger.env_steps)
+        key = evaluation_key(c.seed, self.ledger.env_steps)
         if self.world.is_jax:
-            returns, _ = self._evaluate(episodes)(self.train_state.params, key,
-                                                  np.float32(temperature))
-            return np.asarray(returns)
-        share = episodes // jax.process_count()
-        world = worlds.make(c.world, num_envs=share,
-                            **{**c.world_kwargs(), **self.world.eval_options})
+            return evaluate_policy(c, self.programs, self.mesh, self.train_state.params, key,
+                                   episodes, temperature)
+        world = make_eval_world(c, episodes, self.world.eval_options)
         try:
-            returns = actor.host_evaluate(
-                world,
-                lambda params, k, obs, mask, temp: self._host_act(
-                    self._act_eval, k, obs, mask, temp),
-                self.train_state.params, key, share,
-                seed=c.seed + 1_000_003 + jax.process_index() * share, temperature=temperature,
-                all_finished=lambda finished: bool(parallel.gather(finished.all()).all()),
-            )
+            return evaluate_policy(c, self.programs, self.mesh, self.train_state.params, key,
+                                   episodes, temperature, world)
         finally:
             world.close()
-        return parallel.gather(returns).reshape(-1)
 
     def _record_eval(self, metrics_writer: MetricsWriter) -> None:
         if self.config.run.eval_episodes == 0:
@@ -728,8 +764,10 @@ class _ProgressBar:
         recent_return = f"{np.mean(recent):.1f}" if recent else "-"
         eval_return = ("-" if ledger.eval_mean_return is None
                        else f"{ledger.eval_mean_return:.1f}")
-        info = (f"return {recent_return} | eval {eval_return} | dream ratio "
-                f"{ledger.dream_ratio:.0f} | {updates_per_second:.1f} upd/s")
+        ratio = ledger.dream_ratio
+        ratio_text = f"{ratio:,.0f}" if ratio >= 100 else f"{ratio:.2f}"  # 0.06 is not 0
+        info = (f"return {recent_return} | eval {eval_return} | dream ratio {ratio_text} | "
+                f"{updates_per_second:.1f} upd/s")
         self.progress.update(self.task, completed=min(ledger.env_steps, self.progress.tasks[0].total),
                              info=info)
 

@@ -1,28 +1,125 @@
-"""`dreamer bench` runs at a quick size, so the benchmark commands cannot rot."""
+"""`dreamer bench` runs at a quick size, so the benchmark commands cannot rot: each prints its table
+and then one JSON line with every expected case (a missing world or case fails), and the derived
+figures agree with the measured ones."""
 
 import json
+import math
 
 import pytest
 
 from dreamer import bench
+from dreamer import config as config_lib
+
+HEADER = {"bench", "quick", "device", "device_kind"}
 
 
-@pytest.mark.parametrize("what", ["worlds", "search", "train", "gpu"])
-def test_bench_quick(what, capsys):
+def _run(what: str, capsys) -> tuple[dict, list[str]]:
+    """Runs `dreamer bench WHAT --quick`; returns its JSON result and the table lines above it."""
     assert bench.main(what, quick=True) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["bench"] == what
-    if what == "search":
-        for case in result["cases"]:
-            assert case["ours_sims_per_s"] > 0 and case["throughput_ratio_vs_raw_mctx"] > 0
-    if what == "train":
-        assert all(r["updates_per_s"] > 0 for k, r in result.items()
-                   if isinstance(r, dict) and "updates_per_s" in r)
-    if what == "gpu":
-        assert result["updates_per_s"] > 0 and result["search_sims_per_s"] > 0
-        assert result["ale_env_steps_per_s"] > 0
-        assert result["projected_hours_per_game"] > 0
-    if what == "worlds":
-        assert result["jax_worlds_steps_per_s"]["cartpole"]["16"] > 0
-        assert result["jax_worlds_steps_per_s"]["text/coin"]["16"] > 0
-        assert result["step_batch_vs_vmap_step"]["text/coin"] > 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["bench"] == what and result["quick"] is True
+    return result, lines[:-1]
+
+
+def _rate(x) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+def test_bench_worlds_quick(capsys):
+    result, table = _run("worlds", capsys)
+    assert set(result) == HEADER | {"jax_worlds_steps_per_s", "step_batch_vs_vmap_step",
+                                    "host_worlds_steps_per_s"}
+    jax_worlds = ["catch", "cartpole", "text/coin"]  # the quick list; B=16 only
+    assert list(result["jax_worlds_steps_per_s"]) == jax_worlds
+    assert list(result["step_batch_vs_vmap_step"]) == jax_worlds
+    for name in jax_worlds:
+        assert list(result["jax_worlds_steps_per_s"][name]) == ["16"]
+        assert _rate(result["jax_worlds_steps_per_s"][name]["16"])
+        assert _rate(result["step_batch_vs_vmap_step"][name])
+    # the host worlds of the quick run, one copy each; a world whose extra is missing would be
+    # printed as skipped and left out of the JSON
+    hosts = ["atari/pong x1", "gym:CartPole-v1 x1"]
+    assert list(result["host_worlds_steps_per_s"]) == hosts
+    assert all(_rate(result["host_worlds_steps_per_s"][h]) for h in hosts)
+    assert not any("skipped" in line for line in table)
+    for name in jax_worlds:
+        assert sum(line.split()[0] == name for line in table) == 1
+    for name in hosts:
+        assert sum(line.startswith(name) and "(host vector env)" in line for line in table) == 1
+
+
+def test_bench_search_quick(capsys):
+    result, table = _run("search", capsys)
+    assert set(result) == HEADER | {"network", "search", "cases"}
+    assert result["network"] == "minatar preset on minatar/breakout"
+    assert result["search"] == "muzero"
+    (case,) = result["cases"]  # the quick size: one case, B=16 x 16 simulations
+    assert set(case) == {"batch", "simulations", "ours_sims_per_s", "raw_mctx_sims_per_s",
+                         "throughput_ratio_vs_raw_mctx"}
+    assert (case["batch"], case["simulations"]) == (16, 16)
+    assert _rate(case["ours_sims_per_s"]) and _rate(case["raw_mctx_sims_per_s"])
+    # the ratio is the quotient of the two printed rates (both JSON floats round-trip exactly)
+    assert case["throughput_ratio_vs_raw_mctx"] == pytest.approx(
+        case["ours_sims_per_s"] / case["raw_mctx_sims_per_s"], rel=1e-12)
+    assert table[-1].split()[:2] == ["16", "16"]
+
+
+def test_bench_train_quick(capsys):
+    result, table = _run("train", capsys)
+    assert set(result) == HEADER | {"small"}  # quick: the `small` preset on cartpole only
+    small = result["small"]
+    assert set(small) == {"world", "batch_size", "updates_per_s", "compile_s"}
+    assert small["world"] == "cartpole" and small["batch_size"] == 16  # the quick override
+    assert _rate(small["updates_per_s"]) and _rate(small["compile_s"])
+    assert table[-1].split()[:2] == ["small", "cartpole"]
+
+
+def test_bench_gpu_quick(capsys):
+    result, table = _run("gpu", capsys)
+    assert set(result) == HEADER | {
+        "preset", "game", "train_compile_s", "updates_per_s",
+        "search_batch", "search_s_per_call", "search_sims_per_s",
+        "act_batch", "act_s_per_call", "act_sims_per_s",
+        "ale_env_steps_per_s", "projected_hours_per_game", "projected_split_s"}
+    assert result["preset"] == "atari100k (quick sizes)" and result["game"] == "pong"
+    preset = config_lib.atari100k()
+    N, sims = preset.run.num_envs, 4  # quick: search.num_simulations=4, also when acting
+    assert result["search_batch"] == 4 and result["act_batch"] == N
+    for key in ("train_compile_s", "updates_per_s", "search_s_per_call", "act_s_per_call",
+                "ale_env_steps_per_s"):
+        assert _rate(result[key]), key
+    # derived figures, recomputed from the measured ones (float64 arithmetic: rel 1e-9)
+    assert result["search_sims_per_s"] == pytest.approx(4 * sims / result["search_s_per_call"],
+                                                        rel=1e-9)
+    assert result["act_sims_per_s"] == pytest.approx(N * sims / result["act_s_per_call"], rel=1e-9)
+    real = preset.run.real_steps
+    acting = real / N * result["act_s_per_call"] + real / result["ale_env_steps_per_s"]
+    learning = preset.train.train_ratio * real / result["updates_per_s"]
+    assert result["projected_split_s"] == pytest.approx({"acting": acting, "learning": learning},
+                                                        rel=1e-9)
+    assert result["projected_hours_per_game"] == pytest.approx((acting + learning) / 3600,
+                                                               rel=1e-9)
+    assert [line.split()[0] for line in table] == ["train", "search", "act", "ALE", "projected"]
+
+
+def test_bench_dream_quick(capsys):
+    result, table = _run("dream", capsys)
+    assert set(result) == HEADER | {"cases"}
+    (name,) = result["cases"]
+    case = result["cases"][name]
+    assert name == "minatar" and case["world"] == "minatar/breakout"
+    assert set(case) == {"world", "rows", "simulations", "pass_model_steps_per_s", "pass_chunk",
+                         "pass_model_steps_per_s_by_chunk", "limit_model_steps_per_s",
+                         "limit_batch", "limit_by_batch", "efficiency"}
+    assert (case["rows"], case["simulations"], case["pass_chunk"]) == (128, 16, 64)
+    assert list(case["limit_by_batch"]) == ["64", "256"]  # the quick sizes
+    assert all(_rate(r) for r in case["limit_by_batch"].values())
+    assert case["limit_model_steps_per_s"] == max(case["limit_by_batch"].values())
+    assert str(case["limit_batch"]) == max(case["limit_by_batch"], key=case["limit_by_batch"].get)
+    assert list(case["pass_model_steps_per_s_by_chunk"]) == ["64"]
+    assert case["pass_model_steps_per_s"] == case["pass_model_steps_per_s_by_chunk"]["64"]
+    # the efficiency is the pass's rate over the limit, measured in the same process
+    assert case["efficiency"] == pytest.approx(
+        case["pass_model_steps_per_s"] / case["limit_model_steps_per_s"], rel=1e-12)
+    assert table[0].startswith("limit: ") and table[1].startswith("pass, chunk    64: 128 rows")

@@ -1,10 +1,15 @@
 """The command line: fast help, and one clear line (exit 2, no traceback) for each bad input."""
 
+import contextlib
+import io
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from host_worlds import WrappedCartPole
@@ -137,16 +142,58 @@ def test_resume_before_the_first_checkpoint(tmp_path, capsys):
     assert "no finished checkpoint" in err and "without --resume" in err
 
 
+# --no-progress: the bar would only clutter the captured errors of the tests below;
+# test_train_by_default_shows_the_bar_and_writes_runs_world_seed runs with it.
 TRAIN = ["train", "--world", "catch", "--preset", "tiny", "--real-steps", "96", "--no-progress",
          "--set", "run.eval_episodes=4", "--set", "train.learning_starts=64"]
 
 
+@pytest.fixture
+def restore_signals():
+    """`dreamer train` run in this process installs its SIGINT/SIGTERM handlers for good: put
+    pytest's back, so Ctrl-C still stops the test session."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in handlers.items():
+        signal.signal(s, handler)
+
+
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """One short catch run through the CLI, shared by the tests that damage copies of it."""
-    out = str(tmp_path_factory.mktemp("cli") / "run")
-    assert main([*TRAIN, "--out", out]) == 0
-    return out
+def default_train(tmp_path_factory):
+    """One short catch run through the CLI started the way a user starts it: with the progress
+    bar (on by default) and no --out, in a fresh working folder. Returns its folder (the default
+    runs/catch-s0) and what it printed; the folder is shared by the tests that damage copies."""
+    cwd = tmp_path_factory.mktemp("cli")
+    argv = [a for a in TRAIN if a != "--no-progress"]
+    before, printed = os.getcwd(), io.StringIO()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(printed):
+            assert main(argv) == 0
+    finally:
+        os.chdir(before)
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    return str(cwd / "runs" / "catch-s0"), printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained_run(default_train):
+    return default_train[0]
+
+
+def test_train_by_default_shows_the_bar_and_writes_runs_world_seed(default_train):
+    out, printed = default_train
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", printed).splitlines()  # colours, if forced
+    assert lines[0] == f"dreamer: training catch (seed 0, 96 real steps) -> {os.path.join('runs', 'catch-s0')}"
+    # rich's bar, rendered once when the output is not a terminal: its last state
+    bars = [line for line in lines if line.startswith("real steps")]
+    assert len(bars) == 1, printed
+    assert re.search(r" 96/96 done .* ETA ", bars[0]), bars[0]
+    summary = json.loads(lines[-1])
+    assert summary["real"]["env_steps"] == 96
+    assert json.load(open(os.path.join(out, "ledger.json")))["real"] == summary["real"]
 
 
 def test_train_then_eval_through_the_cli(trained_run, capsys):
@@ -158,6 +205,9 @@ def test_train_then_eval_through_the_cli(trained_run, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 4
     result = json.load(open(os.path.join(trained_run, "eval.json")))
     assert result["episodes"] == 4 and result["env_steps"] == 96 and result["temperature"] == 0.0
+    # the run's own final evaluation replayed: same parameters, evaluation key and episodes
+    final = open(os.path.join(trained_run, "eval.csv")).read().splitlines()[-1].split(",")
+    assert final[0] == "96" and float(final[3]) == result["mean_return"]
     # the same checkpoint played by sampling the search policy (the same compiled program)
     assert main(["eval", "--run", trained_run, "--episodes", "4", "--temperature", "1"]) == 0
     assert json.load(open(os.path.join(trained_run, "eval.json")))["temperature"] == 1.0
@@ -232,11 +282,143 @@ def test_host_world_failure_gives_one_line(tmp_path, capsys):
     worlds.register("test/crashing-cartpole", CrashingCartPole)
     out = str(tmp_path / "run")
     argv = ["train", "--world", "test/crashing-cartpole", "--preset", "tiny", "--real-steps", "64",
-            "--no-progress", "--out", out, "--set", "run.num_envs=1",
-            "--set", "run.checkpoint_interval=8", "--set", "run.eval_episodes=0"]
+            "--no-progress", "--out", out, "--set", "run.num_envs=1",  # (bar: default_train)
+            "--set", "run.checkpoint_interval=8",
+            # no evaluation: the world dies before the first; test_eval_of_a_host_world_run
+            # evaluates a host world
+            "--set", "run.eval_episodes=0"]
     assert main(argv) == 2
     err = _one_line_error(capsys)
     assert ("world test/crashing-cartpole raised during step at real step 19: RuntimeError: "
             "emulator crashed A.L.E: bad state. The checkpoint at real step 16 holds the run") in err
     assert sorted(d for d in os.listdir(os.path.join(out, "checkpoints")) if d.isdigit()) == [
         "16", "8"]
+
+
+def test_no_subcommand_trains_cartpole_with_the_defaults(tmp_path, monkeypatch, capsys,
+                                                        restore_signals):
+    """`dreamer` alone is `dreamer train` with every default: cartpole at the small preset and its
+    real steps, seed 0, the bar on, into runs/cartpole-s0. (The Trainer is a stand-in: the real
+    default run takes minutes; test_train_by_default_shows_the_bar_and_writes_runs_world_seed
+    runs the default --out and bar for real.)"""
+    from dreamer import config as config_lib
+    from dreamer import train as train_lib
+
+    seen = []
+
+    class Ledger:
+        def to_json(self):
+            return {"config": {}, "real": {"env_steps": 0}}
+
+    class StandInTrainer:
+        def __init__(self, config, out_dir, resume=False):
+            seen.append({"config": config, "out": out_dir, "resume": resume})
+
+        def run(self, progress=True, stop_flag=None):
+            seen[-1].update(progress=progress, stopped=stop_flag())
+            return Ledger()
+
+    monkeypatch.setattr(train_lib, "Trainer", StandInTrainer)
+    monkeypatch.chdir(tmp_path)
+    out = os.path.join("runs", "cartpole-s0")
+    expected = config_lib.override(config_lib.small(), ["world=cartpole", "seed=0"])
+    for argv in (["dreamer"], ["dreamer", "--debug"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        assert main() == 0  # argv None: what the `dreamer` script calls
+        assert seen.pop() == {"config": expected, "out": out, "resume": False, "progress": True,
+                              "stopped": False}
+        assert capsys.readouterr().out.splitlines()[0] == (
+            f"dreamer: training cartpole (seed 0, {expected.run.real_steps} real steps) -> {out}")
+    # the run folder is made by the trainer (a stand-in here) once the world and config are good
+    assert expected.run.real_steps == 6_000 and not (tmp_path / "runs").exists()
+
+
+def test_worlds_lists_the_registered_worlds(capsys):
+    assert main(["worlds"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [*worlds.names(),
+                     "gym:<ID>  (any installed gymnasium env with a Discrete action space)"]
+    assert {"cartpole", "catch", "minatar/breakout", "text/coin", "atari/pong"} <= set(lines)
+    assert len(lines) == len(set(lines))
+
+
+def test_debug_gives_the_traceback(tmp_path, monkeypatch, restore_signals):
+    """--debug raises what the one-line error would have named (test_bad_input_gives_one_line
+    gives the same inputs without it)."""
+    from dreamer.cli import UserError
+
+    monkeypatch.chdir(tmp_path)  # the run folder runs/minatar-brekout-s0 is made before the world
+    with pytest.raises(worlds.UnknownWorldError, match="Did you mean: minatar/breakout"):
+        main(["--debug", "train", "--world", "minatar/brekout"])
+    with pytest.raises(UserError, match="the seed must be >= 0"):
+        main(["--debug", "train", "--seed", "-1"])
+    # as a user sees it: Python's traceback, not the one line
+    done = subprocess.run([sys.executable, "-m", "dreamer.cli", "--debug", "train", "--seed", "-1"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Traceback (most recent call last):"), done.stderr
+    # (`python -m dreamer.cli` runs the module under its own name, as the `dreamer` script does)
+    assert done.stderr.strip().splitlines()[-1] == (
+        "dreamer.cli.UserError: --seed -1: the seed must be >= 0")
+    assert "dreamer: error:" not in done.stderr
+
+
+def test_sigterm_writes_a_final_checkpoint(tmp_path):
+    """SIGTERM (a scheduler's or `kill`'s stop) ends a run like Ctrl-C: a checkpoint at the step
+    reached, exit 130 (tests/test_kill_resume.py::test_sigint_writes_a_final_checkpoint)."""
+    out = str(tmp_path / "run")
+    argv = [*TRAIN, "--real-steps", "384", "--set", "run.checkpoint_interval=100000", "--out", out]
+    env = dict(os.environ, DREAMER_CACHE=jax_cache_dir())
+    proc = subprocess.Popen([sys.executable, "-m", "dreamer.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 600
+    # metrics.jsonl gets its first line after the first updates (at 64 real steps): mid-run
+    metrics = os.path.join(out, "metrics.jsonl")
+    while proc.poll() is None and time.time() < deadline and not (
+            os.path.exists(metrics) and os.path.getsize(metrics)):
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before the signal: " + proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGTERM)
+    printed, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    ledger = json.load(open(os.path.join(out, "ledger.json")))
+    steps = ledger["real"]["env_steps"]
+    assert 64 <= steps < 384 and steps % 32 == 0  # whole iterations, stopped mid-run
+    assert json.loads(printed.splitlines()[-1])["real"] == ledger["real"]
+    assert [d for d in os.listdir(os.path.join(out, "checkpoints")) if d.isdigit()] == [str(steps)]
+
+
+def jax_cache_dir():
+    import jax
+
+    return jax.config.jax_compilation_cache_dir  # the session's: share compiled programs
+
+
+# A tiny gymnasium CartPole run: tests/test_agent.py's tiny_cartpole config (so its programs).
+CARTPOLE = ["train", "--world", "gym:CartPole-v1", "--preset", "tiny", "--real-steps", "128",
+            "--no-progress", "--set", "run.num_envs=2", "--set", "run.collect_steps=16",
+            "--set", "train.learning_starts=64", "--set", "run.eval_episodes=2",
+            "--set", "run.eval_interval=100000"]
+
+
+@pytest.mark.xdist_group("tiny_cartpole")  # the programs of tests/test_agent.py's cartpole runs
+def test_eval_of_a_host_world_run(tmp_path, monkeypatch, capsys, restore_signals):
+    """`dreamer eval --run` on a gymnasium world's run (its default --out, runs/gym-CartPole-v1-s0,
+    with ':' replaced) replays the run's own final evaluation: the same parameters, evaluation key
+    and held-out episodes give the same returns."""
+    monkeypatch.chdir(tmp_path)
+    assert main(CARTPOLE) == 0
+    out = os.path.join("runs", "gym-CartPole-v1-s0")
+    rows = (tmp_path / out / "eval.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].split(",")[0] == "128"  # the final evaluation alone
+    final_mean = float(rows[1].split(",")[3])
+    capsys.readouterr()
+    assert main(["eval", "--run", out]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = json.load(open(os.path.join(out, "eval.json")))
+    assert {k: result[k] for k in ("env_steps", "updates", "episodes", "temperature")} == {
+        "env_steps": 128, "updates": 96, "episodes": 2, "temperature": 0.0}
+    assert printed["mean_return"] == result["mean_return"]
+    assert all(r == int(r) and 1 <= r <= 500 for r in result["returns"])  # CartPole: steps
+    assert result["mean_return"] == final_mean

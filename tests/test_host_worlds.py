@@ -204,3 +204,132 @@ def test_atari_through_registry():
     assert world.num_envs == 1 and world.spec.name == "atari/pong"
     _check_timestep(world.reset(seed=0), world)
     world.close()
+
+
+# --- gymnasium: spaces dreamer cannot use, and action sets that do not start at 0 -----------
+
+
+def _env_class(observation_space, action_space):
+    """A tiny gymnasium env with the given spaces; its reward is the action it received."""
+    import gymnasium
+
+    class Env(gymnasium.Env):
+        def __init__(self):
+            self.observation_space, self.action_space = observation_space, action_space
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            return self.observation_space.sample(), float(action), False, False, {}
+
+    return Env
+
+
+def _register(env_id, observation_space, action_space):
+    import gymnasium
+
+    gymnasium.register(env_id, entry_point=_env_class(observation_space, action_space))
+    return env_id
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ("dict", "needs array observations \\(a Box space\\); gym:{id} has a Dict observation"),
+        ("text", "needs array observations \\(a Box space\\); gym:{id} has a Text observation"),
+        ("tuple", "needs array observations \\(a Box space\\); gym:{id} has a Tuple observation"),
+        ("rank2", "vector \\(rank 1\\) or image \\(rank 3, H x W x C\\) observations; gym:{id} "
+                  "has observations of shape \\(2, 3\\)"),
+    ],
+)
+def test_gym_refuses_observation_spaces_it_cannot_use(space, message):
+    from gymnasium import spaces
+
+    box = spaces.Box(0.0, 1.0, (2,), np.float32)
+    observation_space = {
+        "dict": spaces.Dict({"position": box}),
+        "text": spaces.Text(8),
+        "tuple": spaces.Tuple((box, box)),
+        "rank2": spaces.Box(0.0, 1.0, (2, 3), np.float32),
+    }[space]
+    env_id = _register(f"DreamerTest/{space}-obs-v0", observation_space, spaces.Discrete(2))
+    with pytest.raises(UnsupportedWorldError, match=message.format(id=env_id)):
+        make_gym(env_id)
+    with pytest.raises(UnsupportedWorldError, match=message.format(id=env_id)):
+        worlds.make(f"gym:{env_id}", num_envs=2)  # the registry path a user's --world takes
+
+
+def test_gym_discrete_action_space_with_a_nonzero_start():
+    """A `Discrete(n, start=s)` env takes the actions s..s+n-1: dreamer's actions 0..n-1 reach it
+    shifted by s (the env here rewards the action it received)."""
+    from gymnasium import spaces
+
+    env_id = _register("DreamerTest/start-minus-2-v0", spaces.Box(0.0, 1.0, (2,), np.float32),
+                       spaces.Discrete(4, start=-2))
+    with make_gym(env_id, num_envs=4) as world:
+        assert world.spec.num_actions == 4
+        world.reset(seed=0)
+        ts = world.step(np.array([0, 1, 2, 3]))
+        np.testing.assert_array_equal(ts.reward, [-2.0, -1.0, 0.0, 1.0])
+        ts = world.step(np.array([3, 3, 0, 1]))
+        np.testing.assert_array_equal(ts.reward, [1.0, 1.0, -2.0, -1.0])
+    env_id = _register("DreamerTest/start-plus-5-v0", spaces.Box(0.0, 1.0, (2,), np.float32),
+                       spaces.Discrete(2, start=5))
+    with make_gym(env_id, num_envs=2) as world:
+        world.reset(seed=0)
+        np.testing.assert_array_equal(world.step(np.array([1, 0])).reward, [6.0, 5.0])
+
+
+# --- Atari: training copies and evaluation copies -------------------------------------------
+
+
+def test_atari_training_copies_lose_lives_and_clip_evaluation_copies_do_not(tmp_path,
+                                                                             monkeypatch):
+    """The Trainer collects from copies where a lost life ends the episode and rewards are
+    sign-clipped (`make_training_world`), and evaluates (`Trainer.evaluate`) on copies built with
+    neither. The two step alike on the same seed and actions: Ms. Pac-Man under random play scores
+    10+ points within 64 steps and loses its first life at step 114 (seed 0), and its game
+    lasts past the 150 steps played here."""
+    from dreamer import config as config_lib
+    from dreamer import train as train_lib
+
+    cfg = config_lib.override(config_lib.tiny(), ["world=atari/ms_pacman", "run.num_envs=2",
+                                                   "run.eval_episodes=2"])
+    trainer = train_lib.Trainer(cfg, str(tmp_path))
+    train_world = trainer.world
+    assert train_world.reward_clip and train_world.spec.reward_range == (-1.0, 1.0)
+    seen = {}
+
+    def play_both(eval_world, *args, **kwargs):
+        """Stands in for the evaluation's episodes: steps the evaluation copies the trainer built
+        next to its training copies, with the same seed and actions."""
+        seen["reward_clip"] = eval_world.reward_clip
+        seen["reward_range"] = eval_world.spec.reward_range
+        seen["num_envs"] = eval_world.num_envs
+        rng = np.random.default_rng(0)
+        train_world.reset(seed=0)
+        eval_world.reset(seed=0)
+        steps = [(train_world.step(a), eval_world.step(a))
+                 for a in rng.integers(0, eval_world.spec.num_actions, (150, 2))]
+        seen["train"], seen["eval"] = zip(*steps, strict=True)
+        return np.zeros(eval_world.num_envs)
+
+    monkeypatch.setattr(train_lib.actor, "host_evaluate", play_both)
+    try:
+        trainer.evaluate()
+    finally:
+        train_world.close()
+        trainer.checkpointer.close()
+    assert seen["num_envs"] == 2
+    assert not seen["reward_clip"] and seen["reward_range"] == (-np.inf, np.inf)
+    train_steps, eval_steps = seen["train"], seen["eval"]
+    for ours, theirs in zip(train_steps, eval_steps, strict=True):
+        np.testing.assert_array_equal(ours.observation, theirs.observation)  # the same game
+        np.testing.assert_array_equal(ours.reward, np.sign(theirs.reward))
+    raw = np.stack([ts.reward for ts in eval_steps])
+    assert raw.max() >= 10.0  # points the training copies saw as 1
+    train_ends = np.stack([ts.terminated for ts in train_steps])
+    eval_ends = np.stack([ts.terminated | ts.truncated for ts in eval_steps])
+    assert train_ends.sum() >= 1 and not eval_ends.any()  # a life lost; the game goes on

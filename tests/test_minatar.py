@@ -29,6 +29,7 @@ import chex
 import jax
 import numpy as np
 import pytest
+from extras import require
 
 import worlds
 from worlds import minatar_seaquest
@@ -118,7 +119,7 @@ def test_import_does_not_import_gymnax():
 
 
 def _reference(game: str, seed: int):
-    minatar = pytest.importorskip("minatar")
+    minatar = require("minatar", "the reference package (dev extra: pip install -e \".[dev]\")")
     ref = minatar.Environment(game, sticky_action_prob=0.0)
     ref.seed(seed)
     ref.reset()

@@ -58,7 +58,7 @@ def test_pass_targets_are_the_reanalysis_search_of_the_target_network(collected)
     assert int(target_version(t.train_state.updates, cfg)) == 60  # refreshed every 20 updates
     # the newest rows first (16 rows of 4 streams stored; one chunk of 64 covers them all), and
     # nothing else changed
-    assert sorted(zip(slot.tolist(), stream.tolist())) == [(r, s) for r in range(16)
+    assert sorted(zip(slot.tolist(), stream.tolist(), strict=True)) == [(r, s) for r in range(16)
                                                             for s in range(4)]
     untouched = np.ones(version.shape, bool)
     untouched[slot, stream] = False

@@ -14,14 +14,24 @@ from dreamer.report import (
     interquartile_mean,
 )
 
+PER_STEP = {"search": 1234.4, "reanalyse": 56.7, "unroll": 7.8}
+"""Simulated steps per real step in a fake run (times its `scale`): values whose every column of
+the table prints non-zero, with thousands separators and rounding to check."""
 
-def _fake_run(folder, seed, returns, world="cartpole", search=None):
+
+def _fake_run(folder, seed, returns, world="cartpole", search=None, scale=None):
+    """A run folder with one evaluation per return, 1,000 real steps apart; its simulated steps are
+    PER_STEP x scale (default 1 + seed / 10) per real step, and its dream ratio their sum."""
     folder.mkdir(parents=True)
+    scale = 1 + seed / 10 if scale is None else scale
+    env_steps = 1000 * len(returns)
+    simulated = {k: round(v * scale * env_steps) for k, v in PER_STEP.items()}
+    simulated["total"] = sum(simulated.values())
     config = {"world": world, "seed": seed, "run": {}, "search": search or {"num_simulations": 8}}
     ledger = {"world": world, "seed": seed, "config": config,
-              "real": {"env_steps": 1000 * len(returns), "frames": 0, "episodes": 1},
-              "simulated": {"search": 10, "reanalyse": 20, "unroll": 30, "total": 60},
-              "dream_ratio": 0.06, "updates": 1,
+              "real": {"env_steps": env_steps, "frames": 0, "episodes": 1},
+              "simulated": simulated,
+              "dream_ratio": simulated["total"] / max(env_steps, 1), "updates": 1,
               "eval": {"episodes": 10, "mean_return": returns[-1] if returns else None,
                        "std_return": 0.0},
               "wall_seconds": 1.0}
@@ -37,8 +47,12 @@ def test_report_aggregates_seeds(tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["report", str(tmp_path / "runs"), "--out", str(out), "--threshold", "450"]) == 0
     text = (out / "report.md").read_text()
-    assert "| cartpole | config 1 | 3 | 3,000 | 426.7" in text
-    assert "2/3 runs; mean 3,000 (3000, 3000, never)" in text
+    # Final returns 500, 480, 300: mean 426.7. With 3 runs each of the 27 resamples has chance
+    # 1/27 = 3.7% > 2.5%, so the bootstrap's 2.5% and 97.5% points are the all-300 and all-500
+    # resamples. No IQM under 5 runs. Scales 1, 1.1, 1.2 (mean 1.1): dream ratio
+    # 1298.9 x 1.1 = 1428.79; per real step 1234.4, 56.7, 7.8 x 1.1 = 1357.84, 62.37, 8.58.
+    assert ("| cartpole | config 1 | 3 | 3,000 | 426.7 [300.0, 500.0] | - | 1,429 | "
+            "1,358 / 62.37 / 8.58 | 2/3 runs; mean 3,000 (3000, 3000, never) |") in text.splitlines()
     assert (out / "cartpole.png").stat().st_size > 10_000
     assert (out / "cartpole-compute.png").stat().st_size > 10_000
 
@@ -50,8 +64,12 @@ def test_report_puts_configs_side_by_side_and_skips_runs_without_eval(tmp_path):
     out = tmp_path / "report"
     assert main(["report", str(tmp_path / "runs"), "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
-    assert "| cartpole | search.num_simulations=4 | 1 | 2,000 | 20.0 [20.0, 20.0]" in text
-    assert "| cartpole | search.num_simulations=16 | 1 | 2,000 | 40.0" in text
+    lines = text.splitlines()
+    # one run per config: the interval is its one value; no threshold given
+    assert ("| cartpole | search.num_simulations=4 | 1 | 2,000 | 20.0 [20.0, 20.0] | - | 1,299 | "
+            "1,234 / 56.70 / 7.80 | - |") in lines
+    assert ("| cartpole | search.num_simulations=16 | 1 | 2,000 | 40.0 [40.0, 40.0] | - | 1,299 | "
+            "1,234 / 56.70 / 7.80 | - |") in lines
     assert "## Skipped (no evaluation yet)" in text and "runs/c" in text
 
 
@@ -130,5 +148,31 @@ def test_report_on_non_runs_gives_one_line(setup, message, tmp_path, capsys):
 
 def test_statistics_hand_values():
     assert interquartile_mean(np.array([0.0, 1, 2, 3, 4, 5, 6, 100])) == pytest.approx(3.5)
+    assert interquartile_mean(np.array([9.0, -50, 2, 4, 7])) == pytest.approx(13 / 3)  # 2, 4, 7
+    # n = 7: floor(7/4) = 1 dropped at each end, unsorted input
+    assert interquartile_mean(np.array([6.0, 0, 3, 1, 5, 2, 1000])) == pytest.approx(17 / 5)
     low, high = bootstrap_interval(np.array([1.0, 1.0, 1.0]))
     assert low == high == 1.0
+    assert bootstrap_interval(np.array([7.0])) == (7.0, 7.0)
+
+
+def test_bootstrap_interval_matches_the_exact_bootstrap_distribution():
+    """On 5 unequal values the bootstrap distribution of the mean is known exactly: the means of
+    all 5^5 = 3,125 equally likely resamples. The interval's ends must be its 2.5% and 97.5%
+    quantiles up to Monte-Carlo error: with 2,000 resamples the fraction of resample means below
+    an estimated 2.5% point has standard deviation sqrt(0.025 x 0.975 / 2000) = 0.0035, so the
+    exact probability below `low` must be 0.025 within 3 sigma (0.0105), likewise above `high`."""
+    values = np.array([0.0, 1.0, 3.0, 7.0, 20.0])
+    n = len(values)
+    index = np.indices((n,) * n).reshape(n, -1)  # every resample, one per column
+    means = values[index].mean(axis=0)
+    tolerance = 3 * np.sqrt(0.025 * 0.975 / 2000)
+    for seed in (0, 1):
+        low, high = bootstrap_interval(values, seed=seed)
+        assert values.min() < low < values.mean() < high < values.max()
+        # `low` lies between atoms of the discrete distribution: below it at most 2.5% (+ MC
+        # error), at or below it at least 2.5% (- MC error); the mirror image for `high`
+        assert np.mean(means < low) <= 0.025 + tolerance
+        assert np.mean(means <= low) >= 0.025 - tolerance
+        assert np.mean(means > high) <= 0.025 + tolerance
+        assert np.mean(means >= high) >= 0.025 - tolerance

@@ -8,6 +8,7 @@ import worlds
 from dreamer import config as config_lib
 from dreamer import learner, search
 from dreamer.networks import WorldModel, make_model
+from dreamer.transforms import categorical_to_scalar
 
 
 def test_value_prefix_to_reward_hand_values():
@@ -30,32 +31,44 @@ def _model(world_name="cartpole", **overrides):
 
 
 def test_recurrent_fn_resets_lstm_every_horizon():
+    """With horizon 2 the LSTM restarts from zeros on the edges leaving depths 0 and 2, and carries
+    its state on the edges leaving depths 1 and 3: the prefix (and LSTM state) of a node equals a
+    fresh LSTM's on the parent's latent exactly where the parent's depth is a multiple of 2."""
     cfg, world, model, params = _model()
+    # The prefix head's last layer starts at zero, so every prefix would be the same constant and
+    # could not tell a reset from a carried state: give it random weights.
+    head = params["params"]["prefix_head_2"]
+    params = jax.tree.map(lambda x: x, params)  # a copy, the rest shared
+    params["params"]["prefix_head_2"] = {
+        "kernel": jax.random.normal(jax.random.key(7), head["kernel"].shape),
+        "bias": head["bias"],
+    }
     horizon = 2
     recurrent_fn = jax.jit(search.make_recurrent_fn(model, 0.9, horizon))
     obs = jax.random.normal(jax.random.key(1), (3, 4))
-    root = search.root(model, params, obs)
-    emb = root.embedding
+    emb = search.root(model, params, obs).embedding
     action = jnp.array([0, 1, 0])
-    prefixes = []
-    for depth in range(4):
-        out, emb = recurrent_fn(params, None, action, emb)
-        prefixes.append(emb.prefix)
-        assert np.all(np.asarray(emb.depth) == depth + 1)
-    # At depth 2 (a multiple of the horizon) the LSTM restarts from zeros, so the prefix there
-    # equals a fresh LSTM applied to the same latent.
-    latent = emb.latent  # depth 4 latent; recompute depth-3 step by hand from depth 2
-    del latent
-    emb2 = root.embedding
-    for _ in range(2):
-        _, emb2 = recurrent_fn(params, None, action, emb2)
     fresh = model.initial_lstm_state(3)
-    nxt = model.apply(params, emb2.latent, action, method=WorldModel.dynamics)
-    logits, _ = model.apply(params, nxt, fresh, method=WorldModel.value_prefix)
-    from dreamer.transforms import categorical_to_scalar
-
-    expected = categorical_to_scalar(logits, model.config.reward_support)
-    np.testing.assert_allclose(prefixes[2], expected, rtol=1e-5, atol=1e-6)
+    for depth in range(4):  # the edge leaving a node at `depth`
+        out, child = recurrent_fn(params, None, action, emb)
+        assert np.all(np.asarray(child.depth) == depth + 1)
+        # a fresh LSTM (zero state) applied to the same next latent
+        nxt = model.apply(params, emb.latent, action, method=WorldModel.dynamics)
+        logits, fresh_lstm = model.apply(params, nxt, fresh, method=WorldModel.value_prefix)
+        fresh_prefix = np.asarray(categorical_to_scalar(logits, model.config.reward_support))
+        prefix = np.asarray(child.prefix)
+        if depth % horizon == 0:
+            # the same computation (jitted or not): float32 rounding only
+            np.testing.assert_allclose(prefix, fresh_prefix, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(child.lstm.hidden, fresh_lstm.hidden, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(out.reward, prefix, rtol=1e-6)
+        else:
+            # the carried state moves every copy's prefix far beyond rounding: the smallest gap
+            # here is 0.29; 1e-3 is still 1,000 times the equality tolerance above
+            assert np.all(np.abs(prefix - fresh_prefix) > 1e-3), (prefix, fresh_prefix)
+            assert np.all(np.abs(np.asarray(child.lstm.hidden - fresh_lstm.hidden)).max(-1) > 1e-3)
+            np.testing.assert_allclose(out.reward, prefix - np.asarray(emb.prefix), rtol=1e-6)
+        emb = child
     assert out.discount.shape == (3,) and np.allclose(out.discount, 0.9)
 
 

@@ -2,6 +2,10 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import pytest
@@ -154,3 +158,108 @@ def test_run_state_reuses_finished_runs_and_resumes_the_rest(tmp_path):
     del older["train"]["nan_policy"]
     _write_run(run, 128, [128], config=older)
     assert run_state(run) == "done"
+
+
+# The tiny catch runs of SWEEP without its grid: the tests below vary host-side keys only.
+BASE = ["sweep", "--world", "catch", "--preset", "tiny", "--real-steps", "128", "--seeds", "1",
+        "--set", "run.eval_episodes=4", "--set", "train.learning_starts=64", "--no-ablation"]
+
+
+@pytest.mark.xdist_group("tiny_catch")
+def test_a_failed_run_is_named_and_the_others_finish(tmp_path, shared_cache, capsys):
+    """run.devices=1024 passes the sweep's checks (a valid config) and fails in its own `dreamer
+    train` (no machine here has 1,024 devices); on one device run.devices=1 is the tiny catch
+    programs again."""
+    out = tmp_path / "sweep"
+    assert main([*BASE, "--vary", "run.devices=1,1024", "--jobs", "2", "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    failed = out / "run.devices=1024-s0"
+    assert f"] FAILED run.devices=1024-s0 (exit 2; see {failed / 'train.log'})" in printed.out
+    assert "] done   run.devices=1-s0 (" in printed.out
+    assert printed.err.strip().splitlines()[-1] == (
+        "dreamer sweep: 1 run(s) failed: run.devices=1024-s0")
+    log = (failed / "train.log").read_text()
+    assert "dreamer: error: run.devices=1024, but only" in log and "Traceback" not in log
+    assert not (failed / "ledger.json").exists()
+    # the other run finished, and the report covers it alone
+    ledger = json.loads((out / "run.devices=1-s0" / "ledger.json").read_text())
+    assert (ledger["real"]["env_steps"], ledger["updates"]) == (128, 96)
+    table = (out / "report" / "sweep.md").read_text()
+    assert "| run.devices=1 | 1 |" in table and "1024" not in table
+    assert f"report written to {out / 'report' / 'sweep.md'}" in printed.out
+
+
+def _checkpoint_steps(folder):
+    path = os.path.join(folder, "checkpoints")
+    return sorted(int(d) for d in os.listdir(path) if d.isdigit()) if os.path.isdir(path) else []
+
+
+@pytest.mark.xdist_group("tiny_catch")
+def test_an_interrupted_sweep_reuses_finished_runs_and_resumes_the_rest(tmp_path, shared_cache,
+                                                                        capsys):
+    """Ctrl-C in the middle of the second of two runs, then the same command again: the finished
+    run is reused as it is, the stopped one (a checkpoint short of the budget: run_state
+    "resume") continues with --resume to the counts of an uninterrupted run."""
+    from dreamer import sweep
+    from dreamer.cli import _parser
+
+    out = tmp_path / "sweep"
+    argv = [*BASE, "--vary", "train.learning_starts=64,96", "--jobs", "1", "--out", str(out),
+            "--set", "run.checkpoint_interval=32"]
+    first, second = out / "train.learning_starts=64-s0", out / "train.learning_starts=96-s0"
+    # the `dreamer` script, in a session of its own: a Ctrl-C reaches it and its runs alone
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from dreamer.cli import main; sys.exit(main())", *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 900
+    while proc.poll() is None and time.time() < deadline and not _checkpoint_steps(second):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep ended before the interrupt: " + proc.stderr.read()
+    os.killpg(proc.pid, signal.SIGINT)
+    printed, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == (
+        "dreamer sweep: stopped; run the same command again to resume the sweep")
+    assert "interrupted; waiting for the running runs to checkpoint" in printed
+    stopped_at = json.loads((second / "ledger.json").read_text())["real"]["env_steps"]
+    assert 32 <= stopped_at < 128 and _checkpoint_steps(second)[-1] == stopped_at
+    assert [sweep.run_state(run) for run in sweep.plan(_parser().parse_args(argv))] == [
+        "done", "resume"]
+    first_files = {name: (first / name).read_bytes()
+                   for name in ("train.log", "ledger.json", "eval.csv", "metrics.jsonl")}
+
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "2 runs, 1 already done, 1 at a time" in printed
+    assert "  start  train.learning_starts=96-s0 (resume)\n" in printed
+    assert "start  train.learning_starts=64-s0" not in printed
+    assert {name: (first / name).read_bytes() for name in first_files} == first_files
+    assert (second / "train.log").read_text().count("dreamer: training catch") == 2
+    # 128 real steps in 4 collections of 32; 32 updates after those ending at 96 and 128 (as in
+    # test_tiny_sweep_end_to_end), and one evaluation at the end: nothing repeated on resume
+    ledger = json.loads((second / "ledger.json").read_text())
+    assert (ledger["real"]["env_steps"], ledger["updates"]) == (128, 64)
+    rows = (second / "eval.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[:2] for row in rows] == [["128", "64"]]
+    table = (out / "report" / "sweep.md").read_text()
+    assert "| train.learning_starts=64 | 1 |" in table
+    assert "| train.learning_starts=96 | 1 |" in table
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
+    """The trainer makes checkpoints/ at once, so a run killed before its first checkpoint
+    leaves one holding only orbax's unfinished step folder: that run is new (a --resume of it
+    would fail on every rerun), and clearing it removes that folder and the rows."""
+    from dreamer.sweep import _clear_partial, run_state
+
+    run = _planned(tmp_path)
+    os.makedirs(os.path.join(run.folder, "checkpoints", "32.orbax-checkpoint-tmp-1"))
+    with open(os.path.join(run.folder, "metrics.jsonl"), "w") as f:
+        f.write('{"env_steps": 32}\n')
+    assert run_state(run) == "new"
+    _clear_partial(run.folder)
+    assert sorted(os.listdir(run.folder)) == []
+    os.makedirs(os.path.join(run.folder, "checkpoints", "32"))  # a finished step: resume it
+    assert run_state(run) == "resume"
+    _clear_partial(run.folder)
+    assert os.listdir(run.folder) == ["checkpoints"]  # a finished checkpoint is never removed

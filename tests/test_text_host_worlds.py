@@ -2,13 +2,13 @@
 (`textworld/...`), each checked step by step against the simulator's own Python interface."""
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from extras import require, require_program
 
 import worlds
 from worlds.text_tokens import SPECIAL_TOKENS, Vocabulary, tokenize
@@ -64,7 +64,7 @@ def test_missing_text_extra_names_the_fix(monkeypatch):
 
 
 def test_missing_java_names_the_fix(monkeypatch):
-    pytest.importorskip("textworld_express", reason="the 'text' extra is not installed")
+    require("textworld_express", "the 'text' extra is not installed")
     import worlds.twx as twx
 
     monkeypatch.setattr(twx.shutil, "which", lambda name: None)
@@ -89,10 +89,9 @@ def test_unknown_twx_game_lists_games():
 @pytest.fixture(scope="module")
 def twx():
     """The textworld_express module; the test is skipped where the 'text' extra or Java is
-    absent (.ci/run installs both, so CI runs these tests)."""
-    module = pytest.importorskip("textworld_express", reason="the 'text' extra is not installed")
-    if shutil.which("java") is None:
-        pytest.skip("Java is not installed (apt install openjdk-17-jre-headless)")
+    absent, and fails there under CI (.ci/run installs both, so CI runs these tests)."""
+    module = require("textworld_express", "the 'text' extra is not installed")
+    require_program("java", "Java is not installed (apt install openjdk-17-jre-headless)")
     return module
 
 
@@ -288,7 +287,7 @@ def test_twx_other_games(game, twx):
 @pytest.fixture(scope="session")
 def textworld_game(tmp_path_factory):
     """A small TextWorld game with dense rewards (several score points), made once per session."""
-    pytest.importorskip("textworld", reason="the 'text' extra is not installed")
+    require("textworld", "the 'text' extra is not installed")
     path = tmp_path_factory.mktemp("textworld") / "simple.z8"
     subprocess.run(
         [sys.executable, str(Path(sys.executable).parent / "tw-make"), "tw-simple", "--rewards", "dense",
@@ -365,6 +364,6 @@ def test_textworld_truncation_and_close(textworld_game, fresh_cache):
 
 
 def test_textworld_missing_game_file(tmp_path):
-    pytest.importorskip("textworld", reason="the 'text' extra is not installed")
+    require("textworld", "the 'text' extra is not installed")
     with pytest.raises(FileNotFoundError, match="tw-make"):
         worlds.make(f"textworld/{tmp_path}/nothing.z8")

@@ -1,0 +1,241 @@
+"""The learner's options at unit level, on a hand-built replay of the tiny cartpole network:
+nan_policy, value_target=mixed, reanalyse_value (and its ledger cost), SGD's step decay."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import worlds
+from dreamer import config as config_lib
+from dreamer import learner
+from dreamer import replay as replay_lib
+from dreamer import targets as targets_lib
+from dreamer.networks import make_model
+
+LENGTH, STREAMS = 40, 2
+
+
+def _config(*overrides):
+    return config_lib.override(config_lib.tiny(), ["world=cartpole", *overrides])
+
+
+def _replay():
+    """40 rows of 2 streams: random observations, actions and rewards in [0, 1), an episode end
+    every 13 rows, and stored search values 100 + row (far from any n-step return here, which is
+    below 3 + the network's bootstrap of ~0), so a target that took the stored value shows."""
+    rng = np.random.default_rng(0)
+    spec = worlds.make("cartpole").spec
+    A = spec.num_actions
+    terminated = np.zeros((LENGTH, STREAMS), bool)
+    terminated[12::13] = True
+    rows = replay_lib.Rows(
+        observation=rng.normal(size=(LENGTH, STREAMS, *spec.observation_shape)).astype(np.float32),
+        action=rng.integers(0, A, (LENGTH, STREAMS)).astype(np.int32),
+        reward=rng.uniform(size=(LENGTH, STREAMS)).astype(np.float32),
+        terminated=terminated,
+        truncated=np.zeros((LENGTH, STREAMS), bool),
+        policy=np.full((LENGTH, STREAMS, A), 1.0 / A, np.float32),
+        value=(100.0 + np.arange(LENGTH)[:, None] + np.zeros(STREAMS)).astype(np.float32),
+        action_mask=np.ones((LENGTH, STREAMS, A), bool),
+    )
+    return spec, replay_lib.add(replay_lib.init(rows, LENGTH), rows)
+
+
+def _parts(cfg, perturb=False):
+    """A fresh train state, the replay and the train parts; `perturb` adds noise to the target
+    network (its heads initialise to zeros, so every value and search value would be 0)."""
+    spec, rstate = _replay()
+    model = make_model(cfg.model, spec)
+    ts = learner.init_train_state(model, cfg, jax.random.key(0),
+                                  np.asarray(rstate.rows.observation[0, 0]))
+    if perturb:
+        leaves, tree = jax.tree.flatten(ts.target_params)
+        keys = jax.random.split(jax.random.key(5), len(leaves))
+        ts = ts.replace(target_params=jax.tree.unflatten(tree, [
+            x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]))
+    return ts, rstate, learner.make_train_parts(model, cfg)
+
+
+def _leaves_equal(a, b):
+    return all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def test_nan_policy_skip_drops_a_non_finite_update():
+    """train.nan_policy=skip: an update whose loss is not finite leaves the parameters, the target
+    network and the optimizer state as they were (the update count still advances, and the
+    sampled rows get priority 1); a finite update from the same state changes the parameters.
+    (Under `stop` the Trainer raises TrainingDiverged: test_reliability.)"""
+    cfg = _config("train.nan_policy=skip", "train.batch_size=8")
+    ts, rstate, parts = _parts(cfg)
+    windows, targets = jax.jit(parts.prepare)(ts, rstate, jax.random.split(jax.random.key(1), 1),
+                                              jnp.float32(1e9))
+    window = jax.tree.map(lambda x: x[0], windows)
+    good = jax.tree.map(lambda x: x[0], targets)
+    bad = (jnp.full_like(good[0], jnp.nan), *good[1:])  # NaN value targets: a NaN loss
+    apply = jax.jit(parts.apply_update)
+    # the warm-up's first learning rate is 0, so one finite update first: from there on an
+    # applied update moves the parameters
+    ts, rstate, metrics = apply(ts, rstate, window, good)
+    assert bool(metrics["finite"]) and int(ts.updates) == 1
+
+    skipped, replay_after, metrics = apply(ts, rstate, window, bad)
+    assert not bool(metrics["finite"]) and not np.isfinite(float(metrics["loss/total"]))
+    assert _leaves_equal(skipped.params, ts.params)
+    assert _leaves_equal(skipped.target_params, ts.target_params)
+    assert _leaves_equal(skipped.opt_state, ts.opt_state)
+    assert int(skipped.updates) == 2
+    np.testing.assert_array_equal(
+        np.asarray(replay_after.priority)[np.asarray(window.start), np.asarray(window.stream)], 1.0)
+
+    applied, _, metrics = apply(ts, rstate, window, good)
+    assert bool(metrics["finite"])
+    assert not _leaves_equal(applied.params, ts.params)
+    assert not _leaves_equal(applied.opt_state, ts.opt_state)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(applied.params))
+
+
+def test_value_target_mixed_takes_the_search_value_on_stale_rows():
+    """train.value_target=mixed (EfficientZero V2): where off-policy correction cut a window's TD
+    horizon (age >= age_per_step: horizon n - 1 or less), the value target of each valid row is
+    the stored search value; fresh windows keep the n-step target. Reanalysis is off, so the
+    search value is the one stored at acting time (100 + row)."""
+    age_per_step = 20.0  # real steps of age per horizon step lost; ages here run 0..78
+    K = _config().train.unroll_steps
+
+    def prepared(value_target):
+        cfg = _config("train.reanalyse_fraction=0", f"train.value_target={value_target}")
+        ts, rstate, parts = _parts(cfg)
+        windows, targets = jax.jit(parts.prepare)(
+            ts, rstate, jax.random.split(jax.random.key(3), 1), jnp.float32(age_per_step))
+        return windows, np.asarray(targets[0][0]), np.asarray(targets[1][0])
+
+    windows, nstep, valid = prepared("nstep")
+    mixed_windows, mixed, mixed_valid = prepared("mixed")
+    assert _leaves_equal(windows, mixed_windows)  # the same batch
+    np.testing.assert_array_equal(valid, mixed_valid)
+    stored = np.asarray(windows.rows.value[0, :, : K + 1])
+    old = np.asarray(windows.age[0]) >= age_per_step  # [B]: horizon cut to n - 1 or less
+    stale = old[:, None] & valid  # [B, K+1]
+    fresh = np.broadcast_to(~old[:, None], valid.shape)
+    assert stale.sum() >= 10 and fresh[:, 0].sum() >= 3  # the batch has both kinds
+    np.testing.assert_array_equal(mixed[stale], stored[stale])
+    assert (np.abs(nstep[stale] - stored[stale]) > 90).all()  # nstep did not take them
+    np.testing.assert_array_equal(mixed[fresh], nstep[fresh])
+    np.testing.assert_array_equal(mixed[~valid], 0.0)
+
+
+def test_update_cost_of_reanalyse_value_counts_the_bootstrap_search():
+    """train.reanalyse_value=True runs a second search per reanalysed position, at the bootstrap
+    state, so the ledger's reanalyse cost doubles: R roots x (K + 1) positions x 2 searches x S
+    simulations. tiny: B = 32, R = round(0.5 x 32) = 16, K = 3, S = 8."""
+    plain = learner.update_cost(_config())
+    doubled = learner.update_cost(_config("train.reanalyse_value=true"))
+    assert plain == learner.UpdateCost(unroll=32 * 3, reanalyse=16 * 4 * 8)
+    assert doubled == learner.UpdateCost(unroll=32 * 3, reanalyse=16 * 4 * 2 * 8)
+    other = learner.update_cost(_config("train.reanalyse_value=true", "train.batch_size=10",
+                                        "train.reanalyse_fraction=0.25", "train.unroll_steps=5",
+                                        "search.num_simulations=16"))
+    assert other == learner.UpdateCost(unroll=10 * 5, reanalyse=2 * 6 * 2 * 16)  # R=round(2.5)
+    none = learner.update_cost(_config("train.reanalyse_value=true", "search.algorithm=none"))
+    assert none == learner.UpdateCost(unroll=32 * 3, reanalyse=0)
+
+
+def test_reanalyse_value_bootstraps_the_reanalysed_rows_with_search():
+    """train.reanalyse_value=True: the reanalysed rows (the first R of the batch) bootstrap their
+    n-step targets with the search's root value instead of the target network's; the other rows'
+    targets and every policy target stay as without it."""
+    def prepared(reanalyse_value):
+        cfg = _config("train.batch_size=8", f"train.reanalyse_value={reanalyse_value}")
+        ts, rstate, parts = _parts(cfg, perturb=True)
+        windows, targets = jax.jit(parts.prepare)(
+            ts, rstate, jax.random.split(jax.random.key(4), 1), jnp.float32(1e9))
+        return windows, [np.asarray(x[0]) for x in targets[:4]]
+
+    windows, (value, valid, prefix, policy) = prepared(False)
+    search_windows, (s_value, s_valid, s_prefix, s_policy) = prepared(True)
+    assert _leaves_equal(windows, search_windows)
+    R = learner.reanalysed_count(_config("train.batch_size=8"))
+    assert R == 4
+    np.testing.assert_array_equal(valid, s_valid)
+    np.testing.assert_array_equal(prefix, s_prefix)
+    np.testing.assert_array_equal(policy, s_policy)
+    np.testing.assert_array_equal(value[R:], s_value[R:])
+    # the targets that bootstrap at all (no terminal within the horizon) are the ones that change
+    cfg = _config()
+    rows = jax.tree.map(lambda x: x[0], windows.rows)
+    plan = targets_lib.nstep_plan(rows.reward, rows.terminated, rows.truncated, windows.present[0],
+                                  jnp.full((8,), cfg.train.td_steps, jnp.int32),
+                                  cfg.train.unroll_steps, cfg.train.td_steps, cfg.train.discount)
+    bootstraps = valid[:R] & (np.asarray(plan.bootstrap_discount)[:R] > 0)
+    assert 0 < bootstraps.sum() < bootstraps.size  # both kinds in the batch
+    differs = np.abs(value[:R] - s_value[:R]) > 1e-3  # the values are O(1) and differ by O(1)
+    np.testing.assert_array_equal(differs, bootstraps)
+
+
+def test_sgd_step_decay_schedule():
+    """optimizer=sgd: the learning rate rises linearly from 0 over lr_warmup_updates, holds, and
+    drops 10x after lr_decay_updates more (counted from the end of the warm-up, as EfficientZero's
+    adjust_lr does); momentum 0.9. Read off the updates of a constant gradient of 1: update_t =
+    -lr_t x trace_t with trace_t = sum_{i<=t} 0.9^i."""
+    warmup, decay, lr = 10, 20, 0.2
+    cfg = _config("train.optimizer=sgd", f"train.learning_rate={lr}",
+                  f"train.lr_warmup_updates={warmup}", f"train.lr_decay_updates={decay}",
+                  "train.weight_decay=0")
+    optimizer = learner.make_optimizer(cfg)
+    params = {"w": jnp.zeros(())}
+
+    def step(state, _):
+        updates, state = optimizer.update({"w": jnp.ones(())}, state, params)
+        return state, updates["w"]
+
+    _, updates = jax.lax.scan(step, optimizer.init(params), None, length=45)
+    t = np.arange(45)
+    trace = (1 - 0.9 ** (t + 1)) / (1 - 0.9)
+    expected = np.where(t < warmup, lr * t / warmup, np.where(t < warmup + decay, lr, lr / 10))
+    # float32 arithmetic of the schedule and the momentum trace: a few ulps
+    np.testing.assert_allclose(-np.asarray(updates) / trace, expected, rtol=1e-5, atol=1e-7)
+    assert expected[warmup + decay - 1] == lr and expected[warmup + decay] == pytest.approx(lr / 10)
+
+    # the weight decay is applied (L2, through the same momentum and learning rate)
+    decayed = learner.make_optimizer(_config("train.optimizer=sgd", "train.lr_warmup_updates=1",
+                                             "train.learning_rate=0.5", "train.weight_decay=0.1"))
+    params = {"w": jnp.full((), 2.0)}
+    state = decayed.init(params)
+    for _ in range(2):  # step 0 has learning rate 0 (the warm-up's start)
+        updates, state = decayed.update({"w": jnp.zeros(())}, state, params)
+    # trace = 0.1 x 2 (step 0) x 0.9 + 0.1 x 2 = 0.38; update = -0.5 x 0.38
+    assert float(updates["w"]) == pytest.approx(-0.19, rel=1e-6)
+    adamw = learner.make_optimizer(_config())
+    assert not _leaves_equal(adamw.init(params), state)
+
+
+def test_nan_policy_skip_keeps_training_through_non_finite_updates(tmp_path):
+    """Through the Trainer, train.nan_policy=skip runs to the end where `stop` raises
+    TrainingDiverged (test_reliability): every update is counted, the parameters stay finite, and
+    the final checkpoint is written. The rewards of episode ends reach the replay as NaN, so most
+    batches have a NaN loss. 96 real steps of 32 per iteration, learning from 64: 2 phases of
+    32 updates."""
+    from dreamer.train import Trainer
+
+    # plain catch, whose collection program is tiny catch's (compiled once, in the persistent
+    # cache); the NaN enters between collection and the replay. Evaluation is off: it is not
+    # what is tested.
+    cfg = config_lib.override(config_lib.tiny(), [
+        "world=catch", "run.real_steps=96", "train.learning_starts=64", "run.eval_episodes=0",
+        "train.nan_policy=skip"])
+    trainer = Trainer(cfg, str(tmp_path))
+    add = trainer._add
+    trainer._add = lambda replay, rows: add(
+        replay, rows._replace(reward=jnp.where(rows.terminated, jnp.nan, rows.reward)))
+    ledger = trainer.run(progress=False)
+    assert ledger.env_steps == 96 and ledger.updates == 64
+    assert int(trainer.train_state.updates) == 64
+    assert all(np.isfinite(np.asarray(x)).all()
+               for x in jax.tree.leaves((trainer.train_state.params, trainer.train_state.opt_state)))
+    assert trainer.checkpointer.latest_step() == 96
+    losses = [json.loads(line)["loss/total"] for line in open(tmp_path / "metrics.jsonl")]
+    assert len(losses) == 2 and not np.isfinite(losses).all()  # non-finite updates happened

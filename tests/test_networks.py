@@ -1,0 +1,40 @@
+"""Network pieces against their reference definitions."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dreamer.networks import Conv3x3
+
+
+def test_conv3x3_equals_lax_conv_with_the_same_weights():
+    """`Conv3x3` (one Dense over the 9 shifted copies of the input) is a 'SAME' 3x3 convolution,
+    stride 1: with its Dense kernel read as a [3, 3, C_in, C_out] HWIO kernel (row-major over the
+    shifts (i, j), then the input channel) it equals `lax.conv_general_dilated` plus the bias, at
+    the border (zero padding) and inside. A rectangular 5 x 7 frame catches swapped H and W."""
+    batch, height, width, c_in, c_out = 2, 5, 7, 3, 4
+    x = jax.random.normal(jax.random.key(0), (batch, height, width, c_in))
+    conv = Conv3x3(c_out)
+    params = conv.init(jax.random.key(1), x)
+    dense = params["params"]["Dense_0"]
+    assert dense["kernel"].shape == (9 * c_in, c_out)
+    # a non-zero bias (it initialises to zeros), so that it is checked too
+    params = {"params": {"Dense_0": {
+        "kernel": dense["kernel"], "bias": jax.random.normal(jax.random.key(2), (c_out,))}}}
+    ours = jax.jit(conv.apply)(params, x)
+
+    kernel = params["params"]["Dense_0"]["kernel"].reshape(3, 3, c_in, c_out)
+    reference = jax.jit(lambda x, k, b: jax.lax.conv_general_dilated(
+        x, k, window_strides=(1, 1), padding="SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=jax.lax.Precision.HIGHEST) + b)(
+        x, kernel, params["params"]["Dense_0"]["bias"])
+    assert ours.shape == reference.shape == (batch, height, width, c_out)
+    # Both sum the same 27 float32 products per output, in different orders: each sum of terms
+    # of size ~1 is then within a few ulps (2^-24 ~ 6e-8 relative) x 27 of the other, < 1e-5.
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), rtol=0, atol=1e-5)
+    # the comparison can fail: a kernel read with the shifts transposed (j, i) gives another
+    # convolution, different by far more than the tolerance
+    transposed = kernel.transpose(1, 0, 2, 3)
+    other = jax.lax.conv_general_dilated(x, transposed, (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    assert float(jnp.abs(other + params["params"]["Dense_0"]["bias"] - reference).max()) > 0.1

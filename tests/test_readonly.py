@@ -1,0 +1,70 @@
+"""`dreamer eval` and `dreamer play --agent` are read-only: they read a run's config, ledger and
+parameters, write nothing into the run folder but `eval.json` (eval), and evaluate exactly what the
+run's own evaluation at that checkpoint did."""
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from dreamer import agent as agent_lib
+from dreamer import cli
+from dreamer import config as config_lib
+from dreamer.train import Trainer
+
+
+def _snapshot(folder):
+    """{relative path: (size, mtime_ns, sha256)} of every file under `folder`."""
+    files = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            stat = os.stat(path)
+            files[os.path.relpath(path, folder)] = (stat.st_size, stat.st_mtime_ns, digest)
+    return files
+
+
+@pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
+def test_eval_of_a_killed_run_changes_nothing_and_repeats_its_evaluation(tmp_path):
+    out = str(tmp_path / "run")
+    cfg = config_lib.override(config_lib.tiny(), [
+        "world=catch", "run.real_steps=96", "train.learning_starts=32", "run.eval_interval=32",
+        "run.checkpoint_interval=64"])
+    Trainer(cfg, out).run(progress=False)
+    # as if killed after the checkpoint at 96: rows past it that a resume would redo
+    rows = open(os.path.join(out, "eval.csv")).read().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["env_steps", "32", "64", "96"]
+    with open(os.path.join(out, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"env_steps": 128, "loss/total": 1.0}) + "\n")
+    with open(os.path.join(out, "eval.csv"), "a") as f:
+        f.write("128,96,1,0.5,0.5,10\n")
+    before = _snapshot(out)
+
+    assert cli.main(["eval", "--run", out, "--episodes", "10"]) == 0
+    after = _snapshot(out)
+    result = json.loads(open(os.path.join(out, "eval.json")).read())
+    del after["eval.json"]
+    assert after == before  # no file created, changed (even rewritten) or removed
+    # the run's own evaluation at 96 real steps: same parameters, key and episodes
+    last = rows[-1].split(",")
+    assert result["env_steps"] == 96 and result["episodes"] == 10
+    assert result["mean_return"] == pytest.approx(float(last[3]), abs=1e-6)  # float32 -> text
+    assert result["std_return"] == pytest.approx(float(last[4]), abs=1e-6)
+
+
+@pytest.mark.xdist_group("tiny_coin")  # watches the run of the text/coin learning test
+def test_play_agent_changes_nothing(tiny_coin_run, capsys):
+    before = _snapshot(tiny_coin_run)
+    assert cli.main(["play", "--agent", tiny_coin_run, "--episodes", "1", "--seed", "2"]) == 0
+    assert "Agent: 1 episode(s)" in capsys.readouterr().out
+    assert _snapshot(tiny_coin_run) == before
+
+
+def test_agent_load_refuses_a_non_run_folder(tmp_path):
+    with pytest.raises(agent_lib.NotARunError, match="not a dreamer run folder"):
+        agent_lib.read_config(str(tmp_path))
+    assert cli.main(["eval", "--run", str(tmp_path)]) == 2
+    assert not os.listdir(tmp_path)  # nothing created there either
