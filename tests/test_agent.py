@@ -1,4 +1,7 @@
-"""End-to-end agent tests: learning on catch, exact ledger counts, compile-once, exact resume."""
+"""End-to-end agent tests: learning on catch, exact ledger counts, compile-once, exact resume.
+
+Every run here passes `progress=False`: the bar only draws to a terminal, and test_cli.py's
+`default_train` runs `dreamer train` with it on."""
 
 import json
 import os
@@ -44,14 +47,21 @@ def test_tiny_catch_learns_beyond_random(tmp_path):
     trainer = Trainer(cfg, str(tmp_path))
     ledger = trainer.run(progress=False)
     random_return = random_policy_return("catch", 200)
-    assert random_return < -0.4  # catch: a random paddle mostly misses
+    # catch returns +1 for a catch and -1 for a miss: a random paddle catches about 1 ball in 5
+    # (return near -0.6), and 0.6 is 16 catches out of the 20 evaluation episodes
+    assert random_return < -0.4
     assert ledger.eval_mean_return >= 0.6, (ledger.eval_mean_return, random_return)
     # the jitted collector and train chunk compiled exactly once over the whole run
     assert trainer._train_many._cache_size() == 1
     assert trainer._collect._cache_size() == 1
     saved = json.load(open(tmp_path / "ledger.json"))
     assert saved["eval"]["mean_return"] == ledger.eval_mean_return
-    assert (tmp_path / "eval.csv").read_text().count("\n") >= 3
+    # 32 real steps an iteration; run.eval_interval=1000 of 3000: evaluations after the
+    # iterations that pass 1000, 2000 and 3000 (the last is the end: no second final row)
+    rows = (tmp_path / "eval.csv").read_text().splitlines()
+    assert rows[0] == "env_steps,updates,simulated,mean_return,std_return,episodes"
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [1024, 2016, 3008]
+    assert rows[-1].endswith(",20")  # 20 evaluation episodes each
 
 
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
@@ -59,11 +69,17 @@ def test_ledger_counts_are_exact(tmp_path):
     # N=4 copies x 8 steps = 32 real steps per iteration; 256 steps = 8 iterations.
     # Training starts once 100 steps are collected: after iterations 4..8 (5 iterations), each
     # earning 1 x 32 = 32 updates (one chunk of 32): 160 updates.
-    cfg = tiny_catch("run.real_steps=256", "train.learning_starts=100", "run.eval_interval=10000",
-                     "run.eval_episodes=0")
+    # Evaluation is on (10 episodes every 64 real steps): the ledger does not count it, so the
+    # counts are the same hand computation as without it.
+    cfg = tiny_catch("run.real_steps=256", "train.learning_starts=100", "run.eval_interval=64",
+                     "run.eval_episodes=10")
     ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
     S, B, K = 8, 32, 3
     reanalysed = 16  # round(0.5 x 32)
+
+    def simulated(steps, updates):  # search while acting + training unroll + reanalysis search
+        return steps * S + updates * B * K + updates * reanalysed * (K + 1) * S
+
     assert ledger.env_steps == 256
     assert ledger.frames == 256
     assert ledger.updates == 160
@@ -72,37 +88,79 @@ def test_ledger_counts_are_exact(tmp_path):
     assert ledger.reanalyse == 160 * reanalysed * (K + 1) * S
     data = json.load(open(tmp_path / "ledger.json"))
     assert data["simulated"]["total"] == 256 * S + 160 * B * K + 160 * reanalysed * (K + 1) * S
-    assert data["dream_ratio"] == pytest.approx(data["simulated"]["total"] / 256)
-    assert data["real"]["episodes"] == ledger.episodes > 0
+    assert data["dream_ratio"] == data["simulated"]["total"] / 256
+    # catch episodes last 9 steps: each copy finishes 64 // 9 = 7 training episodes; the 4 x 10
+    # evaluation episodes are not counted
+    assert data["real"]["episodes"] == ledger.episodes == 4 * 7
+    assert data["eval"]["episodes"] == 10
+    # each evaluation row holds the counts at its step: no update before step 128, then 32 an
+    # iteration
+    rows = [r.split(",") for r in (tmp_path / "eval.csv").read_text().splitlines()[1:]]
+    expected = [(64, 0), (128, 32), (192, 96), (256, 160)]
+    assert [(int(r[0]), int(r[1]), int(r[2]), int(r[5])) for r in rows] == [
+        (steps, updates, simulated(steps, updates), 10) for steps, updates in expected]
 
 
 def _params_bytes(trainer):
     return [np.asarray(x).tobytes() for x in jax.tree.leaves(trainer.train_state)]
 
 
+class _Crash(Exception):
+    """Stands for the process dying at the end of an iteration, before any checkpoint of it."""
+
+
+def _eval_steps(out):
+    return [int(r.split(",")[0]) for r in open(os.path.join(out, "eval.csv")).readlines()[1:]]
+
+
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
 def test_stop_and_resume_is_bit_identical(tmp_path):
-    overrides = ["run.real_steps=192", "train.learning_starts=32", "run.eval_episodes=0",
-                 "run.checkpoint_interval=64"]
+    """Evaluation on, 32 real steps an iteration: evaluations at 96 and 160 (every 80 steps) and
+    a final one at 192; checkpoints every 64 steps. The run stops after iteration 3 (a checkpoint
+    at 96, next evaluation at 160), resumes, crashes after iteration 5's evaluation row (the
+    newest checkpoint is 128) and resumes again: the row at 160 is cut back and redone. It ends
+    equal to the uninterrupted run, eval.csv byte for byte."""
+    overrides = ["run.real_steps=192", "train.learning_starts=32", "run.eval_interval=80",
+                 "run.eval_episodes=10", "run.checkpoint_interval=64"]
     straight = Trainer(tiny_catch(*overrides), str(tmp_path / "a"))
     straight.run(progress=False)
+    assert _eval_steps(str(tmp_path / "a")) == [96, 160, 192]
 
+    out = str(tmp_path / "b")
     calls = {"n": 0}
 
     def stop_after_three():
         calls["n"] += 1
         return calls["n"] == 3
 
-    first = Trainer(tiny_catch(*overrides), str(tmp_path / "b"))
+    first = Trainer(tiny_catch(*overrides), out)
     stopped = first.run(progress=False, stop_flag=stop_after_three)
     assert stopped.env_steps == 96 and stopped.updates > 0  # stopped between checkpoints
-    resumed = Trainer(tiny_catch(*overrides), str(tmp_path / "b"), resume=True)
+    assert _eval_steps(out) == [96]  # a stop is not the end: no final evaluation
+    resumed = Trainer(tiny_catch(*overrides), out, resume=True)
     assert resumed.ledger.env_steps == 96
+
+    def crash_at_160():
+        if resumed.ledger.env_steps == 160:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        resumed.run(progress=False, stop_flag=crash_at_160)
+    assert resumed.checkpointer.latest_step() == 128
+    # the evaluation schedule was restored (restarted, it would have evaluated at 128 >= 80),
+    # and the row at 160 is past the newest checkpoint
+    assert _eval_steps(out) == [96, 160]
+    resumed = Trainer(tiny_catch(*overrides), out, resume=True)
+    assert resumed.ledger.env_steps == 128 and _eval_steps(out) == [96]  # cut back to it
     final = resumed.run(progress=False)
     assert final.env_steps == straight.ledger.env_steps
     assert final.updates == straight.ledger.updates
     assert final.simulated == straight.ledger.simulated
+    assert final.eval_mean_return == straight.ledger.eval_mean_return
     assert _params_bytes(resumed) == _params_bytes(straight)
+    for name in ("eval.csv", "metrics.jsonl"):
+        assert open(os.path.join(out, name), "rb").read() == open(
+            tmp_path / "a" / name, "rb").read(), name
     # a resumed run lowers to the same programs as a fresh one, so it reuses their compiled
     # executables (the persistent cache) instead of compiling them again
     resumed_hlo, straight_hlo = (
@@ -113,14 +171,35 @@ def test_stop_and_resume_is_bit_identical(tmp_path):
 
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
 def test_resume_refuses_a_different_network(tmp_path):
+    """A resume refuses a changed network; a finished run resumed with the same budget does
+    nothing, and with a larger one (the README's `--resume --real-steps`) trains on to it."""
     from dreamer.checkpoint import CheckpointError
 
-    Trainer(tiny_catch("run.real_steps=64", "run.eval_episodes=0"), str(tmp_path)).run(progress=False)
+    # 32 real steps an iteration, learning from the first: 32 updates an iteration. Evaluation
+    # only at the end of each run (its interval is past the budget).
+    overrides = ["train.learning_starts=32", "run.eval_interval=1000", "run.eval_episodes=10"]
+    first = Trainer(tiny_catch("run.real_steps=64", *overrides), str(tmp_path)).run(progress=False)
+    assert (first.env_steps, first.updates) == (64, 64)
     with pytest.raises(CheckpointError, match="model.hidden"):
         Trainer(tiny_catch("run.real_steps=64", "model.hidden=48"), str(tmp_path), resume=True)
-    # a safe field may change
-    Trainer(tiny_catch("run.real_steps=128", "run.eval_episodes=0"), str(tmp_path), resume=True)
-    assert os.path.exists(tmp_path / "ledger.json")
+    # the same budget: nothing to do, and the final evaluation is not repeated (the last
+    # evaluation's step is restored)
+    again = Trainer(tiny_catch("run.real_steps=64", *overrides), str(tmp_path), resume=True)
+    assert again.run(progress=False).to_json()["updates"] == 64
+    assert _eval_steps(str(tmp_path)) == [64]
+    # a safe field may change: a larger budget extends the finished run by 2 iterations
+    extended = Trainer(tiny_catch("run.real_steps=128", *overrides), str(tmp_path), resume=True)
+    ledger = extended.run(progress=False)
+    S, B, K, reanalysed = 8, 32, 3, 16
+    assert (ledger.env_steps, ledger.frames, ledger.updates) == (128, 128, 128)
+    assert ledger.search == 128 * S
+    assert ledger.simulated == 128 * S + 128 * B * K + 128 * reanalysed * (K + 1) * S
+    saved = json.load(open(tmp_path / "ledger.json"))
+    assert (saved["real"]["env_steps"], saved["updates"]) == (128, 128)
+    assert saved["simulated"]["total"] == ledger.simulated
+    assert saved["real"]["episodes"] == 4 * (32 // 9)  # 9-step catch episodes, 32 steps a copy
+    assert _eval_steps(str(tmp_path)) == [64, 128]  # each run's final evaluation
+    assert extended.checkpointer.latest_step() == 128
 
 
 @pytest.mark.xdist_group("tiny_catch")
@@ -166,6 +245,9 @@ def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
     """A gymnasium world's episodes in progress are in the checkpoint: a run stopped and resumed
     mid-episode equals the uninterrupted run bit for bit, episode count included. A world that
     cannot be saved restarts its episodes on resume, with the same step and update counts."""
+    # Evaluation off to save time (each one plays CartPole episodes step by step on the host):
+    # test_stop_and_resume_is_bit_identical and test_kill_resume.py's SIGKILL test resume with
+    # evaluation on, and test_host_world_training_path evaluates a host world.
     cfg = tiny_cartpole("run.eval_episodes=0", "run.checkpoint_interval=1000")
     straight = Trainer(cfg, str(tmp_path / "straight"))
     expected = straight.run(progress=False).to_json()
@@ -182,15 +264,24 @@ def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
     assert _run_state(resumed) == expected_state
 
     worlds.register("test/unsavable-cartpole", UnsavableCartPole)
-    cfg = tiny_cartpole("world=test/unsavable-cartpole", "run.eval_episodes=0")
+    cfg = tiny_cartpole("world=test/unsavable-cartpole", "run.eval_episodes=0")  # as above
     out = str(tmp_path / "unsavable")
     first = Trainer(cfg, out)
     assert first.programs is straight.programs  # a host world's programs depend on its spec alone
     first.run(progress=False, stop_flag=lambda: first.ledger.env_steps >= 64)
+    newest = int(first.replay.num_rows - 1) % first.replay.capacity
+    saved_truncated = np.asarray(first.replay.rows.truncated[newest])
+    saved_terminated = np.asarray(first.replay.rows.terminated[newest])
+    assert not (saved_truncated | saved_terminated).all()  # a stream was mid-episode at the stop
     resumed = Trainer(cfg, out, resume=True)
-    newest = int(resumed.replay.num_rows - 1) % resumed.replay.capacity
-    assert bool(resumed.replay.rows.truncated[newest].all() | resumed.replay.rows.terminated[
-        newest].all())  # each stream's last saved episode ends where the run stopped
+    assert int(resumed.replay.num_rows - 1) % resumed.replay.capacity == newest
+    truncated = np.asarray(resumed.replay.rows.truncated[newest])
+    terminated = np.asarray(resumed.replay.rows.terminated[newest])
+    # each stream's last saved episode ends where the run stopped: the restore cut the streams
+    # that were mid-episode (as a time limit) and left the terminated ones as they were
+    assert (truncated | terminated).all()
+    np.testing.assert_array_equal(terminated, saved_terminated)
+    np.testing.assert_array_equal(truncated, saved_truncated | ~saved_terminated)
     ledger = resumed.run(progress=False).to_json()
     assert ledger["real"]["env_steps"] == 128 and ledger["updates"] == expected["updates"]
 
@@ -213,7 +304,8 @@ def test_host_world_training_path(tmp_path, monkeypatch):
     assert ledger.env_steps == 128 and ledger.frames == 128
     assert ledger.updates == 3 * 32  # iterations 2..4 of 32 steps, 32 updates each
     assert made == [{"num_envs": 2, "max_episode_steps": 7}]
-    assert ledger.eval_episodes == 2 and 0 < ledger.eval_mean_return <= 7
+    # CartPole pays 1 a step, and the held-out episodes last 1 to 7 steps
+    assert ledger.eval_episodes == 2 and 1 <= ledger.eval_mean_return <= 7
 
 
 def test_twx_evaluates_on_the_test_fold():
@@ -234,6 +326,8 @@ def test_atari_network_downsamples_to_6x6():
         jax.random.key(0), obs)
     latent = jax.jit(lambda p, o: model.apply(p, o, method=WorldModel.represent))(params, obs)
     assert latent.shape == (2, 6, 6, 64)
+    # min-max normalised; 1e-6: XLA may divide by multiplying with a float32 reciprocal, which
+    # can land an ulp or two (1.2e-7 each) above 1
     assert float(latent.min()) >= 0.0 and float(latent.max()) <= 1.0 + 1e-6
 
 
@@ -245,11 +339,12 @@ def test_advantage_weighted_policy_targets():
     baseline = np.array([[1.0, 1.0]])
     valid = np.array([[True, True]])
     target = np.asarray(advantage_weighted_policy(action, 3, returns, baseline, valid))
-    # advantages +1 and -1: batch std 1, weights e^1 and e^-1 on the taken actions
+    # advantages +1 and -1: batch std 1, weights e^1 and e^-1 on the taken actions (float32:
+    # XLA's exp is within a few ulps of 1.2e-7 each, hence rtol=1e-6)
     np.testing.assert_allclose(target, [[[np.e, 0, 0], [0, 0, np.exp(-1.0)]]], rtol=1e-6)
     clipped = np.asarray(advantage_weighted_policy(action, 3, returns * 100, baseline, valid,
                                                    max_weight=5.0))
-    assert clipped[0, 0, 0] == pytest.approx(5.0)
+    assert clipped[0, 0, 0] == 5.0  # min(e^100, 5): the clip itself, exactly
     invalid = np.asarray(advantage_weighted_policy(action, 3, returns, baseline,
                                                    np.array([[True, False]])))
     assert invalid[0, 1].sum() == 0.0
@@ -297,12 +392,17 @@ def test_grouped_reanalysis_prepares_each_batch_as_alone():
         value, valid, prefix, policy = (np.asarray(x[g]) for x in targets[:4])
         a_value, a_valid, a_prefix, a_policy = (np.asarray(x[0]) for x in alone_t[:4])
         np.testing.assert_array_equal(valid, a_valid)
+        # the tolerances: G batches in one program compile to other fusions and matmul tilings
+        # than one batch, so float32 sums may round differently (a few ulps; the value targets,
+        # n-step sums of rewards in [0, 1] plus a bootstrap, are the larger numbers: atol 1e-5)
         np.testing.assert_allclose(prefix, a_prefix, atol=1e-6)
         np.testing.assert_allclose(value, a_value, atol=1e-5)  # bootstrap: network, not search
         stored = np.asarray(windows.rows.policy[g, :, : K + 1])
         np.testing.assert_array_equal(policy[R:], stored[R:])
         np.testing.assert_array_equal(a_policy[R:], stored[R:])
-        np.testing.assert_allclose(policy[:R].sum(-1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(policy[:R].sum(-1), 1.0, atol=1e-5)  # float32 normalising
+        # the stored policies are uniform (1/3 each): a fresh search's differ by far more than
+        # any rounding
         assert np.abs(policy[:R] - stored[:R]).max() > 0.1
     # (a grouped train_many runs in `dreamer bench gpu --quick`: the atari preset groups 5)
     with pytest.raises(ValueError, match="reanalyse_batches=3 must divide"):

@@ -26,9 +26,13 @@ from dreamer.train import Trainer
 # one worker runs the tiny catch runs, so they reuse each other's compiled programs
 pytestmark = pytest.mark.xdist_group("tiny_catch")
 
+# 32 real steps an iteration: an evaluation (10 episodes) after each, a checkpoint after every
+# third (96, 192, 288, 384), so a kill can land after evaluation rows past the newest checkpoint.
+# --no-progress: the bar only clutters the captured stderr; test_cli.py's default_train runs
+# `dreamer train` with it.
 ARGS = ["train", "--world", "catch", "--preset", "tiny", "--real-steps", "384", "--no-progress",
-        "--set", "run.checkpoint_interval=32", "--set", "run.eval_episodes=0",
-        "--set", "train.learning_starts=64"]
+        "--set", "run.checkpoint_interval=96", "--set", "run.eval_interval=32",
+        "--set", "run.eval_episodes=10", "--set", "train.learning_starts=64"]
 
 
 def _env():
@@ -81,31 +85,77 @@ def _final_state(out):
     return leaves, json.load(open(os.path.join(out, "ledger.json")))
 
 
-def _metric_steps(out):
-    return [json.loads(line)["env_steps"] for line in open(os.path.join(out, "metrics.jsonl"))]
+def _metric_rows(out):
+    """(env_steps, names) of each metrics.jsonl row: an iteration's training row and its
+    evaluation row share a step but not their names."""
+    return [(row.pop("env_steps"), tuple(sorted(row)))
+            for row in map(json.loads, open(os.path.join(out, "metrics.jsonl")))]
+
+
+def _assert_logged_once(out):
+    """Redone iterations are not logged twice: no row repeats, and the steps never go back."""
+    rows = _metric_rows(out)
+    assert len(set(rows)) == len(rows)
+    steps = [step for step, _ in rows]
+    assert steps == sorted(steps)
+
+
+def _eval_steps(out):
+    """The env_steps of eval.csv's complete rows."""
+    path = os.path.join(out, "eval.csv")
+    if not os.path.exists(path):
+        return []
+    lines = open(path).readlines()[1:]
+    return [int(line.split(",")[0]) for line in lines if line.endswith("\n")]
+
+
+def _wait_for_eval_past_checkpoint(out, proc, after, timeout=900):
+    """Waits until the run has a checkpoint newer than `after` and an evaluation row past its
+    newest checkpoint (the first evaluation of the iteration after that checkpoint)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        steps, evals = _checkpoint_steps(out), _eval_steps(out)
+        if steps and steps[-1] > after and evals and evals[-1] > steps[-1]:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no evaluation past a checkpoint newer than {after}: "
+                         f"{proc.stderr.read().decode()[-2000:]}")
 
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    """Two SIGKILLs, each mid-run, after an evaluation row past the newest checkpoint: the resume
+    cuts eval.csv and metrics.jsonl back to the checkpoint and redoes those rows, so the run ends
+    equal to the uninterrupted one, its files byte for byte."""
     straight = str(tmp_path / "straight")
     _finish(_start(straight))
     expected_state, expected_ledger = _final_state(straight)
+    assert _eval_steps(straight) == list(range(32, 385, 32))  # one evaluation an iteration
 
     killed = str(tmp_path / "killed")
-    rng = random.Random(0)
-    proc = _start(killed)
+    proc, resumed_from = _start(killed), 0
     for _ in range(2):
-        _wait_for_checkpoint(killed, proc)
-        time.sleep(rng.uniform(0.0, 2.0))
+        _wait_for_eval_past_checkpoint(killed, proc, after=resumed_from)
+        assert proc.poll() is None, "the run ended before the kill"
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL  # the kill ended it, not the end of the run
+        newest = _checkpoint_steps(killed)[-1]
+        # killed mid-run, past the checkpoint it resumed from, with evaluation rows the resume
+        # must cut back
+        assert resumed_from < newest < 384
+        assert _eval_steps(killed)[-1] > newest
+        resumed_from = newest
         proc = _start(killed, "--resume")
     _finish(proc)
     state, ledger = _final_state(killed)
-    for key in ("real", "simulated", "updates"):
-        assert ledger[key] == expected_ledger[key]
+    for key in ("real", "simulated", "updates", "eval"):
+        assert ledger[key] == expected_ledger[key], key
     assert state == expected_state
-    steps = _metric_steps(killed)
-    assert steps == sorted(set(steps))  # redone iterations are not logged twice
+    _assert_logged_once(killed)
+    assert _eval_steps(killed) == _eval_steps(straight)  # no evaluation repeated or lost
+    for name in ("eval.csv", "metrics.jsonl"):
+        assert open(os.path.join(killed, name), "rb").read() == open(
+            os.path.join(straight, name), "rb").read(), name
 
 
 def test_sigint_writes_a_final_checkpoint(tmp_path):
@@ -131,6 +181,9 @@ SCALE_STEPS, INTERVAL, KILLS = 384, 32, 10
 def _scale_args(world):
     # A checkpoint every iteration (4 copies x 8 steps) and few updates per iteration keep the
     # run short; learning starts after the second checkpoint so the parameters change.
+    # Evaluation is off to keep ten restarts short (and a checkpoint each iteration leaves little
+    # to cut back): test_sigkill_then_resume_is_bit_identical kills and resumes with it on.
+    # --no-progress as in ARGS.
     return ["train", "--world", world, "--preset", "tiny", "--real-steps", str(SCALE_STEPS),
             "--no-progress", "--set", f"run.checkpoint_interval={INTERVAL}",
             "--set", "run.eval_episodes=0", "--set", "train.learning_starts=64",
@@ -218,5 +271,4 @@ def test_ten_random_sigkills_then_resume_are_bit_identical(world, tmp_path):
     for key in ("real", "simulated", "updates"):
         assert ledger[key] == straight_ledger[key], key
     assert state == straight_state
-    steps = _metric_steps(killed)
-    assert steps == sorted(set(steps))  # redone iterations are not logged twice
+    _assert_logged_once(killed)
