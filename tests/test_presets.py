@@ -1,0 +1,220 @@
+"""Runs at the shipped presets, through `Trainer`, as a user gets them.
+
+Each JAX world family's default preset (`config.default_preset`) runs one short training run built
+the way `dreamer train --world W --real-steps R` builds it, changing nothing but the real budget,
+so that one learner phase and the final evaluation happen; the ledger counts are checked against a
+hand computation from the preset's numbers. Learning at those presets takes far longer than the
+suite allows (cartpole: 6k real steps, breakout 50k, text/coin 20k), so these assert exact counts;
+the learning assertions for the features they carry (Gumbel search, the planning-free ablation,
+sampled evaluation) run on the tiny catch config instead.
+"""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dreamer import cli
+from dreamer import config as config_lib
+from dreamer.train import Trainer
+
+
+def user_config(world: str, real_steps: int) -> config_lib.Config:
+    """The config of `dreamer train --world WORLD --real-steps REAL_STEPS`."""
+    args = cli._parser().parse_args(["train", "--world", world, "--real-steps", str(real_steps)])
+    cfg = cli._build_config(args)
+    # it is the world's default preset exactly, but for the world and the real budget
+    preset = config_lib.preset(config_lib.default_preset(world))
+    assert cfg == dataclasses.replace(preset, world=world,
+                                      run=dataclasses.replace(preset.run, real_steps=real_steps))
+    return cfg
+
+
+def read_metrics(out) -> list[dict]:
+    with open(out / "metrics.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def read_eval_rows(out) -> list[list[str]]:
+    lines = (out / "eval.csv").read_text().splitlines()
+    assert lines[0] == "env_steps,updates,simulated,mean_return,std_return,episodes"
+    return [line.split(",") for line in lines[1:]]
+
+
+def check_run(out, ledger, cfg, *, env_steps, updates, search, unroll, reanalyse, learn_rows,
+              returns_within):
+    """The exact ledger, written and returned; one evaluation at the end with the preset's
+    episode count; `learn_rows` metric rows with finite losses."""
+    assert (ledger.env_steps, ledger.frames, ledger.updates) == (env_steps, env_steps, updates)
+    assert (ledger.search, ledger.unroll, ledger.reanalyse) == (search, unroll, reanalyse)
+    saved = json.load(open(out / "ledger.json"))
+    assert saved["real"] == {"env_steps": env_steps, "frames": env_steps,
+                             "episodes": ledger.episodes}
+    simulated = saved["simulated"]
+    assert (simulated["search"], simulated["reanalyse"], simulated["unroll"]) == (
+        search, reanalyse, unroll)
+    # no preset runs buffer-wide reanalysis passes (where the ledger counts them, as `dream`)
+    assert simulated.get("dream", 0) == 0
+    assert simulated["total"] == search + reanalyse + unroll
+    assert saved["updates"] == updates
+    # one evaluation, at the end, of run.eval_episodes episodes
+    rows = read_eval_rows(out)
+    assert len(rows) == 1
+    step, ups, simulated, mean, _, episodes = rows[0]
+    assert (int(step), int(ups), int(simulated)) == (env_steps, updates,
+                                                     search + reanalyse + unroll)
+    assert int(episodes) == cfg.run.eval_episodes == saved["eval"]["episodes"]
+    low, high = returns_within
+    assert low <= float(mean) <= high and float(mean) == saved["eval"]["mean_return"]
+    metrics = read_metrics(out)
+    learned = [m for m in metrics if "loss/total" in m]
+    assert [m["env_steps"] for m in learned] == learn_rows
+    losses = {k: v for m in learned for k, v in m.items() if k.startswith("loss/")}
+    assert {"loss/total", "loss/policy", "loss/value", "loss/value_prefix"} <= set(losses)
+    assert all(math.isfinite(v) for m in learned for k, v in m.items() if k.startswith("loss/"))
+
+
+# Wall time, 2 CPU cores shared with other jobs: 49 s with a cold XLA cache, 30 s warm.
+def test_cartpole_at_the_small_preset(tmp_path):
+    """The README's `dreamer train` (cartpole, `small`: MuZero search, an MLP encoder)."""
+    cfg = user_config("cartpole", 448)
+    assert config_lib.default_preset("cartpole") == "small"
+    ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
+    N, C = cfg.run.num_envs, cfg.run.collect_steps  # 8 copies x 8 steps = 64 real steps a phase
+    B, K, S = cfg.train.batch_size, cfg.train.unroll_steps, cfg.search.num_simulations
+    assert (N, C, B, K, S) == (8, 8, 128, 5, 16)
+    assert (cfg.train.learning_starts, cfg.train.train_ratio) == (400, 0.5)
+    # 7 collections (448 steps); the learner starts after the 7th (448 >= 400), one phase of
+    # 0.5 x 64 = 32 updates; each reanalyses round(0.99 x 128) = 127 samples at K + 1 = 6
+    # positions with 16 simulations each.
+    reanalysed = 127
+    check_run(tmp_path, ledger, cfg, env_steps=448, updates=32, search=448 * 16,
+              unroll=32 * 128 * 5, reanalyse=32 * reanalysed * 6 * 16, learn_rows=[448],
+              returns_within=(1, 500))  # cartpole: +1 a step, at most 500 steps
+
+
+# Wall time, 2 CPU cores shared with other jobs: 77 s with a cold XLA cache, 43 s warm.
+def test_breakout_at_the_minatar_preset(tmp_path):
+    """minatar/breakout at `minatar`: Gumbel search and the conv encoder, through Trainer; a
+    fractional update credit (0.1 x 128 = 12.8 a phase, 13-update chunks) carried over."""
+    cfg = user_config("minatar/breakout", 1152)
+    assert config_lib.default_preset("minatar/breakout") == "minatar"
+    assert cfg.search.algorithm == "gumbel" and cfg.model.encoder == "auto"
+    trainer = Trainer(cfg, str(tmp_path))
+    assert trainer.spec.observation_kind == "image"  # `auto` picks the conv encoder
+    ledger = trainer.run(progress=False)
+    N, C = cfg.run.num_envs, cfg.run.collect_steps  # 16 copies x 8 steps = 128 a phase
+    B, K, S = cfg.train.batch_size, cfg.train.unroll_steps, cfg.search.num_simulations
+    assert (N, C, B, K, S) == (16, 8, 64, 5, 16)
+    assert (cfg.train.learning_starts, cfg.train.train_ratio) == (1_000, 0.1)
+    assert config_lib.updates_per_phase(cfg) == 13  # round(12.8)
+    # 9 collections (1,152 steps). The learner starts after the 8th (1,024 >= 1,000): credit 12.8,
+    # short of one 13-update chunk, so nothing is applied (and no metrics row written); after the
+    # 9th the credit is 25.6: one chunk of 13 updates. Each reanalyses round(0.25 x 64) = 16
+    # samples at 6 positions, 16 simulations each.
+    reanalysed = 16
+    check_run(tmp_path, ledger, cfg, env_steps=1152, updates=13, search=1152 * 16,
+              unroll=13 * 64 * 5, reanalyse=13 * reanalysed * 6 * 16, learn_rows=[1152],
+              returns_within=(0, 1_000))  # breakout: +1 a brick
+    assert trainer.loop.update_credit == pytest.approx(25.6 - 13)
+
+
+# Wall time, 2 CPU cores shared with other jobs: 54 s with a cold XLA cache, 27 s warm.
+def test_text_coin_at_the_text_preset(tmp_path):
+    """text/coin at `text`: the token encoder, action masks, MuZero search, 100 greedy
+    evaluation episodes."""
+    cfg = user_config("text/coin", 1024)
+    assert config_lib.default_preset("text/coin") == "text"
+    ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
+    N, C = cfg.run.num_envs, cfg.run.collect_steps  # 16 copies x 8 steps = 128 a phase
+    B, K, S = cfg.train.batch_size, cfg.train.unroll_steps, cfg.search.num_simulations
+    assert (N, C, B, K, S) == (16, 8, 64, 5, 16)
+    assert (cfg.train.learning_starts, cfg.train.train_ratio) == (1_000, 0.5)
+    assert cfg.run.eval_episodes == 100
+    # 8 collections (1,024 steps); the learner starts after the 8th: 0.5 x 128 = 64 updates,
+    # each reanalysing round(0.25 x 64) = 16 samples at 6 positions, 16 simulations each.
+    reanalysed = 16
+    check_run(tmp_path, ledger, cfg, env_steps=1024, updates=64, search=1024 * 16,
+              unroll=64 * 64 * 5, reanalyse=64 * reanalysed * 6 * 16, learn_rows=[1024],
+              returns_within=(0, 1))  # coin: 1 for taking the coin
+    assert (tmp_path / "vocabulary.json").exists()
+
+
+def tiny_catch(*overrides):
+    return config_lib.override(config_lib.tiny(), ["world=catch", *overrides])
+
+
+# Wall time, 2 CPU cores shared with other jobs: 34 s with a cold XLA cache, 13 s warm.
+def test_planning_free_ablation_counts_no_search(tmp_path):
+    """`search.algorithm=none` through Trainer: no simulation is spent acting or reanalysing, only
+    the training unroll. (Not a learning test: tiny catch at 3,000 real steps, seed 0, reached
+    only -0.2 greedy over 20 episodes (evaluations at 1k / 2k / 3k: 0.1, -0.3, -0.2; -0.14 over
+    100), against about -0.6 for random play: too weak and too slow a signal for the suite.)"""
+    # Programs of their own (no search): not in the tiny_catch group, whose programs they would
+    # push out of the per-process cache.
+    cfg = tiny_catch("search.algorithm=none", "run.real_steps=256", "train.learning_starts=100",
+                     "run.eval_interval=10000")
+    ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
+    B, K = cfg.train.batch_size, cfg.train.unroll_steps
+    assert (B, K, cfg.run.num_envs, cfg.run.collect_steps, cfg.run.eval_episodes) == (32, 3, 4, 8, 10)
+    # 4 copies x 8 steps = 32 real steps a phase, 8 phases; the learner runs after phases 4..8
+    # (>= 100 steps), 1 x 32 = 32 updates each: 160 updates, none reanalysed, none searched.
+    check_run(tmp_path, ledger, cfg, env_steps=256, updates=160, search=0, unroll=160 * 32 * 3,
+              reanalyse=0, learn_rows=[128, 160, 192, 224, 256],
+              returns_within=(-1, 1))  # catch: +1 caught, -1 missed
+    assert ledger.simulated == ledger.unroll == 160 * B * K
+
+
+# Wall time, 2 CPU cores shared with other jobs: 20 s alone with a cold XLA cache, 5 s with
+# the tiny_catch programs compiled.
+@pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
+def test_evaluation_at_temperature_one_samples(tmp_path):
+    """run.eval_temperature=1: the run's evaluation samples the search policy instead of playing
+    its best action: on the same key (the same ball drops), its returns are those of the sampled
+    evaluation and not those of the greedy one.
+
+    Before any update (64 real steps, learning from 100): the untrained network's search spreads
+    its 8 visits, so sampling shows. After 160 updates (256 steps) the visits on catch concentrate
+    on one action and sampled play equalled greedy play on 20 of 20 episodes (seed 0, measured)."""
+    cfg = tiny_catch("run.eval_temperature=1", "run.real_steps=64", "run.eval_episodes=20")
+    assert cfg.train.learning_starts == 100 and cfg.run.eval_interval == 1_000
+    trainer = Trainer(cfg, str(tmp_path))
+    ledger = trainer.run(progress=False)
+    assert (ledger.env_steps, ledger.updates) == (64, 0)
+    rows = read_eval_rows(tmp_path)
+    assert len(rows) == 1 and int(rows[0][0]) == 64 and int(rows[0][5]) == 20
+    recorded = float(rows[0][3])
+    # Trainer.evaluate draws its key from the real step, so these replay the run's evaluation
+    sampled = trainer.evaluate()  # at run.eval_temperature, 1
+    assert sampled.shape == (20,) and set(np.unique(sampled)) <= {-1.0, 1.0}
+    assert float(sampled.mean()) == recorded == ledger.eval_mean_return
+    np.testing.assert_array_equal(trainer.evaluate(temperature=1.0), sampled)
+    greedy = trainer.evaluate(temperature=0.0)
+    assert greedy.shape == (20,) and set(np.unique(greedy)) <= {-1.0, 1.0}
+    # measured (seed 0): sampled -0.7, greedy -0.6, 7 of the 20 episodes end differently
+    assert np.sum(greedy != sampled) >= 3
+    assert float(greedy.mean()) != recorded
+
+
+# Wall time, 2 CPU cores shared with other jobs: 109 s with a cold XLA cache, 97 s warm (the
+# 2,912 updates, not the compiles, take most of it).
+def test_tiny_catch_learns_with_gumbel_search(tmp_path):
+    """Gumbel search (the minatar and twx presets' algorithm) learns catch past random play at the
+    tiny config's 3,000 real steps, as MuZero does in test_agent. Measured, seed 0, 20 greedy
+    episodes: -0.6 / -0.7 / 0.1 / 0.0 / 0.7 / 1.0 at 512 / 1,024 / 1,536 / 2,048 / 2,560 / 3,008
+    real steps (100 episodes at the end: 1.0 greedy, 0.98 sampled at T = 1); seed 1 also reached 1.0 (20
+    and 100 greedy episodes); random play about -0.6. The bar is test_agent's, 0.6."""
+    # Programs of their own (Gumbel): not in the tiny_catch group, whose programs they would push
+    # out of the per-process cache.
+    cfg = tiny_catch("search.algorithm=gumbel", "seed=0", "run.eval_interval=10000",
+                     "run.eval_episodes=20")
+    ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
+    assert ledger.env_steps == 3008 and ledger.eval_episodes == 20
+    # 94 phases of 32 steps; the learner from the 4th (128 >= 100): 91 x 32 = 2,912 updates, each
+    # reanalysing round(0.5 x 32) = 16 samples at K + 1 = 4 positions with 8 simulations
+    assert ledger.updates == 2912
+    assert (ledger.search, ledger.unroll, ledger.reanalyse) == (3008 * 8, 2912 * 32 * 3,
+                                                               2912 * 16 * 4 * 8)
+    assert ledger.eval_mean_return >= 0.6, ledger.eval_mean_return
