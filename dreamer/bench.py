@@ -184,7 +184,56 @@ def bench_train(quick: bool) -> dict:
                            "updates_per_s": updates / seconds, "compile_s": compile_s}
         print(f"{preset:12s}{world_name:20s} batch {cfg.train.batch_size:4d}: "
               f"{updates / seconds:8.3g} updates/s (compile {compile_s:.1f} s)")
+    results["fresh_targets"] = _fresh_targets(quick)
     return results
+
+
+def _fresh_targets(quick: bool) -> dict:
+    """Fresh policy targets for 99% of sampled positions at the `minatar` preset (batch 256 on
+    minatar/breakout), two ways, same process: reanalysis inside every update
+    (`train.reanalyse_fraction=0.99`), or the learner without it plus buffer-wide pass searches
+    (`dreamer.reanalyse`) at the pass's measured rate. The pass figure charges one pass search
+    to every fresh sampled position, as if no row were sampled twice between two passes: a
+    lower bound on the pass path's updates/s."""
+    import worlds
+    from dreamer import config as config_lib
+    from dreamer import learner, reanalyse
+    from dreamer import replay as replay_lib
+    from dreamer.networks import make_model
+
+    batch, updates, length, streams = (16, 2, 64, 2) if quick else (256, 3, 1024, 16)
+    base = config_lib.override(config_lib.minatar(), [f"train.batch_size={batch}"])
+    spec = worlds.make("minatar/breakout").spec
+    model = make_model(base.model, spec)
+    key = jax.random.key(0)
+    rows = _random_rows(key, length, streams, spec)
+    rstate = replay_lib.add(replay_lib.init(rows, length), rows)
+    tstate = learner.init_train_state(model, base, key, np.asarray(rows.observation[0, 0]))
+    age = jnp.float32(1e9)
+    rates = {}
+    for name, fraction in (("per_update", 0.99), ("no_reanalysis", 0.0)):
+        cfg = config_lib.override(base, [f"train.reanalyse_fraction={fraction}"])
+        train_many = jax.jit(learner.make_train_many(model, cfg, updates))
+        rates[name] = updates / _timed(train_many, 1 if quick else 2, tstate, rstate, key, age)
+    roots = reanalyse.pass_chunks(base, length * streams) * base.train.reanalyse_pass_chunk
+    run = jax.jit(reanalyse.make_reanalyse_pass(model, base))
+    pass_seconds = _timed(run, 1 if quick else 2, tstate, rstate, key,
+                          jnp.int32(reanalyse.pass_chunks(base, length * streams)))
+    roots_per_s = roots / pass_seconds
+    fresh = round(0.99 * batch) * (base.train.unroll_steps + 1)  # positions per update
+    with_pass = 1.0 / (1.0 / rates["no_reanalysis"] + fresh / roots_per_s)
+    out = {"world": "minatar/breakout", "batch_size": batch, "fresh_share": 0.99,
+           "per_update_reanalysis_updates_per_s": rates["per_update"],
+           "no_reanalysis_updates_per_s": rates["no_reanalysis"],
+           "pass_roots_per_s": roots_per_s, "pass_updates_per_s": with_pass,
+           "pass_vs_per_update": with_pass / rates["per_update"],
+           "sampled_positions_per_s": {"per_update": rates["per_update"] * batch,
+                                       "pass": with_pass * batch}}
+    print(f"fresh targets for 99% of batch {batch}: per-update reanalysis "
+          f"{rates['per_update']:.3g} updates/s; no reanalysis {rates['no_reanalysis']:.3g} + "
+          f"pass searches at {roots_per_s:,.0f} roots/s = {with_pass:.3g} updates/s "
+          f"({with_pass / rates['per_update']:.2f}x)")
+    return out
 
 
 def model_step_limit(model, params, spec, config, batches, steps: int, repeats: int):

@@ -67,12 +67,33 @@ def test_bench_search_quick(capsys):
 
 def test_bench_train_quick(capsys):
     result, table = _run("train", capsys)
-    assert set(result) == HEADER | {"small"}  # quick: the `small` preset on cartpole only
+    # quick: the `small` preset on cartpole only, and the fresh-target comparison at batch 16
+    assert set(result) == HEADER | {"small", "fresh_targets"}
     small = result["small"]
     assert set(small) == {"world", "batch_size", "updates_per_s", "compile_s"}
     assert small["world"] == "cartpole" and small["batch_size"] == 16  # the quick override
     assert _rate(small["updates_per_s"]) and _rate(small["compile_s"])
-    assert table[-1].split()[:2] == ["small", "cartpole"]
+    assert table[-2].split()[:2] == ["small", "cartpole"]
+    fresh = result["fresh_targets"]
+    assert set(fresh) == {"world", "batch_size", "fresh_share",
+                          "per_update_reanalysis_updates_per_s", "no_reanalysis_updates_per_s",
+                          "pass_roots_per_s", "pass_updates_per_s", "pass_vs_per_update",
+                          "sampled_positions_per_s"}
+    assert (fresh["world"], fresh["batch_size"], fresh["fresh_share"]) == (
+        "minatar/breakout", 16, 0.99)
+    for key in ("per_update_reanalysis_updates_per_s", "no_reanalysis_updates_per_s",
+                "pass_roots_per_s", "pass_updates_per_s"):
+        assert _rate(fresh[key]), key
+    # the pass path: the learner without reanalysis plus one pass search per fresh position
+    # (round(0.99 x 16) = 16 samples x (K + 1) = 6 positions), the same floats recombined
+    expected = 1 / (1 / fresh["no_reanalysis_updates_per_s"] + 16 * 6 / fresh["pass_roots_per_s"])
+    assert fresh["pass_updates_per_s"] == pytest.approx(expected, rel=1e-12)
+    assert fresh["pass_vs_per_update"] == pytest.approx(
+        expected / fresh["per_update_reanalysis_updates_per_s"], rel=1e-12)
+    assert fresh["sampled_positions_per_s"] == pytest.approx(
+        {"per_update": 16 * fresh["per_update_reanalysis_updates_per_s"], "pass": 16 * expected},
+        rel=1e-12)
+    assert table[-1].startswith("fresh targets for 99% of batch 16: per-update reanalysis ")
 
 
 def test_bench_gpu_quick(capsys):
