@@ -7,6 +7,17 @@ import numpy as np
 from dreamer.networks import Conv3x3
 
 
+def _shifted_copies_dense(x, kernel, bias):
+    """Conv3x3's definition, in float64 numpy: one Dense over the 9 shifted copies of the
+    zero-padded input, concatenated shift-major ((i, j) row-major, then channel)."""
+    x, kernel, bias = (np.asarray(a, np.float64) for a in (x, kernel, bias))
+    _, height, width, _ = x.shape
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    patches = np.concatenate([padded[:, i:i + height, j:j + width, :]
+                              for i in range(3) for j in range(3)], axis=-1)
+    return patches @ kernel + bias
+
+
 def test_conv3x3_equals_lax_conv_with_the_same_weights():
     """`Conv3x3` (one Dense over the 9 shifted copies of the input) is a 'SAME' 3x3 convolution,
     stride 1: with its Dense kernel read as a [3, 3, C_in, C_out] HWIO kernel (row-major over the
@@ -32,6 +43,10 @@ def test_conv3x3_equals_lax_conv_with_the_same_weights():
     # Both sum the same 27 float32 products per output, in different orders: each sum of terms
     # of size ~1 is then within a few ulps (2^-24 ~ 6e-8 relative) x 27 of the other, < 1e-5.
     np.testing.assert_allclose(np.asarray(ours), np.asarray(reference), rtol=0, atol=1e-5)
+    # and its own definition, computed independently in float64 (the same bound: float32 sums)
+    definition = _shifted_copies_dense(x, params["params"]["Dense_0"]["kernel"],
+                                       params["params"]["Dense_0"]["bias"])
+    np.testing.assert_allclose(np.asarray(ours), definition, rtol=0, atol=1e-5)
     # the comparison can fail: a kernel read with the shifts transposed (j, i) gives another
     # convolution, different by far more than the tolerance
     transposed = kernel.transpose(1, 0, 2, 3)
