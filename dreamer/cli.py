@@ -9,6 +9,8 @@ import signal
 import sys
 import time
 
+from dreamer.errors import UserError  # also dreamer.cli.UserError, as before
+
 DEFAULT_WORLD = "cartpole"
 
 
@@ -62,10 +64,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="gpu: the Atari 100k check (train step, search, ALE, projected hours)")
     b.add_argument("--quick", action="store_true", help="small sizes (for tests)")
     return p
-
-
-class UserError(Exception):
-    """An error with a one-line message for the user."""
 
 
 def _build_config(args):
@@ -259,8 +257,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m dreamer.cli`: run the module under its real name, so the errors that play and
-    # sweep raise (dreamer.cli.UserError) are the ones `main` knows
-    from dreamer.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -153,7 +153,7 @@ def _play_human(session: _Session) -> int:
 def _read_agent_config(run_dir: str):
     """The config `run_dir` was trained with, or a UserError."""
     from dreamer import agent as agent_lib
-    from dreamer.cli import UserError
+    from dreamer.errors import UserError
 
     try:
         return agent_lib.read_config(run_dir)
@@ -219,8 +219,8 @@ def _watch_agent(session: _Session, args, config, params, model, ledger) -> int:
 
 def run(args) -> int:
     """Runs `dreamer play` with parsed arguments; returns the exit status."""
-    from dreamer.cli import UserError
     from dreamer.config import parse_world_option
+    from dreamer.errors import UserError
 
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {args.episodes}")

@@ -92,7 +92,7 @@ def parse_vary(items: list[str]) -> list[tuple[str, list[str]]]:
       UserError: for a malformed option, an empty or repeated value, a repeated key, or a key the
         sweep itself sets (world, seed, run.real_steps).
     """
-    from dreamer.cli import UserError
+    from dreamer.errors import UserError
 
     parsed: list[tuple[str, list[str]]] = []
     for item in items:
@@ -126,7 +126,7 @@ def plan(args) -> list[SweepRun]:
       ConfigError / UserError: a bad key or value, named; UnknownWorldError for the world.
     """
     from dreamer import config as config_lib
-    from dreamer.cli import UserError
+    from dreamer.errors import UserError
 
     if args.real_steps is None or args.real_steps <= 0:
         raise UserError(f"--real-steps must be > 0, got {args.real_steps}")
@@ -185,7 +185,7 @@ def run_state(run: SweepRun) -> str:
     Raises:
       UserError: the folder holds a run of another config (the sweep would mix them).
     """
-    from dreamer.cli import UserError
+    from dreamer.errors import UserError
 
     ledger_path = os.path.join(run.folder, "ledger.json")
     if not os.path.isfile(ledger_path):

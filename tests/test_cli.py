@@ -357,9 +357,8 @@ def test_debug_gives_the_traceback(tmp_path, monkeypatch, restore_signals):
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.startswith("Traceback (most recent call last):"), done.stderr
-    # (`python -m dreamer.cli` runs the module under its own name, as the `dreamer` script does)
     assert done.stderr.strip().splitlines()[-1] == (
-        "dreamer.cli.UserError: --seed -1: the seed must be >= 0")
+        "dreamer.errors.UserError: --seed -1: the seed must be >= 0")
     assert "dreamer: error:" not in done.stderr
 
 
