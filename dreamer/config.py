@@ -60,6 +60,9 @@ class SearchConfig:
       dirichlet_alpha, dirichlet_fraction: root noise (muzero only).
       pb_c_init, pb_c_base: PUCT constants (muzero only).
       max_num_considered_actions: Gumbel's m (gumbel only).
+      q_normalisation: how PUCT (muzero) normalises Q-values: "node", mctx's min-max over the
+        parent and its siblings (floor 1e-8), or "tree", EfficientZero's one min-max over the
+        whole tree with the range floored at 0.01 (see `search.qtransform_tree_min_max`).
       temperature: visit-count temperature for acting at the start of training.
       temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25).
     """
@@ -76,6 +79,7 @@ class SearchConfig:
     pb_c_init: float = 1.25
     pb_c_base: float = 19652.0
     max_num_considered_actions: int = 16
+    q_normalisation: Literal["node", "tree"] = "node"
     temperature: float = 1.0
     temperature_decay_steps: int = 0
 
@@ -597,6 +601,9 @@ def validate(cfg: Config) -> None:
     if cfg.train.reanalyse_pass_rows < 0:
         raise ConfigError("train.reanalyse_pass_rows must be >= 0 (0 = every stored row), got "
                           f"{cfg.train.reanalyse_pass_rows}")
+    if cfg.search.q_normalisation == "tree" and cfg.search.algorithm != "muzero":
+        raise ConfigError("search.q_normalisation=tree is for PUCT search (search.algorithm="
+                          f"muzero); {cfg.search.algorithm} search does not use it")
     if cfg.train.train_ratio < 0:
         raise ConfigError(f"train.train_ratio must be >= 0, got {cfg.train.train_ratio}")
     phase = updates_per_phase(cfg)

@@ -98,6 +98,23 @@ def root(model: WorldModel, params, observation: jax.Array):
     return mctx.RootFnOutput(prior_logits=policy_logits, value=value, embedding=embedding)
 
 
+def qtransform_tree_min_max(tree: mctx.Tree, node_index, *, floor: float = 0.01):
+    """EfficientZero's Q normalisation for PUCT, on one (unbatched) mctx tree: every child's Q
+    (reward + discount x value) is normalised by one min and max taken over all visited Qs of the
+    whole tree, the range floored at `floor` (EfficientZero V1/V2 and LightZero: 0.01), instead
+    of mctx's per-node min-max over the parent and its siblings with a 1e-8 floor. Unvisited
+    children score 0, as under mctx's default (EfficientZero gives them the parent's mean Q)."""
+    qvalues = tree.qvalues(node_index)
+    visited = tree.children_visits > 0  # [nodes, actions]
+    every_q = tree.children_rewards + tree.children_discounts * tree.children_values
+    low = jnp.min(jnp.where(visited, every_q, jnp.inf))
+    high = jnp.max(jnp.where(visited, every_q, -jnp.inf))
+    low = jnp.where(jnp.any(visited), low, 0.0)  # nothing visited yet: nothing to normalise
+    high = jnp.where(jnp.any(visited), high, 0.0)
+    normalised = (qvalues - low) / jnp.maximum(high - low, floor)
+    return jnp.where(tree.children_visits[node_index] > 0, normalised, 0.0)
+
+
 def run_search(
     model: WorldModel,
     params,
@@ -147,6 +164,8 @@ def run_search(
             pb_c_init=config.pb_c_init,
             pb_c_base=config.pb_c_base,
             temperature=temperature if explore else 0.0,
+            qtransform=(qtransform_tree_min_max if config.q_normalisation == "tree"
+                        else mctx.qtransform_by_parent_and_siblings),
         )
     else:
         out = mctx.gumbel_muzero_policy(

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import worlds
 from dreamer import config as config_lib
@@ -174,3 +175,57 @@ def test_evaluation_temperature_samples_the_search_policy():
         p = np.asarray(sharp.policy)
         np.testing.assert_allclose(p[np.arange(n), np.asarray(sharp.action)], p.max(-1),
                                    err_msg=algorithm)
+
+
+def _hand_tree():
+    """An unbatched mctx tree of 4 nodes x 3 actions: root 0 has children 1 (action 0) and 2
+    (action 1) visited, action 2 not; node 1 has child 3 (action 2) visited."""
+    import mctx
+
+    nodes, actions = 4, 3
+    visits = np.zeros((nodes, actions), np.int32)
+    rewards = np.zeros((nodes, actions), np.float32)
+    discounts = np.full((nodes, actions), 0.9, np.float32)
+    values = np.zeros((nodes, actions), np.float32)
+    visits[0, 0], rewards[0, 0], values[0, 0] = 3, 0.10, 0.50  # Q = 0.1 + 0.9 * 0.5 = 0.55
+    visits[0, 1], rewards[0, 1], values[0, 1] = 1, 0.00, 0.40  # Q = 0.36
+    visits[1, 2], rewards[1, 2], values[1, 2] = 2, 0.05, 0.70  # Q = 0.68 (deeper in the tree)
+    children = np.full((nodes, actions), -1, np.int32)
+    children[0, 0], children[0, 1], children[1, 2] = 1, 2, 3
+    tree = mctx.Tree(
+        node_visits=jnp.asarray([6, 3, 1, 2], jnp.int32),
+        raw_values=jnp.zeros(nodes), node_values=jnp.asarray([0.5, 0.5, 0.4, 0.7]),
+        parents=jnp.asarray([-1, 0, 0, 1]), action_from_parent=jnp.asarray([-1, 0, 1, 2]),
+        children_index=jnp.asarray(children), children_prior_logits=jnp.zeros((nodes, actions)),
+        children_visits=jnp.asarray(visits), children_rewards=jnp.asarray(rewards),
+        children_discounts=jnp.asarray(discounts), children_values=jnp.asarray(values),
+        embeddings=jnp.zeros((nodes,)), root_invalid_actions=jnp.zeros(actions),
+        extra_data=None)
+    return tree
+
+
+def test_tree_min_max_normalises_by_the_whole_tree_with_a_floor():
+    """EfficientZero's normalisation: the root's Qs (0.55, 0.36) are scaled by the min and max of
+    every visited Q in the tree (0.36 and 0.68, the latter below the root), unvisited 0; with
+    all Qs within 0.01 of each other the range is 0.01, not mctx's 1e-8."""
+    import mctx
+
+    tree = _hand_tree()
+    got = np.asarray(search.qtransform_tree_min_max(tree, jnp.int32(0)))
+    np.testing.assert_allclose(got, [(0.55 - 0.36) / 0.32, 0.0, 0.0], rtol=1e-5)
+    # mctx's default differs: min-max over the root (0.5) and its visited children only
+    node = np.asarray(mctx.qtransform_by_parent_and_siblings(tree, jnp.int32(0)))
+    np.testing.assert_allclose(node[:2], [1.0, 0.0], atol=1e-6)
+    # a flat tree: Qs 0.500 and 0.503 at the root, 0.501 below (range 0.003 < floor 0.01)
+    flat = tree.replace(children_values=tree.children_values.at[0, 0].set((0.5 - 0.1) / 0.9)
+                        .at[0, 1].set(0.503 / 0.9).at[1, 2].set((0.501 - 0.05) / 0.9))
+    got = np.asarray(search.qtransform_tree_min_max(flat, jnp.int32(0)))
+    np.testing.assert_allclose(got[:2], [0.0, 0.3], atol=1e-4)  # (0.503 - 0.5) / 0.01
+    assert float(search.qtransform_tree_min_max(tree, jnp.int32(3)).max()) == 0.0  # a leaf
+
+
+def test_tree_normalisation_is_refused_for_gumbel():
+    with pytest.raises(config_lib.ConfigError, match="q_normalisation=tree is for PUCT"):
+        config_lib.override(config_lib.minatar(), ["search.q_normalisation=tree"])
+    cfg = config_lib.override(config_lib.small(), ["search.q_normalisation=tree"])
+    assert cfg.search.q_normalisation == "tree"
