@@ -1,15 +1,8 @@
 """Worlds behind one interface: `worlds.make(name, **options)` and `worlds.names()`."""
 
 from worlds.base import EpisodeState, HostWorld, JaxWorld, TimeStep, WorldSpec
-from worlds.registry import (
-    MissingExtraError,
-    UnknownWorldError,
-    WorldOptionError,
-    make,
-    names,
-    register,
-    register_prefix,
-)
+from worlds.errors import MissingExtraError, UnknownWorldError, WorldOptionError
+from worlds.registry import make, names, register, register_prefix
 
 register("catch", "worlds.catch:Catch")
 register("cartpole", "worlds.cartpole:CartPole")

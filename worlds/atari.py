@@ -34,7 +34,7 @@ import difflib
 import numpy as np
 
 from worlds.base import HostWorld, TimeStep, WorldSpec
-from worlds.registry import UnknownWorldError, WorldOptionError
+from worlds.errors import UnknownWorldError, WorldOptionError
 
 ATARI_100K_GAMES: tuple[str, ...] = (
     "alien",

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from worlds.base import JaxWorld, WorldSpec
-from worlds.registry import WorldOptionError
+from worlds.errors import WorldOptionError
 
 
 @struct.dataclass

@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from worlds.base import HostWorld, TimeStep, WorldSpec
-from worlds.registry import UnknownWorldError, WorldOptionError
+from worlds.errors import UnknownWorldError, WorldOptionError
 
 DEFAULT_MAX_EPISODE_STEPS = 100_000
 """Time limit applied to an env whose gymnasium spec sets none."""

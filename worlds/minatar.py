@@ -30,7 +30,7 @@ from flax import struct
 
 from worlds import minatar_seaquest
 from worlds.base import JaxWorld, WorldSpec
-from worlds.registry import WorldOptionError
+from worlds.errors import WorldOptionError
 
 DEFAULT_MAX_EPISODE_STEPS = 10_000
 FULL_ACTION_NAMES = ("noop", "left", "up", "right", "down", "fire")

@@ -8,24 +8,12 @@ import inspect
 from collections.abc import Callable
 
 from worlds.base import HostWorld, JaxWorld
+from worlds.errors import UnknownWorldError, WorldOptionError
 
 # name -> "module:callable" (imported on first use) or a callable.
 _REGISTRY: dict[str, str | Callable[..., JaxWorld | HostWorld]] = {}
 # prefix -> "module:callable" taking (suffix, **options); e.g. "gym:" and "atari/".
 _PREFIXES: dict[str, str] = {}
-
-
-class UnknownWorldError(ValueError):
-    """Raised for a world name that is not registered."""
-
-
-class WorldOptionError(ValueError):
-    """Raised for a world option that the world does not accept."""
-
-
-class MissingExtraError(RuntimeError):
-    """Raised when a world needs an optional extra (or a system program) that is not installed;
-    the message names what to install."""
 
 
 def register(name: str, factory: str | Callable[..., JaxWorld | HostWorld]) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from worlds.base import HostWorld, TimeStep
-from worlds.registry import MissingExtraError, WorldOptionError
+from worlds.errors import MissingExtraError, WorldOptionError
 from worlds.text_tokens import Vocabulary, read_family, token_world_spec, tokenize, write_family
 
 OBSERVATION_FIELDS: tuple[str, ...] = (

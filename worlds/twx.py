@@ -52,7 +52,7 @@ from functools import lru_cache
 import numpy as np
 
 from worlds.base import HostWorld, TimeStep
-from worlds.registry import MissingExtraError, UnknownWorldError, WorldOptionError
+from worlds.errors import MissingExtraError, UnknownWorldError, WorldOptionError
 from worlds.text_tokens import (
     Vocabulary,
     read_family,

@@ -25,7 +25,7 @@ import numpy as np
 from flax import struct
 
 from worlds.base import JaxWorld, WorldSpec
-from worlds.registry import WorldOptionError
+from worlds.errors import WorldOptionError
 
 DIRECTIONS = ("north", "south", "east", "west")
 _OPPOSITE = np.array([1, 0, 3, 2], np.int32)  # north<->south, east<->west
