@@ -30,7 +30,6 @@ class NotARunError(ValueError):
 class Agent:
     """A run's agent at its newest checkpoint."""
 
-    run_dir: str
     config: Config
     ledger: SampleLedger
     model: Any
@@ -72,7 +71,7 @@ def load(run_dir: str, world, config: Config | None = None) -> Agent:
         train_state = checkpointer.restore_part({"train": fresh}, step)["train"]
     finally:
         checkpointer.close()
-    return Agent(run_dir=run_dir, config=config, ledger=SampleLedger.from_json(record["ledger"]),
+    return Agent(config=config, ledger=SampleLedger.from_json(record["ledger"]),
                  model=programs.model, params=train_state.params, programs=programs, mesh=mesh)
 
 

@@ -86,18 +86,11 @@ def evaluation_key(seed: int, env_steps: int):
     return jax.random.fold_in(jax.random.split(jax.random.key(seed), 4)[3], env_steps)
 
 
-def make_eval_world(config: Config, episodes: int, eval_options: dict | None = None):
+def make_eval_world(config: Config, episodes: int, eval_options: dict):
     """A host world of this process's share of `episodes` copies, built with the run's options
-    and the world's held-out `eval_options` (read off a first build when not given)."""
+    and the world's held-out `eval_options` (`HostWorld.eval_options`)."""
     share = episodes // jax.process_count()
-    options = config.world_kwargs()
-    if eval_options is None:
-        world = worlds.make(config.world, num_envs=share, **options)
-        if not world.eval_options:
-            return world
-        eval_options = world.eval_options
-        world.close()
-    return worlds.make(config.world, num_envs=share, **{**options, **eval_options})
+    return worlds.make(config.world, num_envs=share, **{**config.world_kwargs(), **eval_options})
 
 
 def host_act(act_fn, mesh, params, key, observation, action_mask, temperature):
