@@ -248,7 +248,8 @@ def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
     # Evaluation off to save time (each one plays CartPole episodes step by step on the host):
     # test_stop_and_resume_is_bit_identical and test_kill_resume.py's SIGKILL test resume with
     # evaluation on, and test_host_world_training_path evaluates a host world.
-    cfg = tiny_cartpole("run.eval_episodes=0", "run.checkpoint_interval=1000")
+    cfg = tiny_cartpole("run.eval_episodes=0",  # off: saves host episodes; covered on above
+                        "run.checkpoint_interval=1000")
     straight = Trainer(cfg, str(tmp_path / "straight"))
     expected = straight.run(progress=False).to_json()
     expected_state = _run_state(straight)

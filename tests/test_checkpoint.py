@@ -34,7 +34,8 @@ def test_keep_checkpoints_prunes_and_a_damaged_newest_falls_back_by_deleting_it(
     message says, resume starts from the older checkpoint (96) and finishes bit-identical to the
     run that was never damaged."""
     # evaluation off: not what is tested here (test_agent's resume tests cover it)
-    cfg = tiny_catch("run.real_steps=128", "train.learning_starts=96", "run.eval_episodes=0",
+    cfg = tiny_catch("run.real_steps=128", "train.learning_starts=96",
+                     "run.eval_episodes=0",  # off: not tested here; test_agent resumes with it on
                      "run.checkpoint_interval=32", "run.keep_checkpoints=2")
     folder = str(tmp_path / "checkpoints")
     trainer = Trainer(cfg, str(tmp_path))

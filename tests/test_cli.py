@@ -286,7 +286,7 @@ def test_host_world_failure_gives_one_line(tmp_path, capsys):
             "--set", "run.checkpoint_interval=8",
             # no evaluation: the world dies before the first; test_eval_of_a_host_world_run
             # evaluates a host world
-            "--set", "run.eval_episodes=0"]
+            "--set", "run.eval_episodes=0"]  # off: the world dies before the first evaluation
     assert main(argv) == 2
     err = _one_line_error(capsys)
     assert ("world test/crashing-cartpole raised during step at real step 19: RuntimeError: "

@@ -186,7 +186,8 @@ def _scale_args(world):
     # --no-progress as in ARGS.
     return ["train", "--world", world, "--preset", "tiny", "--real-steps", str(SCALE_STEPS),
             "--no-progress", "--set", f"run.checkpoint_interval={INTERVAL}",
-            "--set", "run.eval_episodes=0", "--set", "train.learning_starts=64",
+            "--set", "run.eval_episodes=0",  # off for the slow scale; ARGS kills with it on
+            "--set", "train.learning_starts=64",
             "--set", "train.train_ratio=0.125", "--set", "run.keep_checkpoints=3"]
 
 

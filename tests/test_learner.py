@@ -225,7 +225,8 @@ def test_nan_policy_skip_keeps_training_through_non_finite_updates(tmp_path):
     # cache); the NaN enters between collection and the replay. Evaluation is off: it is not
     # what is tested.
     cfg = config_lib.override(config_lib.tiny(), [
-        "world=catch", "run.real_steps=96", "train.learning_starts=64", "run.eval_episodes=0",
+        "world=catch", "run.real_steps=96", "train.learning_starts=64",
+        "run.eval_episodes=0",  # off: not tested here (test_agent covers evaluation)
         "train.nan_policy=skip"])
     trainer = Trainer(cfg, str(tmp_path))
     add = trainer._add

@@ -26,7 +26,8 @@ def tiny_catch(*overrides):
 def collected(tmp_path_factory):
     """A tiny catch trainer after 64 real steps (16 rows in each of 4 streams) and 32 updates,
     without a pass yet (its interval is past the run)."""
-    cfg = tiny_catch("run.real_steps=64", "train.learning_starts=32", "run.eval_episodes=0",
+    cfg = tiny_catch("run.real_steps=64", "train.learning_starts=32",
+                     "run.eval_episodes=0",  # off: a fixture of replay rows, nothing evaluated
                      "train.reanalyse_pass_interval=1000")
     trainer = Trainer(cfg, str(tmp_path_factory.mktemp("collected")))
     trainer.run(progress=False)
@@ -96,7 +97,7 @@ def test_pass_budget_and_ledger_counts():
     updates per phase (iterations 4..8), a pass after every phase (interval 32): the replay then
     holds 32, 40, 48, 56 and 64 rows in each of 4 streams = 128, 160, 192, 224, 256 rows, which
     chunks of 64 cover in 2, 3, 3, 4 and 4 search calls of 64 roots x 8 simulations."""
-    cfg = tiny_catch("run.real_steps=256", "train.learning_starts=100", "run.eval_episodes=0")
+    cfg = tiny_catch("run.real_steps=256", "train.learning_starts=100")
     assert [reanalyse.pass_chunks(cfg, rows) for rows in (128, 160, 192, 224, 256)] == [
         2, 3, 3, 4, 4]
     budget = config_lib.override(cfg, ["train.reanalyse_pass_rows=100"])
@@ -106,8 +107,8 @@ def test_pass_budget_and_ledger_counts():
 
 @pytest.mark.xdist_group("tiny_catch")
 def test_pass_in_a_run_counts_exactly_compiles_once_and_resumes_bit_identical(tmp_path):
-    overrides = ["run.real_steps=256", "train.learning_starts=100", "run.eval_episodes=0",
-                 "run.checkpoint_interval=64"]
+    # evaluation on, as a user runs it (10 episodes at the end; not counted in the ledger)
+    overrides = ["run.real_steps=256", "train.learning_starts=100", "run.checkpoint_interval=64"]
     straight = Trainer(tiny_catch(*overrides), str(tmp_path / "a"))
     ledger = straight.run(progress=False)
     S = 8
@@ -132,6 +133,7 @@ def test_pass_in_a_run_counts_exactly_compiles_once_and_resumes_bit_identical(tm
     resumed = Trainer(tiny_catch(*overrides), str(tmp_path / "b"), resume=True)
     final = resumed.run(progress=False)
     assert final.to_json()["simulated"] == ledger.to_json()["simulated"]
+    assert (tmp_path / "b" / "eval.csv").read_text() == (tmp_path / "a" / "eval.csv").read_text()
     leaves = [jax.tree.leaves((t.train_state, t.replay)) for t in (straight, resumed)]
     for a, b in zip(*leaves, strict=True):
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
@@ -142,7 +144,8 @@ def test_a_checkpoint_from_before_target_versions_resumes(tmp_path):
     the acting search's (-1), everything else restored as saved."""
     import dataclasses
 
-    cfg = tiny_catch("run.real_steps=64", "train.learning_starts=32", "run.eval_episodes=0",
+    cfg = tiny_catch("run.real_steps=64", "train.learning_starts=32",
+                     "run.eval_episodes=0",  # off: only the restore is tested here
                      "train.reanalyse_pass_interval=0")
     old = Trainer(cfg, str(tmp_path / "old"))
     old.run(progress=False)
