@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dreamer import memory
+
 
 def _timed(fn, repeats: int, *args, min_seconds: float = 0.0) -> float:
     """Seconds per call of `fn(*args)` after one warm-up call: the best of `repeats` windows,
@@ -25,6 +27,30 @@ def _timed(fn, repeats: int, *args, min_seconds: float = 0.0) -> float:
             if elapsed >= min_seconds:
                 break
         best = min(best, elapsed / calls)
+    return best
+
+
+def _learner(model, cfg, updates: int, tstate, rstate, key, age):
+    """The learner program as the trainer builds it (train state and replay donated), compiled;
+    returns it, its compile seconds and its peak bytes (`memory.program_bytes`)."""
+    from dreamer import learner
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(learner.make_train_many(model, cfg, updates), donate_argnums=(0, 1)).lower(
+        tstate, rstate, key, age).compile()
+    return compiled, time.perf_counter() - t0, memory.program_bytes(compiled)["peak"]
+
+
+def _timed_donating(compiled, repeats: int, tstate, rstate, *args) -> float:
+    """Seconds per call of a program that consumes its first two arguments: the best of
+    `repeats` calls after a warm-up, each on fresh copies made outside the timed window."""
+    best = float("inf")
+    for i in range(repeats + 1):
+        fresh = jax.block_until_ready(jax.tree.map(jnp.copy, (tstate, rstate)))
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(*fresh, *args))
+        if i:
+            best = min(best, time.perf_counter() - t0)
     return best
 
 
@@ -171,21 +197,25 @@ def bench_train(quick: bool) -> dict:
         updates = 2 if quick else 5
         if preset.startswith("atari"):
             # one update with its own reanalysis search: on a CPU one atari100k update takes
-            # minutes; `bench gpu` times the preset's grouped reanalysis (5 batches per search)
+            # minutes; `bench gpu` times a whole learner phase at the preset
             cfg = config_lib.override(cfg, ["train.reanalyse_batches=1"])
             updates = 1
-        train_many = jax.jit(learner.make_train_many(model, cfg, updates))
         age = jnp.float32(1e9)
-        t0 = time.perf_counter()
-        jax.block_until_ready(train_many(tstate, rstate, key, age))
-        compile_s = time.perf_counter() - t0
-        seconds = _timed(train_many, 2, tstate, rstate, key, age)
+        train_many, compile_s, peak = _learner(model, cfg, updates, tstate, rstate, key, age)
+        seconds = _timed_donating(train_many, 2, tstate, rstate, key, age)
         results[preset] = {"world": world_name, "batch_size": cfg.train.batch_size,
-                           "updates_per_s": updates / seconds, "compile_s": compile_s}
+                           "updates_per_s": updates / seconds, "compile_s": compile_s,
+                           "peak_bytes": peak, "updates_per_call": updates}
         print(f"{preset:12s}{world_name:20s} batch {cfg.train.batch_size:4d}: "
-              f"{updates / seconds:8.3g} updates/s (compile {compile_s:.1f} s)")
+              f"{updates / seconds:8.3g} updates/s (compile {compile_s:.1f} s, peak "
+              f"{memory.size(peak)}{_of_device()})")
     results["fresh_targets"] = _fresh_targets(quick)
     return results
+
+
+def _of_device() -> str:
+    limit = memory.device_limit()
+    return f" of the device's {memory.size(limit)}" if limit else ""
 
 
 def _fresh_targets(quick: bool) -> dict:
@@ -362,31 +392,40 @@ def bench_gpu(quick: bool, game: str = "pong") -> dict:
 
     # learner: one learner phase (its updates, reanalysis included) per call, as the trainer runs
     # it; the baseline reanalyses each batch on its own (reanalyse_batches=1), same process
+    # the preset's replay (capacity x N copies: its size counts in the learner's peak), 2,048
+    # random rows per copy written into it
     length = 64 if quick else 2048
-    rows = _random_rows(key, length, 1, spec)
-    rstate = replay_lib.add(replay_lib.init(rows, length), rows)
+    rows = _random_rows(key, length, N, spec)
+    rstate = replay_lib.add(replay_lib.init(rows, length if quick else cfg.replay.capacity), rows)
     tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
     updates = config_lib.updates_per_phase(cfg)
     age = jnp.float32(0.3 * cfg.run.real_steps)
-    group = cfg.train.reanalyse_batches
+    limit = memory.device_limit()
+    out["device_memory_bytes"] = limit
     variants = [("", cfg)]
-    if group > 1 and not quick:
-        variants.append(("_separate", config_lib.override(cfg, ["train.reanalyse_batches=1"])))
+    if cfg.train.reanalyse_batches != updates and not quick:
+        # the whole phase's batches reanalysed in one search: faster on a large device, and
+        # reanalyse_batches times the memory
+        variants.append(("_grouped", config_lib.override(
+            cfg, [f"train.reanalyse_batches={updates}"])))
     for suffix, c in variants:
-        train_many = jax.jit(learner.make_train_many(model, c, updates))
-        t0 = time.perf_counter()
-        jax.block_until_ready(train_many(tstate, rstate, key, age))
-        out[f"train_compile_s{suffix}"] = time.perf_counter() - t0
-        out[f"updates_per_s{suffix}"] = updates / _timed(train_many, 2, tstate, rstate, key, age)
-        print(f"train step   batch {c.train.batch_size}, K {c.train.unroll_steps}, reanalyse "
-              f"{c.train.reanalyse_fraction:.0%} x {c.search.num_simulations} sims, "
-              f"{c.train.reanalyse_batches} batch(es) per search: "
-              f"{out[f'updates_per_s{suffix}']:.2f} updates/s "
-              f"(compile {out[f'train_compile_s{suffix}']:.0f} s)")
-    if len(variants) > 1:
-        out["grouped_vs_separate_ratio"] = out["updates_per_s"] / out["updates_per_s_separate"]
-        print(f"             grouped reanalysis vs one batch per search: "
-              f"{out['grouped_vs_separate_ratio']:.2f}x")
+        train_many, out[f"train_compile_s{suffix}"], peak = _learner(
+            model, c, updates, tstate, rstate, key, age)
+        out[f"train_peak_bytes{suffix}"] = peak
+        label = (f"train step   batch {c.train.batch_size}, K {c.train.unroll_steps}, reanalyse "
+                 f"{c.train.reanalyse_fraction:.0%} x {c.search.num_simulations} sims, "
+                 f"{c.train.reanalyse_batches} batch(es) per search: ")
+        fits = limit is None or peak <= limit
+        if fits:
+            out[f"updates_per_s{suffix}"] = updates / _timed_donating(
+                train_many, 2, tstate, rstate, key, age)
+            label += f"{out[f'updates_per_s{suffix}']:.2f} updates/s "
+        print(f"{label}(compile {out[f'train_compile_s{suffix}']:.0f} s, peak "
+              f"{memory.size(peak)}{_of_device()}{'' if fits else ': does not fit'})")
+    if "updates_per_s_grouped" in out:
+        out["grouped_vs_preset_ratio"] = out["updates_per_s_grouped"] / out["updates_per_s"]
+        print(f"             {updates} batches per search vs the preset's "
+              f"{cfg.train.reanalyse_batches}: {out['grouped_vs_preset_ratio']:.2f}x")
 
     # search throughput at a large batch, and acting latency at the preset's N copies
     params = tstate.params
@@ -396,12 +435,14 @@ def bench_gpu(quick: bool, game: str = "pong") -> dict:
         obs = rows.observation[:1, 0].repeat(batch, 0)
         mask = jnp.ones((batch, spec.num_actions), bool)
         fn = jax.jit(lambda p, k, o, m, s_cfg=s_cfg: search.run_search(
-            model, p, k, o, m, s_cfg, cfg.train.discount, cfg.train.value_prefix_horizon).action)
+            model, p, k, o, m, s_cfg, cfg.train.discount, cfg.train.value_prefix_horizon).action
+        ).lower(params, key, obs, mask).compile()
+        out[f"{name}_peak_bytes"] = memory.program_bytes(fn)["peak"]
         seconds = _timed(fn, 3, params, key, obs, mask)
         out[f"{name}_batch"], out[f"{name}_s_per_call"] = batch, seconds
         out[f"{name}_sims_per_s"] = batch * sims / seconds
         print(f"{name:12s} B={batch} x {sims} sims: {batch * sims / seconds:,.0f} sims/s "
-              f"({seconds * 1e3:.1f} ms per call)")
+              f"({seconds * 1e3:.1f} ms per call, peak {memory.size(out[f'{name}_peak_bytes'])})")
 
     # the ALE collector (host vector env with the Atari 100k preprocessing)
     world.reset(0)

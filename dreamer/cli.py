@@ -249,9 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler[command](args)
     except Exception as e:
-        if args.debug or not isinstance(e, _known_errors()):
+        from dreamer import memory
+
+        if memory.is_out_of_memory(e) and not args.debug:
+            text = memory.out_of_memory_message(e)  # XLA's error is pages long
+        elif args.debug or not isinstance(e, _known_errors()):
             raise
-        message = " ".join(str(e).split())  # one line, whatever the error's own text holds
+        else:
+            text = str(e)
+        message = " ".join(text.split())  # one line, whatever the error's own text holds
         print(f"dreamer: error: {message}", file=sys.stderr)
         return 2
 

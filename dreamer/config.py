@@ -152,6 +152,12 @@ class TrainConfig:
       train_ratio: updates per real env step.
       learning_starts: real steps collected before the first update.
       nan_policy: "stop" (checkpoint and exit) or "skip" (drop the update) on non-finite loss.
+      augment_shift: image augmentation of the learner's encoder inputs (the unroll's first
+        observation and the consistency loss's targets, never acting or search targets;
+        `dreamer.augment`): pixels of edge padding before a random crop back to the image size,
+        drawn per sample. EfficientZero on Atari: 4. 0 = off. Image worlds only.
+      augment_intensity: scale s of the per-sample intensity factor 1 + s * clip(N(0, 1), -2, 2)
+        (after the shift). EfficientZero on Atari: 0.05. 0 = off. Image worlds only.
     """
 
     batch_size: int = 128
@@ -184,6 +190,8 @@ class TrainConfig:
     train_ratio: float = 0.25
     learning_starts: int = 500
     nan_policy: Literal["stop", "skip"] = "stop"
+    augment_shift: int = 0
+    augment_intensity: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,36 +331,96 @@ def minatar() -> Config:
 
 
 def atari100k() -> Config:
-    """EfficientZero V1's Atari 100k setup (Ye et al., 2021, Table 6)."""
+    """EfficientZero V1 on Atari 100k (Ye et al., 2021, Table 6; its code's
+    `config/atari/__init__.py` and `core/config.py`, github.com/YeWR/EfficientZero), field by field:
+
+    - model: the stride-2 ResNet down to 6x6 (`downsample`), 64 channels, 1 block; heads of 16
+      reduced channels and one hidden layer of 32 (`resnet_fc_*_layers=[32]`); value-prefix LSTM
+      512 (`lstm_hidden_size`); projection 1024 (`proj_hid`, `proj_out`, `pred_out`); value and
+      reward supports [-300, 300] (`DiscreteSupport(-300, 300)`).
+    - search: PUCT, 50 simulations, Dirichlet alpha 0.3 and fraction 0.25
+      (`root_exploration_fraction`), c1 1.25 and c2 19652; Q min-max over the whole tree with the
+      range floored at 0.01 (`value_delta_max`: q_normalisation="tree"). Acting temperature 1,
+      then 0.5 after half of training and 0.25 after three quarters (`change_temperature`; the
+      whole run is the span, so temperature_decay_steps=0).
+    - train: batch 256, K = 5, n = 5; discount 0.997 per frame raised to the frame skip,
+      0.997**4 per agent step (`self.discount **= self.frame_skip`); off-policy correction with
+      `auto_td_steps_ratio` 0.3; value-prefix horizon 5; 99% of policy targets reanalysed
+      (`revisit_policy_search_rate`); SGD, momentum 0.9, lr 0.2, warm-up 1% of 100k updates,
+      x0.1 after 100k, weight decay 1e-4, gradient clip 5; loss weights value 0.25, consistency 2,
+      policy and reward 1; target network every 200 updates (`target_model_interval`); learning
+      from 2,000 transitions (`start_transitions` 8k frames / 4); augmentation: random shift of
+      4 pixels and intensity 0.05 (`augmentation=['shift', 'intensity']`).
+    - replay: priorities alpha 0.6, beta 0.4 (`priority_prob_*`); the 100k transitions all kept.
+    - run: 100k real steps; 4 copies stepped together (`p_mcts_num=4` in its Atari train.sh);
+      32 evaluation episodes (`test_episodes`) every 10k.
+    - world (`worlds.atari`): frame skip 4 with max-pooling, 4 stacked 96x96 frames, no-op starts
+      (at most 30), sticky actions off, a life loss ends a training episode only
+      (`episode_life`), rewards clipped to their sign in training (`clip_reward`), episodes cut
+      at 27,000 agent steps (108k frames, the final test's cap).
+
+    Kept different on purpose:
+    - Grey frames, not RGB (`gray_scale=False` there): the replay keeps each row's 4-frame stack on
+      the device, 3.7 GB for 100k rows grey and 11 GB in colour, which would not fit a 24 GB card
+      beside the learner. EfficientZero keeps compressed frames in host memory.
+    - Training episodes are cut at 27,000 agent steps, not 3,000 (`max_moves` 12k frames): one
+      cap for training and evaluation; a cap is a time limit the value targets bootstrap past.
+    - One batch reanalysed per search (train.reanalyse_batches=1), so the preset fits a 24 GB
+      card. XLA's memory analysis of the learner program, the replay's 3.8 GB included: a peak of
+      10.3 GB one batch at a time, 29.2 GB with each phase's 5 batches searched together (25.4 GB
+      of temporaries). `dreamer bench gpu` measures what the grouping gains on a larger device.
+    - Beta stays 0.4; EfficientZero V1 anneals it to 1 over training.
+    """
     return _replace(
         Config(),
         model=dict(encoder="atari", channels=64, num_blocks=1, lstm_hidden=512,
                    head_hidden=32, projection_dim=1024, value_support=300, reward_support=300),
         search=dict(algorithm="muzero", num_simulations=50, dirichlet_alpha=0.3,
-                    dirichlet_fraction=0.25, temperature_decay_steps=50_000),
+                    dirichlet_fraction=0.25, q_normalisation="tree", temperature_decay_steps=0),
         replay=dict(capacity=25_000, alpha=0.6, beta=0.4),
-        train=dict(batch_size=256, reanalyse_batches=5, unroll_steps=5, td_steps=5, discount=0.997,
-                   value_prefix_horizon=5, reanalyse_fraction=0.99, optimizer="sgd",
-                   learning_rate=0.2, lr_warmup_updates=1_000, lr_decay_updates=100_000,
-                   weight_decay=1e-4, max_grad_norm=5.0, consistency_weight=2.0,
-                   value_weight=0.25, target_update_interval=200, train_ratio=1.2,
-                   learning_starts=2_000),
-        # 4 copies stepped together (EfficientZero's p_mcts_num=4 in its Atari train.sh), 25k rows
-        # each so the replay holds all 100k real steps; each learner phase's 5 updates are
-        # sampled and reanalysed together (EfficientZero prepares batches ahead in workers).
+        train=dict(batch_size=256, reanalyse_batches=1, unroll_steps=5, td_steps=5,
+                   discount=0.997**4, value_prefix_horizon=5, reanalyse_fraction=0.99,
+                   optimizer="sgd", learning_rate=0.2, lr_warmup_updates=1_000,
+                   lr_decay_updates=100_000, weight_decay=1e-4, max_grad_norm=5.0,
+                   consistency_weight=2.0, value_weight=0.25, target_update_interval=200,
+                   train_ratio=1.2, learning_starts=2_000, augment_shift=4,
+                   augment_intensity=0.05),
+        # 25k rows per copy, so the replay holds all 100k real steps.
         run=dict(real_steps=100_000, num_envs=4, collect_steps=1, eval_interval=10_000,
                  eval_episodes=32, checkpoint_interval=10_000),
     )
 
 
 def atari100k_v2() -> Config:
-    """EfficientZero V2's changes to the Atari 100k setup: Gumbel search, mixed value target."""
+    """EfficientZero V2 on Atari 100k (Wang et al., 2024; its code's `ez/config/exp/atari.yaml`,
+    github.com/Shengjiewang-Jason/EfficientZeroV2), as changes to `atari100k`:
+
+    - search: Gumbel with 16 simulations and m = 4 considered actions (`num_top_actions`),
+      c_visit 50 and c_scale 0.1 (mctx's defaults), Q range floor 0.01 (`value_minmax_delta`,
+      which mctx's Gumbel transform does not take: it keeps its own).
+    - train: the mixed value target (`value_target: 'mixed'`) with the reanalysing search's root
+      value; loss weights value 0.5 and consistency 5 (`value_loss_coeff`,
+      `consistency_coeff`).
+    - replay: priorities alpha 1 and beta 1 (`priority_prob_alpha`, `priority_prob_beta`).
+    - model: narrower value and reward supports (V2: 51 bins over [-300, 300]; here the
+      integers in [-51, 51] of h(value), our support's convention).
+    - run: 10 evaluation episodes (`eval_n_episode`).
+
+    Kept different on purpose, or not yet built: V2's mixed target switches to the search value
+    for data older than 5,000 transitions and only after 30k updates (`mixed_value_threshold`,
+    `start_use_mix_training_steps`); ours switches where the off-policy horizon was cut. V2's
+    entropy bonus (5e-3) and action embedding are not built.
+    """
     base = atari100k()
     return _replace(
         base,
         model=dict(value_support=51, reward_support=51),
-        search=dict(algorithm="gumbel", num_simulations=16, max_num_considered_actions=16),
-        train=dict(value_target="mixed", reanalyse_value=True),
+        search=dict(algorithm="gumbel", num_simulations=16, max_num_considered_actions=4,
+                    q_normalisation="node"),
+        train=dict(value_target="mixed", reanalyse_value=True, value_weight=0.5,
+                   consistency_weight=5.0),
+        replay=dict(alpha=1.0, beta=1.0),
+        run=dict(eval_episodes=10),
     )
 
 
@@ -606,6 +674,12 @@ def validate(cfg: Config) -> None:
                           f"muzero); {cfg.search.algorithm} search does not use it")
     if cfg.train.train_ratio < 0:
         raise ConfigError(f"train.train_ratio must be >= 0, got {cfg.train.train_ratio}")
+    if cfg.train.augment_shift < 0:
+        raise ConfigError(
+            f"train.augment_shift must be >= 0 (0 = no shift), got {cfg.train.augment_shift}")
+    if not cfg.train.augment_intensity >= 0:
+        raise ConfigError("train.augment_intensity must be >= 0 (0 = no intensity change), got "
+                          f"{cfg.train.augment_intensity}")
     phase = updates_per_phase(cfg)
     if phase % cfg.train.reanalyse_batches:
         raise ConfigError(

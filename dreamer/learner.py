@@ -5,7 +5,9 @@ Losses (EfficientZero): policy cross-entropy + value cross-entropy + value-prefi
 + SimSiam temporal consistency, the unrolled steps' losses scaled by 1/K and the gradient entering
 the dynamics scaled by 1/2 (MuZero). Targets come from the target network, refreshed every
 `target_update_interval` updates; a fraction of each batch gets fresh policy targets from search
-with the target network (reanalysis).
+with the target network (reanalysis). With `train.augment_shift` / `train.augment_intensity` the
+observations the loss encodes (the unroll's first and the consistency targets) are augmented
+(`dreamer.augment`, EfficientZero's shift and intensity); the targets' are not.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from dreamer import augment as augment_lib
 from dreamer import parallel
 from dreamer import replay as replay_lib
 from dreamer import targets as targets_lib
-from dreamer.config import Config
+from dreamer.config import Config, ConfigError
 from dreamer.networks import WorldModel
 from dreamer.search import run_search
 from dreamer.transforms import categorical_to_scalar, scalar_to_categorical
@@ -173,10 +176,28 @@ class TrainParts(NamedTuple):
     """The two halves of an update. `prepare(train_state, replay_state, keys [G],
     age_per_step) -> (windows, targets)` samples G batches with the current priorities and
     reanalyses them in one search (leading [G] axis on both); `apply_update(train_state,
-    replay_state, window, targets) -> (train_state, replay_state, metrics)` applies one."""
+    replay_state, window, targets, key=None) -> (train_state, replay_state, metrics)` applies
+    one (`key` draws its augmentation, needed only when `augmenting`).
+
+    Attributes:
+      augmenting: whether the config augments the loss's observations (`augmenting`).
+    """
 
     prepare: Any
     apply_update: Any
+    augmenting: bool = False
+
+
+def augmenting(config: Config) -> bool:
+    """Whether `train.augment_shift` or `train.augment_intensity` turns augmentation on."""
+    return config.train.augment_shift > 0 or config.train.augment_intensity > 0
+
+
+def _augment_needs_images(what: str) -> ConfigError:
+    return ConfigError(
+        f"train.augment_shift / train.augment_intensity augment images, and {what}; set both "
+        "to 0 for this world"
+    )
 
 
 def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts:
@@ -188,8 +209,16 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
 
     With a device `mesh` the sampled batch is laid out split over its `data` axis (parameters
     stay replicated), so the update is data-parallel and equal to the single-device one.
+
+    Raises ConfigError when augmentation is on (`augmenting`) and the model's observations are
+    not images (a vector or token world).
     """
     t, s = config.train, config.search
+    augment_on = augmenting(config)
+    # image observations get a conv encoder (`make_model`) unless model.encoder=mlp, which takes
+    # both kinds: that case is checked on the observations' rank when the loss is traced
+    if augment_on and (model.tokens or not (model.image or model.config.encoder == "mlp")):
+        raise _augment_needs_images("this world's observations are not images")
     K, n = t.unroll_steps, t.td_steps
     optimizer = make_optimizer(config)
     num_reanalysed = reanalysed_count(config)
@@ -264,7 +293,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             fresh = fresh.at[reanalysed].set(True)
         return value_target, plan.valid, prefix_target, policy_target, masks, fresh
 
-    def loss_fn(params, window: replay_lib.Window, targets):
+    def loss_fn(params, window: replay_lib.Window, targets, key=None):
         value_target, value_valid, prefix_target, policy_target, masks, _ = targets
         rows = window.rows
         batch = rows.action.shape[0]
@@ -273,7 +302,20 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         policy_weight = alive.astype(jnp.float32)
         prefix_weight = (alive | absorbing)[:, :K].astype(jnp.float32)  # step k uses row k-1
 
-        latent = model.apply(params, rows.observation[:, 0], method=WorldModel.represent)
+        first_obs = rows.observation[:, 0]  # [B, *obs]
+        next_obs = rows.observation[:, 1 : K + 1]  # [B, K, *obs]: the consistency targets
+        if augment_on:
+            if rows.observation.ndim != 5:  # [B, window, H, W, C]
+                raise _augment_needs_images(
+                    f"the observations are not [H, W, C] (shape {rows.observation.shape[2:]})")
+            # EfficientZero: the first observation and the targets get independent draws; the K
+            # targets of a sample share one
+            key_first, key_next = jax.random.split(key)
+            first_obs = augment_lib.augment(key_first, first_obs, t.augment_shift,
+                                            t.augment_intensity)
+            next_obs = augment_lib.augment(key_next, next_obs, t.augment_shift,
+                                           t.augment_intensity)
+        latent = model.apply(params, first_obs, method=WorldModel.represent)
         policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
         policy_list, value_list, prefix_list, latents = [policy_logits], [value_logits], [], []
         lstm = model.initial_lstm_state(batch)
@@ -307,9 +349,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             model.apply(params, _flatten2(unrolled), method=WorldModel.project),
             method=WorldModel.predict_projection,
         )
-        real_next = model.apply(
-            params, _flatten2(rows.observation[:, 1 : K + 1]), method=WorldModel.represent
-        )
+        real_next = model.apply(params, _flatten2(next_obs), method=WorldModel.represent)
         target = jax.lax.stop_gradient(model.apply(params, real_next, method=WorldModel.project))
 
         def normalise(x):
@@ -356,11 +396,15 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         return windows, targets
 
     def apply_update(train_state: TrainState, replay_state: replay_lib.ReplayState, window,
-                     targets):
-        """One gradient update on a prepared batch, then its new priorities."""
+                     targets, key=None):
+        """One gradient update on a prepared batch, then its new priorities. `key` draws the
+        augmentation of the loss's observations (required when augmenting, else unused)."""
+        if augment_on and key is None:
+            raise ValueError("apply_update: train.augment_shift / train.augment_intensity need a "
+                             "key (apply_update(..., key))")
         window = parallel.constrain_batch(window, mesh)
         (total, (terms, root_value)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            train_state.params, window, targets
+            train_state.params, window, targets, key if augment_on else None
         )
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = optimizer.update(grads, train_state.opt_state, train_state.params)
@@ -399,7 +443,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         }
         return new_state, replay_state, metrics
 
-    return TrainParts(prepare, apply_update)
+    return TrainParts(prepare, apply_update, augment_on)
 
 
 def make_train_many(model: WorldModel, config: Config, num_updates: int, mesh=None):
@@ -423,7 +467,12 @@ def make_train_many(model: WorldModel, config: Config, num_updates: int, mesh=No
 
         def body(carry, group_keys):
             windows, targets = parts.prepare(*carry, group_keys, age_per_step)
-            return jax.lax.scan(apply, carry, (windows, targets))
+            if not parts.augmenting:
+                return jax.lax.scan(apply, carry, (windows, targets))
+            # a third key per update, beside the two `prepare` splits each into (sampling,
+            # reanalysis), which stay as they are
+            augment_keys = jax.vmap(lambda k: jax.random.split(k, 3)[2])(group_keys)
+            return jax.lax.scan(apply, carry, (windows, targets, augment_keys))
 
         keys = jax.random.split(key, num_updates).reshape(num_updates // group, group)
         (train_state, replay_state), metrics = jax.lax.scan(body, (train_state, replay_state), keys)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import worlds
-from dreamer import actor, learner, parallel, reanalyse
+from dreamer import actor, learner, memory, parallel, reanalyse
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, config_from_dict, flatten_config, updates_per_phase
@@ -121,6 +121,11 @@ def evaluate_policy(config: Config, programs, mesh, params, key, episodes: int,
         all_finished=lambda finished: bool(parallel.gather(finished.all()).all()),
     )
     return parallel.gather(returns).reshape(-1)
+
+
+def _settings(config: Config, names) -> dict:
+    """{"section.field": value} of a config, for messages."""
+    return {n: getattr(getattr(config, n.split(".")[0]), n.split(".")[1]) for n in names}
 
 
 def _shardings(mesh, inputs, outputs) -> dict:
@@ -351,6 +356,7 @@ class Trainer:
         self._add, self._train_many = programs.add, programs.train_many
         self._act, self._act_eval = programs.act, programs.act_eval
         self._reanalyse = programs.reanalyse_pass
+        self._learner_checked = self._pass_checked = False  # see memory.check_fits
         if self.world.is_jax:
             self.collector = programs.new_collector(collector_key)
             self._collect = programs.collect
@@ -604,12 +610,16 @@ class Trainer:
         pass_key = jax.random.fold_in(key, 1_000_003)
         updates_before = self.ledger.updates
         chunks = []
+        age = jnp.float32(c.train.off_policy_age_ratio * c.run.real_steps)
         while self.loop.update_credit >= self.chunk:
             key, chunk_key = jax.random.split(key)
+            if not self._learner_checked:  # once per process: does the program fit the device?
+                self._learner_checked = True
+                memory.check_fits("learner program", self._train_many,
+                                  (self.train_state, self.replay, chunk_key, age),
+                                  settings=_settings(c, memory.LEARNER_KNOBS))
             self.train_state, self.replay, metrics = self._train_many(
-                self.train_state, self.replay, chunk_key,
-                jnp.float32(c.train.off_policy_age_ratio * c.run.real_steps),
-            )
+                self.train_state, self.replay, chunk_key, age)
             self.loop.update_credit -= self.chunk
             metrics = jax.device_get(metrics)
             if not np.all(metrics["finite"]):
@@ -643,6 +653,12 @@ class Trainer:
         c = self.config
         rows_per_stream = min(self.ledger.env_steps // c.run.num_envs, c.replay.capacity)
         chunks = reanalyse.pass_chunks(c, rows_per_stream * c.run.num_envs)
+        if not self._pass_checked:
+            self._pass_checked = True
+            knobs = ("train.reanalyse_pass_chunk", "search.num_simulations")
+            memory.check_fits("buffer-wide reanalysis pass", self._reanalyse,
+                              (self.train_state, self.replay, key, jnp.int32(chunks)),
+                              knobs=knobs, settings=_settings(c, knobs))
         self.replay = self._reanalyse(self.train_state, self.replay, key, jnp.int32(chunks))
         self.ledger.dream += reanalyse.pass_cost(c, chunks)
         return chunks
