@@ -9,7 +9,9 @@ For each world it draws `<world>.png` (evaluation return against real env steps 
 simulated model steps) and `<world>-compute.png` (the dream ratio over the run, and the split of
 simulated steps per real step into search, reanalysis and training unroll). Runs on `atari/<game>`
 worlds also get human-normalised scores, (score - random) / (human - random), with the reference
-scores of the 26 Atari 100k games in `dreamer/data/atari_scores.json`.
+scores of the 26 Atari 100k games in `dreamer/data/atari_scores.json`, aggregated over games per
+config as rliable does (mean and median of the per-game means, IQM over all runs) with
+stratified-bootstrap 95% intervals; Atari games outside the 26 are listed, not aggregated.
 """
 
 from __future__ import annotations
@@ -158,32 +160,75 @@ def human_normalized_score(game: str, score: float, references: dict | None = No
     return (score - ref["random"]) / (ref["human"] - ref["random"])
 
 
-def atari_summary(final_returns: dict[str, list[float]]) -> dict:
-    """Human-normalised scores of Atari runs.
+def stratified_bootstrap(scores: dict[str, np.ndarray], reps: int = 2000, seed: int = 0,
+                         size: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile-bootstrap intervals of the mean, median and IQM of human-normalised scores, with
+    rliable's stratified resampling: each resample draws every game's runs with replacement from
+    that game's own runs (the games themselves are kept), as `rliable.library.
+    StratifiedBootstrap` does with `task_bootstrap=False`.
 
     Args:
-      final_returns: {game: [final evaluation return of each run]}; games without reference
-        scores are left out.
+      scores: {game: [R_g] HNS of each run}; games are resampled in sorted order, so the
+        intervals depend on the scores and `seed` alone.
+      reps: bootstrap resamples.
+      seed: the numpy generator's seed.
+      size: the interval's coverage.
 
     Returns:
-      {"games": {game: mean HNS over its runs}, "mean": mean over games of the per-game means,
-       "median": their median, "iqm": the IQM of all runs' HNS pooled over games (rliable),
-       "runs": number of runs}.
+      {"mean" | "median" | "iqm": (low, high)}.
+    """
+    rng = np.random.default_rng(seed)
+    per_game, pooled = [], []
+    for game in sorted(scores):
+        values = np.asarray(scores[game], dtype=np.float64)
+        resampled = values[rng.integers(0, len(values), (reps, len(values)))]  # [reps, R_g]
+        per_game.append(resampled.mean(axis=1))
+        pooled.append(resampled)
+    means = np.stack(per_game, axis=1)  # [reps, games]
+    runs = np.sort(np.concatenate(pooled, axis=1), axis=1)  # [reps, all runs]
+    cut = runs.shape[1] // 4
+    statistics = {"mean": means.mean(axis=1), "median": np.median(means, axis=1),
+                  "iqm": runs[:, cut:runs.shape[1] - cut].mean(axis=1)}
+    tail = 100 * (1 - size) / 2
+    return {name: (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
+            for name, values in statistics.items()}
+
+
+def atari_summary(final_returns: dict[str, list[float]], reps: int = 2000, seed: int = 0) -> dict:
+    """Human-normalised scores of Atari runs, aggregated as rliable does.
+
+    Args:
+      final_returns: {game or "atari/<game>": [final evaluation return of each run]}.
+      reps, seed: the stratified bootstrap's resamples and seed (see `stratified_bootstrap`).
+
+    Returns:
+      {"games": {game: mean HNS over its runs}, "hns": {game: [HNS of each run]},
+       "mean": mean over games of the per-game means, "median": their median, "iqm": the
+       interquartile mean of all runs' HNS pooled over games (rliable's `aggregate_iqm`, a 25%
+       trimmed mean over runs x games), "intervals": {"mean" | "median" | "iqm": (low, high)}
+       95% stratified-bootstrap intervals, "runs": number of runs aggregated,
+       "unknown": {game: [returns]} of games without reference scores (not aggregated),
+       "missing": the Atari 100k games with no run}.
     """
     references = atari_reference_scores()
-    per_game, pooled = {}, []
+    per_game, hns, unknown = {}, {}, {}
     for game, returns in sorted(final_returns.items()):
         game = game.removeprefix("atari/")
         if game not in references:
+            unknown[game] = [float(r) for r in returns]
             continue
-        scores = [human_normalized_score(game, r, references) for r in returns]
-        per_game[game] = float(np.mean(scores))
-        pooled += scores
+        hns[game] = [human_normalized_score(game, r, references) for r in returns]
+        per_game[game] = float(np.mean(hns[game]))
+    missing = sorted(set(references) - set(per_game))
     if not per_game:
-        return {"games": {}, "mean": None, "median": None, "iqm": None, "runs": 0}
+        return {"games": {}, "hns": {}, "mean": None, "median": None, "iqm": None,
+                "intervals": {}, "runs": 0, "unknown": unknown, "missing": missing}
     means = np.array(list(per_game.values()))
-    return {"games": per_game, "mean": float(means.mean()), "median": float(np.median(means)),
-            "iqm": interquartile_mean(np.array(pooled)), "runs": len(pooled)}
+    pooled = np.concatenate([np.array(v) for v in hns.values()])
+    return {"games": per_game, "hns": hns, "mean": float(means.mean()),
+            "median": float(np.median(means)), "iqm": interquartile_mean(pooled),
+            "intervals": stratified_bootstrap({g: np.array(v) for g, v in hns.items()}, reps, seed),
+            "runs": len(pooled), "unknown": unknown, "missing": missing}
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -264,11 +309,12 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
         height = 4.5 + 0.2 * len(world_groups)
         fig, axes = plt.subplots(1, 2, figsize=(12, height))
         cfig, caxes = plt.subplots(1, 2, figsize=(12, height))
-        for index, ((_key, members), label) in enumerate(zip(world_groups, labels, strict=True)):
+        for index, ((key, members), label) in enumerate(zip(world_groups, labels, strict=True)):
             color = f"C{index % 10}"
             finals = np.array([m["curve"][-1, 2] for m in members])
             if world.startswith("atari/"):
-                atari_returns.setdefault(world, []).extend(finals.tolist())
+                # Atari runs of one config (over games) are aggregated together.
+                atari_returns.setdefault(key[1], {}).setdefault(world, []).extend(finals.tolist())
             low, high = bootstrap_interval(finals)
             iqm = f"{interquartile_mean(finals):.1f}" if len(finals) >= 5 else "-"
             ratio = np.mean([m["ledger"]["dream_ratio"] for m in members])
@@ -387,24 +433,50 @@ def _wrap(label: str, width: int = 28) -> str:
     return "\n".join([*parts, line])
 
 
-def _atari_section(atari_returns: dict[str, list[float]]) -> list[str]:
-    """Markdown lines: human-normalised score per game and the mean / median / IQM over games."""
-    summary = atari_summary(atari_returns)
-    if not summary["games"]:
-        return []
+def _atari_section(atari_returns: dict[str, dict[str, list[float]]]) -> list[str]:
+    """Markdown lines: per config (over games), the human-normalised score of each game and the
+    mean / median / IQM over games with their stratified-bootstrap intervals; Atari games without
+    reference scores are listed, not aggregated.
+
+    Args:
+      atari_returns: {config key (`_group_key`'s second part): {"atari/<game>": [final returns]}}.
+    """
     references = atari_reference_scores()
+    keys = sorted(atari_returns)
+    labels = dict(zip(keys, config_labels([json.loads(k) for k in keys]), strict=True))
     lines = ["## Atari: human-normalised scores", "",
              "HNS = (score - random) / (human - random), with the random and human reference "
-             "scores of the Atari 100k literature (dreamer/data/atari_scores.json). All configs of "
-             "a game are pooled.", "",
-             "| game | runs | final return (mean) | random | human | HNS (mean) |",
-             "|---|---|---|---|---|---|"]
-    for game, hns in summary["games"].items():
-        returns = atari_returns[f"atari/{game}"]
-        ref = references[game]
-        lines.append(f"| {game} | {len(returns)} | {np.mean(returns):.1f} | {ref['random']:g} | "
-                     f"{ref['human']:g} | {hns:.3f} |")
-    lines += ["", f"Over {len(summary['games'])} game(s), {summary['runs']} run(s): mean HNS "
-              f"{summary['mean']:.3f}, median HNS {summary['median']:.3f}, IQM HNS "
-              f"{summary['iqm']:.3f}."]
+             "scores of the 26 Atari 100k games (dreamer/data/atari_scores.json, from dqn_zoo's "
+             "atari_data.py). As rliable computes them: mean and median over games of each "
+             "game's mean HNS over its runs, IQM the mean of the middle 50% of all runs' HNS; "
+             "95% intervals by a stratified bootstrap (each game's runs resampled, 2,000 "
+             "resamples, seed 0)."]
+    for key in keys:
+        summary = atari_summary(atari_returns[key])
+        returns = {world.removeprefix("atari/"): r for world, r in atari_returns[key].items()}
+        if len(keys) > 1:
+            lines += ["", f"### {labels[key]}"]
+        if summary["games"]:
+            lines += ["", "| game | runs | final return (mean) | random | human | HNS (mean) | "
+                      "HNS per run |", "|---|---|---|---|---|---|---|"]
+            for game, hns in summary["games"].items():
+                ref = references[game]
+                lines.append(f"| {game} | {len(returns[game])} | {np.mean(returns[game]):.1f} | "
+                             f"{ref['random']:g} | {ref['human']:g} | {hns:.3f} | "
+                             f"{', '.join(f'{v:.3f}' for v in summary['hns'][game])} |")
+            lines += ["", f"Over {len(summary['games'])} game(s), {summary['runs']} run(s): mean "
+                      f"HNS {summary['mean']:.3f}, median HNS {summary['median']:.3f}, IQM HNS "
+                      f"{summary['iqm']:.3f}.", "",
+                      "| aggregate HNS | estimate | 95% CI |", "|---|---|---|"]
+            for name, title in (("mean", "mean"), ("median", "median"), ("iqm", "IQM")):
+                low, high = summary["intervals"][name]
+                lines.append(f"| {title} | {summary[name]:.3f} | [{low:.3f}, {high:.3f}] |")
+            if summary["missing"]:
+                lines += ["", f"{len(summary['missing'])} of the 26 Atari 100k games have no run "
+                          f"(not comparable with the papers' 26-game figures): "
+                          f"{', '.join(summary['missing'])}."]
+        if summary["unknown"]:
+            lines += ["", "Not aggregated (not an Atari 100k game, no reference scores): " + "; ".join(
+                f"atari/{game} ({len(r)} run{'s' if len(r) != 1 else ''}, final return mean "
+                f"{np.mean(r):.1f})" for game, r in summary["unknown"].items()) + "."]
     return lines

@@ -10,6 +10,21 @@ resumed, so a sweep can be run again to complete it. The report (`OUT/report/`) 
 evaluation return at the fixed real budget against the dream ratio (simulated model steps per real
 step, from each run's ledger), seeds aggregated as the mean with a bootstrap 95% interval.
 
+On a cluster, `--slurm FILE` writes a Slurm job-array script instead and runs nothing:
+
+    dreamer sweep --world atari100k --real-steps 100000 --seeds 3 --no-ablation \
+        --out /shared/atari100k --slurm atari100k.sbatch --slurm-option=--gres=gpu:1 \
+        --slurm-time 4:00:00 --slurm-setup 'source ~/dreamer/.venv/bin/activate'
+    sbatch atari100k.sbatch
+    dreamer report /shared/atari100k --out /shared/atari100k/report
+
+One array task per run (world x seed x cell); each task runs the plain `dreamer train` command of
+its run into the same folder the local sweep would use, so `dreamer report` reads the folder (and
+adds the human-normalised Atari 100k aggregates for `atari/<game>` runs). `--world` takes several
+worlds separated by commas, or `atari100k` for the 26 games of the Atari 100k benchmark; with
+several worlds a run's folder is `OUT/<world>-<cell>-s<seed>/` and the sweep runs only as a Slurm
+array (or `--dry-run`).
+
 Imports nothing heavy at module level (the CLI imports this module to build its parser).
 """
 
@@ -27,6 +42,9 @@ from dreamer.config import ConfigError, config_from_dict, flatten_config
 
 ABLATION = ("search.algorithm", "none")
 """The config assignment of the planning-free ablation."""
+
+ATARI_100K = "atari100k"
+"""`--world` shorthand for the 26 games of the Atari 100k benchmark (`atari/<game>` each)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +82,10 @@ def cell_name(cell: tuple[tuple[str, str], ...]) -> str:
 
 def add_arguments(parser) -> None:
     """Adds the `dreamer sweep` options to an argparse (sub)parser."""
-    parser.add_argument("--world", default="cartpole", help="world name (default cartpole)")
+    parser.add_argument("--world", default="cartpole",
+                        help="world name (default cartpole); several separated by commas, or "
+                        f"{ATARI_100K!r} for the 26 Atari 100k games (several worlds: --slurm or "
+                        "--dry-run only)")
     parser.add_argument("--real-steps", type=int, required=True,
                         help="the fixed real budget of every run (real env steps)")
     parser.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -83,6 +104,24 @@ def add_arguments(parser) -> None:
                         help="also report the real steps each run needed to reach this return")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the inputs and list the runs, run nothing")
+    slurm = parser.add_argument_group(
+        "Slurm", "write a job-array script (one task per run, each the plain `dreamer train` "
+        "command of its run, resuming from its checkpoint when requeued) and run nothing")
+    slurm.add_argument("--slurm", default=None, metavar="FILE",
+                       help="write the sbatch script to FILE ('-': print it); --out is the shared "
+                       "results folder, written as an absolute path")
+    slurm.add_argument("--slurm-option", action="append", default=[], metavar="OPTION",
+                       help="an #SBATCH line, e.g. --slurm-option=--gres=gpu:1 (or gres=gpu:1); "
+                       "repeat for several")
+    slurm.add_argument("--slurm-time", default=None, metavar="TIME",
+                       help="time limit per task, e.g. 4:00:00 (#SBATCH --time)")
+    slurm.add_argument("--slurm-partition", default=None, metavar="NAME",
+                       help="partition (#SBATCH --partition)")
+    slurm.add_argument("--slurm-max-running", type=int, default=None, metavar="N",
+                       help="at most N tasks at once (--array=0-(n-1)%%N)")
+    slurm.add_argument("--slurm-setup", action="append", default=[], metavar="LINE",
+                       help="a shell line each task runs first, verbatim, e.g. 'source "
+                       "venv/bin/activate' or 'export DREAMER_CACHE=/shared/cache'; repeatable")
 
 
 def parse_vary(items: list[str]) -> list[tuple[str, list[str]]]:
@@ -116,11 +155,47 @@ def parse_vary(items: list[str]) -> list[tuple[str, list[str]]]:
     return parsed
 
 
+def world_names(text: str) -> list[str]:
+    """The worlds of a `--world` value: one name, several separated by commas, or `atari100k`
+    (the 26 Atari 100k games as `atari/<game>`).
+
+    Raises:
+      UserError: an empty name or a world given twice.
+    """
+    from dreamer.errors import UserError
+
+    names: list[str] = []
+    for name in (part.strip() for part in text.split(",")):
+        if not name:
+            raise UserError(f"--world {text!r}: an empty world name (separate worlds by commas)")
+        if name == ATARI_100K:
+            from worlds.atari import ATARI_100K_GAMES
+
+            names += [f"atari/{game}" for game in ATARI_100K_GAMES]
+        else:
+            names.append(name)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(f"--world {text!r}: {', '.join(repeated)} given twice")
+    return names
+
+
+def _slug(text: str) -> str:
+    """A world name as a folder-name part: '/' and ':' become '-'."""
+    return text.replace("/", "-").replace(":", "-")
+
+
+def default_out(args) -> str:
+    """The sweep folder when --out is not given: runs/sweep-<world>."""
+    return os.path.join("runs", "sweep-" + _slug(args.world))
+
+
 def plan(args) -> list[SweepRun]:
     """Builds and validates every run's config before any run starts.
 
     Returns:
-      The runs: the grid cells x seeds, then the ablation x seeds (unless --no-ablation).
+      The runs: for each seed, each world, the grid cells then the ablation (unless
+      --no-ablation). One world: `OUT/<cell>-s<seed>/`; several: `OUT/<world>-<cell>-s<seed>/`.
 
     Raises:
       ConfigError / UserError: a bad key or value, named; UnknownWorldError for the world.
@@ -135,36 +210,44 @@ def plan(args) -> list[SweepRun]:
     if args.jobs <= 0:
         raise UserError(f"--jobs must be > 0, got {args.jobs}")
     vary = parse_vary(args.vary)
-    if not vary and args.no_ablation:
+    names = world_names(args.world)
+    # A Slurm array of one config (e.g. a benchmark: games x seeds) is a sweep of its own; a local
+    # sweep of one world compares cells (or the agent with its ablation).
+    if not vary and args.no_ablation and getattr(args, "slurm", None) is None:
         raise UserError("nothing to sweep: give --vary KEY=V1,V2,... (or drop --no-ablation)")
-    # With no --vary the grid is one cell (the preset's config): the agent against its ablation.
-    preset_name = args.preset or config_lib.default_preset(args.world)
-    base = config_lib.preset(preset_name)
     if args.out is None:
-        args.out = os.path.join("runs", "sweep-" + args.world.replace("/", "-").replace(":", "-"))
+        args.out = default_out(args)
     out = args.out
     cells = [tuple(zip([k for k, _ in vary], values, strict=True))
              for values in itertools.product(*[vs for _, vs in vary])]
-    shared = [f"world={args.world}", *args.overrides, f"run.real_steps={args.real_steps}"]
-    config_lib.override(base, shared)  # a bad --set is named as such, before any cell
-    runs: list[SweepRun] = []
     grid = [(c, False) for c in cells] + ([] if args.no_ablation else [((ABLATION,), True)])
-    # Seed-major order: a sweep stopped part-way has every cell at the seeds it reached.
-    for seed, (cell, ablation) in itertools.product(range(args.seeds), grid):
-        assignments = [f"world={args.world}", f"seed={seed}", *args.overrides,
+    bases = {}
+    for world in names:
+        # With no --vary the grid is one cell (the preset's config): the agent against its
+        # ablation. Each world gets its own default preset (atari100k for atari/<game>, ...).
+        base = config_lib.preset(args.preset or config_lib.default_preset(world))
+        shared = [f"world={world}", *args.overrides, f"run.real_steps={args.real_steps}"]
+        config_lib.override(base, shared)  # a bad --set is named as such, before any cell
+        bases[world] = base
+    runs: list[SweepRun] = []
+    # Seed-major order: a sweep stopped part-way has every world and cell at the seeds it reached.
+    for seed, world, (cell, ablation) in itertools.product(range(args.seeds), names, grid):
+        assignments = [f"world={world}", f"seed={seed}", *args.overrides,
                        *(f"{k}={v}" for k, v in cell), f"run.real_steps={args.real_steps}"]
         try:
-            cfg = config_lib.override(base, assignments)
+            cfg = config_lib.override(bases[world], assignments)
         except config_lib.ConfigError as e:
             message = str(e)
             if message.startswith("--set "):
                 message = "--vary " + message[len("--set "):]
             raise config_lib.ConfigError(f"{message} (in the cell {cell_name(cell)})") from None
-        folder = os.path.join(out, f"{cell_name(cell)}-s{seed}")
+        name = f"{cell_name(cell)}-s{seed}"
+        folder = os.path.join(out, name if len(names) == 1 else f"{_slug(world)}-{name}")
         runs.append(SweepRun(cell=cell, seed=seed, folder=folder, config=cfg.to_dict(),
                              ablation=ablation))
-    for options in {tuple(r.config["world_options"].items()) for r in runs}:  # sorted pairs
-        _check_world(args.world, dict(options))
+    for world, options in sorted({(r.config["world"], tuple(r.config["world_options"].items()))
+                                  for r in runs}):  # sorted pairs
+        _check_world(world, dict(options))
     return runs
 
 
@@ -230,15 +313,20 @@ def _has_final_eval(run: SweepRun, env_steps: int) -> bool:
     return len(rows) > 1 and rows[-1].split(",")[0] == str(env_steps)
 
 
-def train_command(run: SweepRun, args, resume: bool) -> list[str]:
-    """The `dreamer train` command line of one run."""
-    command = [sys.executable, "-m", "dreamer.cli", "train", "--world", args.world,
-               "--seed", str(run.seed), "--real-steps", str(args.real_steps),
-               "--out", run.folder, "--no-progress"]
+def train_arguments(run: SweepRun, args) -> list[str]:
+    """The arguments of one run's `dreamer train` command, after `train` (without --resume)."""
+    command = ["--world", run.config["world"], "--seed", str(run.seed),
+               "--real-steps", str(args.real_steps), "--out", run.folder, "--no-progress"]
     if args.preset:
         command += ["--preset", args.preset]
     for assignment in [*args.overrides, *(f"{k}={v}" for k, v in run.cell)]:
         command += ["--set", assignment]
+    return command
+
+
+def train_command(run: SweepRun, args, resume: bool) -> list[str]:
+    """The `dreamer train` command line of one run."""
+    command = [sys.executable, "-m", "dreamer.cli", "train", *train_arguments(run, args)]
     if resume:
         command.append("--resume")
     return command
@@ -499,13 +587,215 @@ def write_report(runs: list[SweepRun], args) -> str:
     return table
 
 
+# --- Slurm ---------------------------------------------------------------------------------------
+
+_SLURM_TASK = r"""# One run: skip it when it is finished at this budget, resume it from its newest finished
+# checkpoint (a requeued or resubmitted task), or start it afresh after clearing what a run killed
+# before its first checkpoint left. Its output is appended to <run folder>/train.log.
+run_task() {
+  local folder=$1 budget=$2 needs_eval=$3
+  shift 3
+  mkdir -p -- "$folder"
+  local last=-1 step path
+  for path in "$folder"/checkpoints/*/; do
+    step=$(basename -- "$path")
+    if [[ $step =~ ^[0-9]+$ ]] && (( 10#$step > last )); then last=$((10#$step)); fi
+  done
+  if (( last >= 0 )); then
+    if (( last >= budget )) && { (( ! needs_eval )) || final_eval "$folder" "$budget"; }; then
+      echo "dreamer sweep task ${SLURM_ARRAY_TASK_ID}: $folder is finished at $last real steps"
+      exit 0
+    fi
+    set -- "$@" --resume
+  else
+    rm -rf -- "$folder/eval.csv" "$folder/metrics.jsonl" "$folder/ledger.json" "$folder/tb" \
+      "$folder/checkpoints"
+  fi
+  echo "dreamer sweep task ${SLURM_ARRAY_TASK_ID} on $(hostname): $*" | tee -a "$folder/train.log"
+  exec "$@" >>"$folder/train.log" 2>&1
+}
+
+# Whether the run's last evaluation row is at or past the budget.
+final_eval() {
+  local row step
+  [[ -f $1/eval.csv ]] || return 1
+  row=$(tail -n 1 -- "$1/eval.csv")
+  step=${row%%,*}
+  [[ $step =~ ^[0-9]+$ ]] && (( 10#$step >= $2 ))
+}
+"""
+
+
+def slurm_directives(args) -> list[str]:
+    """The `#SBATCH` options besides --array, from --slurm-time, --slurm-partition and the
+    --slurm-option lines (a leading '--' is added when missing).
+
+    Raises:
+      UserError: a Slurm option without --slurm, an option that is empty, spans lines or sets
+        --array (the sweep sets it), or --slurm-max-running <= 0.
+    """
+    from dreamer.errors import UserError
+
+    given = {"--slurm-option": args.slurm_option, "--slurm-time": args.slurm_time,
+             "--slurm-partition": args.slurm_partition, "--slurm-setup": args.slurm_setup,
+             "--slurm-max-running": args.slurm_max_running}
+    if args.slurm is None:
+        named = [flag for flag, value in given.items() if value not in (None, [])]
+        if named:
+            raise UserError(f"{', '.join(named)}: only with --slurm FILE")
+        return []
+    if args.slurm_max_running is not None and args.slurm_max_running <= 0:
+        raise UserError(f"--slurm-max-running must be > 0, got {args.slurm_max_running}")
+    options = []
+    if args.slurm_time is not None:
+        options.append(("--slurm-time", f"--time={args.slurm_time}"))
+    if args.slurm_partition is not None:
+        options.append(("--slurm-partition", f"--partition={args.slurm_partition}"))
+    options += [("--slurm-option", o.strip() if o.strip().startswith("-") else "--" + o.strip())
+                for o in args.slurm_option]
+    for flag, option in options:
+        if option in ("-", "--") or option.endswith("=") or any(c.isspace() for c in option):
+            raise UserError(f"{flag} {option!r}: expected one Slurm option with no spaces, "
+                            "e.g. --gres=gpu:1")
+        name = option.split("=", 1)[0]
+        if name in ("--array", "-a") or (name.startswith("-a") and not name.startswith("--")):
+            raise UserError(f"{flag} {option!r}: the sweep sets the array (one task per run); "
+                            "use --slurm-max-running to limit the tasks running at once")
+    for line in args.slurm_setup:
+        if "\n" in line or "\r" in line:
+            raise UserError(f"--slurm-setup {line!r}: one shell line per --slurm-setup")
+    return [option for _, option in options]
+
+
+def _comment(text: str) -> str:
+    """Text safe inside a `#` comment line (no line breaks)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _sweep_command(args) -> list[str]:
+    """The `dreamer sweep` command that writes this script (to regenerate it)."""
+    command = ["dreamer", "sweep", "--world", args.world, "--real-steps", str(args.real_steps),
+               "--seeds", str(args.seeds), "--out", args.out]
+    if args.preset:
+        command += ["--preset", args.preset]
+    for item in args.vary:
+        command += ["--vary", item]
+    for item in args.overrides:
+        command += ["--set", item]
+    if args.no_ablation:
+        command.append("--no-ablation")
+    command += ["--slurm", args.slurm]
+    for flag, value in (("--slurm-time", args.slurm_time),
+                        ("--slurm-partition", args.slurm_partition),
+                        ("--slurm-max-running", args.slurm_max_running)):
+        if value is not None:
+            command += [flag, str(value)]
+    command += [f"--slurm-option={o}" for o in args.slurm_option]
+    for line in args.slurm_setup:
+        command += ["--slurm-setup", line]
+    return command
+
+
+def slurm_script(runs: list[SweepRun], args) -> str:
+    """The sbatch script of the sweep: a job array with one task per run.
+
+    Task i runs `dreamer train` for runs[i] (the arguments `train_arguments` gives the local
+    sweep's processes, with `--resume` added when the run folder holds a finished checkpoint), so
+    the results land in the folders `dreamer sweep` and `dreamer report` read. Every value on a
+    command line is shell-quoted.
+    """
+    import shlex
+
+    directives = slurm_directives(args)
+    throttle = "" if args.slurm_max_running is None else f"%{args.slurm_max_running}"
+    worlds = sorted({run.config["world"] for run in runs})
+    seeds = sorted({run.seed for run in runs})
+    cells = list(dict.fromkeys(run.cell_name for run in runs))
+    lines = [
+        "#!/bin/bash",
+        f"# dreamer sweep as a Slurm job array: {len(runs)} runs = {len(worlds)} world(s) x "
+        f"{len(seeds)} seed(s) x {len(cells)} config(s), {args.real_steps:,} real steps each.",
+        _comment(f"# Worlds: {', '.join(worlds)}"),
+        _comment(f"# Configs: {', '.join(cells)}"),
+        _comment(f"# Results: {args.out} (shared; the same path on every node)"),
+        "# Submit: sbatch THIS_FILE. Each task appends its output to <run folder>/train.log; a task",
+        "# resubmitted or requeued (e.g. sbatch --requeue) resumes its run from its newest",
+        "# checkpoint, and one whose run is finished exits at once.",
+        _comment(f"# Report: dreamer report {shlex.quote(args.out)} --out "
+                 f"{shlex.quote(os.path.join(args.out, 'report'))}"),
+        _comment(f"# Written by: {shlex.join(_sweep_command(args))}"),
+        "#SBATCH --job-name=dreamer-sweep",
+        f"#SBATCH --array=0-{len(runs) - 1}{throttle}",
+        *(f"#SBATCH {option}" for option in directives),
+        "",
+        "set -eo pipefail",
+        *args.slurm_setup,
+        "",
+        _SLURM_TASK,
+        'case "${SLURM_ARRAY_TASK_ID:?submit this script with sbatch (a job array)}" in',
+    ]
+    for index, run in enumerate(runs):
+        needs_eval = int(run.config["run"]["eval_episodes"] > 0)
+        command = ["dreamer", "train", *train_arguments(run, args)]
+        lines.append(f"  {index}) run_task {shlex.quote(run.folder)} {args.real_steps} {needs_eval} "
+                     f"{shlex.join(command)} ;;")
+    lines += ['  *) echo "dreamer sweep: no run for array task $SLURM_ARRAY_TASK_ID '
+              f'(0-{len(runs) - 1})" >&2; exit 2 ;;',
+              "esac", ""]
+    return "\n".join(lines)
+
+
+def write_slurm(runs: list[SweepRun], args) -> int:
+    """`dreamer sweep --slurm FILE`: writes the script (or prints it for '-') and nothing else."""
+    from dreamer.errors import UserError
+
+    text = slurm_script(runs, args)
+    states = [run_state(run) for run in runs]  # a folder of another config is refused here
+    if args.slurm == "-":
+        print(text, end="")
+        return 0
+    if os.path.isdir(args.slurm):
+        raise UserError(f"--slurm {args.slurm}: a folder; give the script's file name")
+    parent = os.path.dirname(os.path.abspath(args.slurm))
+    if not os.path.isdir(parent):
+        raise UserError(f"--slurm {args.slurm}: no folder {parent}")
+    try:
+        with open(args.slurm, "w") as f:
+            f.write(text)
+    except OSError as e:
+        raise UserError(f"--slurm {args.slurm}: cannot write it ({e.strerror})") from None
+    counts = ", ".join(f"{states.count(s)} {s}" for s in ("new", "resume", "done") if s in states)
+    print(f"dreamer sweep: wrote {args.slurm}: a job array of {len(runs)} tasks ({counts}) -> "
+          f"{args.out}")
+    print(f"  submit: sbatch {args.slurm}")
+    print(f"  report: dreamer report {args.out} --out {os.path.join(args.out, 'report')}")
+    return 0
+
+
 def run(args) -> int:
     """`dreamer sweep`: validates the grid, runs what is not done, writes the report.
 
     Returns:
       0 when every run finished, 1 when some failed (the report covers the others).
     """
+    from dreamer.errors import UserError
+
+    slurm = getattr(args, "slurm", None)
+    if slurm is not None:
+        if args.dry_run:
+            raise UserError("--slurm runs nothing already; give --slurm - to print the script")
+        slurm_directives(args)  # the Slurm options are checked before the worlds are built
+        # The tasks run on other machines: the shared results folder as an absolute path.
+        args.out = os.path.abspath(args.out or default_out(args))
+    elif hasattr(args, "slurm"):
+        slurm_directives(args)  # a Slurm option without --slurm is named
     runs = plan(args)
+    if slurm is not None:
+        return write_slurm(runs, args)
+    if len({r.config["world"] for r in runs}) > 1 and not args.dry_run:
+        raise UserError(f"--world {args.world}: a sweep of several worlds runs on a cluster "
+                        "(--slurm FILE) or lists its runs (--dry-run); run one world at a time "
+                        "here")
     if args.dry_run:
         for r in runs:
             print(f"{r.folder}  [{run_state(r)}]")
