@@ -365,10 +365,12 @@ def atari100k() -> Config:
       beside the learner. EfficientZero keeps compressed frames in host memory.
     - Training episodes are cut at 27,000 agent steps, not 3,000 (`max_moves` 12k frames): one
       cap for training and evaluation; a cap is a time limit the value targets bootstrap past.
-    - One batch reanalysed per search (train.reanalyse_batches=1), so the preset fits a 24 GB
-      card. XLA's memory analysis of the learner program, the replay's 3.8 GB included: a peak of
-      10.3 GB one batch at a time, 29.2 GB with each phase's 5 batches searched together (25.4 GB
-      of temporaries). `dreamer bench gpu` measures what the grouping gains on a larger device.
+    - One batch reanalysed per search (train.reanalyse_batches=1), so the preset runs on a 24 GB
+      card and on a CPU with 24 GiB. XLA's memory analysis of the learner program, the replay
+      included: one batch at a time 7.3 GB on an H200 and 10.3 GB on a CPU; each phase's 5
+      batches searched together 14.4 GB and 29.2 GB. On the H200, `dreamer bench gpu` measured
+      5 batches per search at 1.39x the updates/s (notebooks/results/atari_gpu): on a GPU,
+      `--set train.reanalyse_batches=5`.
     - Beta stays 0.4; EfficientZero V1 anneals it to 1 over training.
     """
     return _replace(

@@ -218,3 +218,36 @@ def test_tiny_catch_learns_with_gumbel_search(tmp_path):
     assert (ledger.search, ledger.unroll, ledger.reanalyse) == (3008 * 8, 2912 * 32 * 3,
                                                                2912 * 16 * 4 * 8)
     assert ledger.eval_mean_return >= 0.6, ledger.eval_mean_return
+
+
+def test_atari_presets_pin_efficientzero_values():
+    """The fields of `atari100k` (EfficientZero V1) and `atari100k-v2` (V2) that their docstrings
+    cite from the reference configs; a change here must change the docstring's source with it."""
+    v1 = config_lib.preset("atari100k")
+    assert v1.train.discount == 0.997**4  # per frame, raised to the frame skip of 4
+    assert (v1.train.batch_size, v1.train.unroll_steps, v1.train.td_steps) == (256, 5, 5)
+    assert (v1.train.augment_shift, v1.train.augment_intensity) == (4, 0.05)
+    assert (v1.train.value_weight, v1.train.consistency_weight) == (0.25, 2.0)
+    assert (v1.train.optimizer, v1.train.learning_rate, v1.train.lr_warmup_updates,
+            v1.train.lr_decay_updates, v1.train.weight_decay) == ("sgd", 0.2, 1_000, 100_000, 1e-4)
+    assert (v1.train.target_update_interval, v1.train.learning_starts) == (200, 2_000)
+    assert v1.train.reanalyse_fraction == 0.99 and v1.train.off_policy_age_ratio == 0.3
+    assert (v1.search.algorithm, v1.search.num_simulations, v1.search.q_normalisation) == (
+        "muzero", 50, "tree")
+    assert (v1.search.dirichlet_alpha, v1.search.dirichlet_fraction) == (0.3, 0.25)
+    assert (v1.search.pb_c_init, v1.search.pb_c_base) == (1.25, 19652.0)
+    assert v1.search.temperature_decay_steps == 0  # 1, 0.5, 0.25 over the whole run
+    assert (v1.replay.alpha, v1.replay.beta) == (0.6, 0.4)
+    assert v1.replay.capacity * v1.run.num_envs == v1.run.real_steps == 100_000
+    assert (v1.model.channels, v1.model.lstm_hidden, v1.model.projection_dim,
+            v1.model.head_hidden, v1.model.value_support) == (64, 512, 1024, 32, 300)
+    assert (v1.run.eval_episodes, v1.run.eval_interval) == (32, 10_000)
+
+    v2 = config_lib.preset("atari100k-v2")
+    assert (v2.search.algorithm, v2.search.num_simulations,
+            v2.search.max_num_considered_actions) == ("gumbel", 16, 4)
+    assert (v2.train.value_target, v2.train.reanalyse_value) == ("mixed", True)
+    assert (v2.train.value_weight, v2.train.consistency_weight) == (0.5, 5.0)
+    assert (v2.replay.alpha, v2.replay.beta) == (1.0, 1.0)
+    assert v2.run.eval_episodes == 10
+    assert v2.train.discount == v1.train.discount and v2.train.augment_shift == 4
