@@ -112,6 +112,12 @@ class TrainConfig:
       off_policy_correction: shrink the TD horizon for old data (EfficientZero).
       off_policy_age_ratio: age (as a fraction of the run's real steps) per horizon step lost.
       value_target: "nstep" (EfficientZero) or "mixed" (EfficientZero V2: search value for old data).
+      mixed_value_age: with value_target=mixed, the age in real steps from which a window's value
+        target is the search value (V2's `mixed_value_threshold`: 5,000); 0 = where off-policy
+        correction cut the window's TD horizon.
+      mixed_value_after: with value_target=mixed, the learner update from which old data takes
+        the search value; before it every target is the n-step return (V2's
+        `start_use_mix_training_steps`: 30k).
       discount: gamma.
       time_limit: what a time-limit cut means for the value targets. "bootstrap": the return
         goes on past the cut with the value of the last state seen (the limit is not part of the
@@ -166,6 +172,8 @@ class TrainConfig:
     off_policy_correction: bool = True
     off_policy_age_ratio: float = 0.3
     value_target: Literal["nstep", "mixed"] = "nstep"
+    mixed_value_age: int = 0
+    mixed_value_after: int = 0
     discount: float = 0.997
     time_limit: Literal["bootstrap", "terminal"] = "bootstrap"
     value_prefix_horizon: int = 5
@@ -405,13 +413,15 @@ def atari100k_v2() -> Config:
       `consistency_coeff`).
     - replay: priorities alpha 1 and beta 1 (`priority_prob_alpha`, `priority_prob_beta`).
     - model: narrower value and reward supports (V2: 51 bins over [-300, 300]; here the
-      integers in [-51, 51] of h(value), our support's convention).
+      integers in [-51, 51] of h(value), our support's convention: a difference).
     - run: 10 evaluation episodes (`eval_n_episode`).
 
-    Kept different on purpose, or not yet built: V2's mixed target switches to the search value
-    for data older than 5,000 transitions and only after 30k updates (`mixed_value_threshold`,
-    `start_use_mix_training_steps`); ours switches where the off-policy horizon was cut. V2's
-    entropy bonus (5e-3) and action embedding are not built.
+    - train: the search value for data older than 5,000 transitions, and only from update 30k
+      on (`mixed_value_threshold`, `start_use_mix_training_steps`; its agent's loss takes the
+      n-step target everywhere before that).
+
+    Not built: V2's entropy bonus (5e-3), its action embedding, and its support of 51 bins over
+    [-300, 300].
     """
     base = atari100k()
     return _replace(
@@ -419,8 +429,8 @@ def atari100k_v2() -> Config:
         model=dict(value_support=51, reward_support=51),
         search=dict(algorithm="gumbel", num_simulations=16, max_num_considered_actions=4,
                     q_normalisation="node"),
-        train=dict(value_target="mixed", reanalyse_value=True, value_weight=0.5,
-                   consistency_weight=5.0),
+        train=dict(value_target="mixed", mixed_value_age=5_000, mixed_value_after=30_000,
+                   reanalyse_value=True, value_weight=0.5, consistency_weight=5.0),
         replay=dict(alpha=1.0, beta=1.0),
         run=dict(eval_episodes=10),
     )
@@ -665,6 +675,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"train.reanalyse_fraction must be in [0, 1], got {cfg.train.reanalyse_fraction}"
         )
+    for key in ("mixed_value_age", "mixed_value_after"):
+        if getattr(cfg.train, key) < 0:
+            raise ConfigError(f"train.{key} must be >= 0, got {getattr(cfg.train, key)}")
     if cfg.train.reanalyse_pass_interval < 0:
         raise ConfigError("train.reanalyse_pass_interval must be >= 0 (0 = no pass), got "
                           f"{cfg.train.reanalyse_pass_interval}")

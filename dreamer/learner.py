@@ -279,8 +279,11 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
                 rows.action[:, : K + 1], rows.policy.shape[-1], value_target, baseline, plan.valid
             )
         if t.value_target == "mixed":
-            # EfficientZero V2: for stale data (its TD horizon was cut) trust the search value.
-            stale = (horizon < n)[:, None]
+            # EfficientZero V2: trust the search value on old data, the n-step return on recent
+            # data: older than train.mixed_value_age real steps, or (0) where the TD horizon was
+            # cut; only from update train.mixed_value_after on (the n-step target before that).
+            stale = window.age >= t.mixed_value_age if t.mixed_value_age > 0 else horizon < n
+            stale = stale[:, None] & (train_state.updates >= t.mixed_value_after)
             value_target = jnp.where(stale & plan.valid, search_value, value_target)
         masks = targets_lib.episode_masks(terminated, truncated, window.present, K)
         prefix_target = targets_lib.value_prefix_targets(

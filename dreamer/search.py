@@ -98,6 +98,22 @@ def root(model: WorldModel, params, observation: jax.Array):
     return mctx.RootFnOutput(prior_logits=policy_logits, value=value, embedding=embedding)
 
 
+def legal_root_noise(key, prior_logits: jax.Array, action_mask: jax.Array, fraction: float,
+                     alpha: float) -> jax.Array:
+    """Root prior logits with Dirichlet noise over the legal actions only (EfficientZero's and
+    LightZero's root noise): (1 - fraction) * the prior renormalised over the legal actions +
+    fraction * Dir(alpha, ..., alpha) drawn over the legal actions alone. mctx's `muzero_policy`
+    draws the noise over all actions and masks afterwards, so a world with L legal actions of A
+    keeps about L / A of the noise. The Dirichlet is drawn as normalised Gamma(alpha) samples,
+    in log space (`jax.random.loggamma`), so small alphas do not underflow to an all-zero draw."""
+    log_gamma = jax.random.loggamma(key, alpha, prior_logits.shape)
+    noise = jax.nn.softmax(jnp.where(action_mask, log_gamma, -jnp.inf), axis=-1)
+    prior = jax.nn.softmax(jnp.where(action_mask, prior_logits, -jnp.inf), axis=-1)
+    noisy = (1.0 - fraction) * prior + fraction * noise
+    return jnp.where(action_mask, jnp.log(jnp.maximum(noisy, jnp.finfo(noisy.dtype).tiny)),
+                     jnp.finfo(noisy.dtype).min)
+
+
 def qtransform_tree_min_max(tree: mctx.Tree, node_index, *, floor: float = 0.01):
     """EfficientZero's Q normalisation for PUCT, on one (unbatched) mctx tree: every child's Q
     (reward + discount x value) is normalised by one min and max taken over all visited Qs of the
@@ -152,6 +168,10 @@ def run_search(
     if config.algorithm == "none":
         return policy_head_action(root_output, key, action_mask, temperature)
     if config.algorithm == "muzero":
+        if explore and config.dirichlet_fraction > 0:  # noise over the legal actions only
+            root_output = root_output.replace(prior_logits=legal_root_noise(
+                jax.random.fold_in(key, 2), root_output.prior_logits, action_mask,
+                config.dirichlet_fraction, config.dirichlet_alpha))
         out = mctx.muzero_policy(
             params,
             key,
@@ -159,8 +179,7 @@ def run_search(
             recurrent_fn,
             config.num_simulations,
             invalid_actions=invalid,
-            dirichlet_fraction=config.dirichlet_fraction if explore else 0.0,
-            dirichlet_alpha=config.dirichlet_alpha,
+            dirichlet_fraction=0.0,  # added above, over the legal actions
             pb_c_init=config.pb_c_init,
             pb_c_base=config.pb_c_base,
             temperature=temperature if explore else 0.0,

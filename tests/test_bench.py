@@ -70,8 +70,12 @@ def test_bench_train_quick(capsys):
     # quick: the `small` preset on cartpole only, and the fresh-target comparison at batch 16
     assert set(result) == HEADER | {"small", "fresh_targets"}
     small = result["small"]
-    assert set(small) == {"world", "batch_size", "updates_per_s", "compile_s"}
+    assert set(small) == {"world", "batch_size", "updates_per_s", "compile_s", "peak_bytes",
+                          "updates_per_call"}
     assert small["world"] == "cartpole" and small["batch_size"] == 16  # the quick override
+    # XLA's peak holds at least the batch's observations (16 x (K + 1) x 4 floats)
+    assert isinstance(small["peak_bytes"], int) and small["peak_bytes"] > 16 * 6 * 4 * 4
+    assert small["updates_per_call"] == 2
     assert _rate(small["updates_per_s"]) and _rate(small["compile_s"])
     assert table[-2].split()[:2] == ["small", "cartpole"]
     fresh = result["fresh_targets"]
@@ -99,7 +103,8 @@ def test_bench_train_quick(capsys):
 def test_bench_gpu_quick(capsys):
     result, table = _run("gpu", capsys)
     assert set(result) == HEADER | {
-        "preset", "game", "train_compile_s", "updates_per_s",
+        "preset", "game", "train_compile_s", "updates_per_s", "device_memory_bytes",
+        "train_peak_bytes", "search_peak_bytes", "act_peak_bytes",
         "search_batch", "search_s_per_call", "search_sims_per_s",
         "act_batch", "act_s_per_call", "act_sims_per_s",
         "ale_env_steps_per_s", "projected_hours_per_game", "projected_split_s"}
@@ -107,6 +112,10 @@ def test_bench_gpu_quick(capsys):
     preset = config_lib.atari100k()
     N, sims = preset.run.num_envs, 4  # quick: search.num_simulations=4, also when acting
     assert result["search_batch"] == 4 and result["act_batch"] == N
+    # a CPU reports no memory limit; the peaks are XLA's, and the learner's holds its replay
+    assert result["device_memory_bytes"] is None
+    assert result["train_peak_bytes"] > result["search_peak_bytes"] > 0
+    assert result["act_peak_bytes"] > 0
     for key in ("train_compile_s", "updates_per_s", "search_s_per_call", "act_s_per_call",
                 "ale_env_steps_per_s"):
         assert _rate(result[key]), key

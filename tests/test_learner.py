@@ -128,6 +128,32 @@ def test_value_target_mixed_takes_the_search_value_on_stale_rows():
     np.testing.assert_array_equal(mixed[~valid], 0.0)
 
 
+def test_mixed_value_target_by_age_after_a_warm_up():
+    """EfficientZero V2's rule: windows at least train.mixed_value_age real steps old take the
+    stored search value, younger ones the n-step return; before update train.mixed_value_after
+    every target is the n-step return (the train state here is at update 0)."""
+    K = _config().train.unroll_steps
+
+    def prepared(*sets):
+        cfg = _config("train.reanalyse_fraction=0", "train.off_policy_correction=false", *sets)
+        ts, rstate, parts = _parts(cfg)
+        windows, targets = jax.jit(parts.prepare)(
+            ts, rstate, jax.random.split(jax.random.key(3), 1), jnp.float32(20.0))
+        return windows, np.asarray(targets[0][0]), np.asarray(targets[1][0])
+
+    windows, nstep, valid = prepared("train.value_target=nstep")
+    _, mixed, _ = prepared("train.value_target=mixed", "train.mixed_value_age=40")
+    _, waiting, _ = prepared("train.value_target=mixed", "train.mixed_value_age=40",
+                             "train.mixed_value_after=1")
+    stored = np.asarray(windows.rows.value[0, :, : K + 1])
+    old = np.asarray(windows.age[0]) >= 40
+    stale = old[:, None] & valid
+    assert stale.sum() >= 10 and (~old).sum() >= 3  # the batch has both kinds
+    np.testing.assert_array_equal(mixed[stale], stored[stale])
+    np.testing.assert_array_equal(mixed[~old], nstep[~old])
+    np.testing.assert_array_equal(waiting, nstep)  # update 0 < mixed_value_after = 1
+
+
 def test_update_cost_of_reanalyse_value_counts_the_bootstrap_search():
     """train.reanalyse_value=True runs a second search per reanalysed position, at the bootstrap
     state, so the ledger's reanalyse cost doubles: R roots x (K + 1) positions x 2 searches x S

@@ -229,3 +229,28 @@ def test_tree_normalisation_is_refused_for_gumbel():
         config_lib.override(config_lib.minatar(), ["search.q_normalisation=tree"])
     cfg = config_lib.override(config_lib.small(), ["search.q_normalisation=tree"])
     assert cfg.search.q_normalisation == "tree"
+
+
+def test_root_noise_goes_to_the_legal_actions_only():
+    """3 legal actions of 12, a prior sure of action 0: the noise's share on the other legal
+    actions is fraction x (L - 1) / L in expectation (Dirichlet over the L legal actions), where
+    mctx's draw over all 12 would leave them about 3/12 of it before renormalising."""
+    fraction, alpha, draws = 0.25, 0.3, 4000
+    mask = jnp.zeros((draws, 12), bool).at[:, jnp.array([0, 5, 7])].set(True)
+    prior = jnp.zeros((draws, 12)).at[:, 0].set(30.0)  # all prior mass on action 0
+    logits = search.legal_root_noise(jax.random.key(0), prior, mask, fraction, alpha)
+    probs = np.asarray(jax.nn.softmax(logits))
+    assert np.all(probs[:, ~np.asarray(mask[0])] == 0.0)  # illegal actions get nothing
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+    others = probs[:, [5, 7]].sum(-1)
+    # E = 0.25 x 2/3; bound: 4 standard errors of the mean over the 4,000 draws
+    assert abs(others.mean() - fraction * 2 / 3) < 4 * others.std() / np.sqrt(draws)
+    assert others.min() >= 0.0 and others.max() <= fraction + 1e-6
+    # with every action legal it is mctx's mixture: (1 - f) softmax(prior) + f Dir(alpha)
+    full = jnp.ones((1, 4), bool)
+    p = jnp.array([[0.5, 1.0, -1.0, 0.0]])
+    noisy = np.asarray(jax.nn.softmax(search.legal_root_noise(jax.random.key(1), p, full, 0.25,
+                                                              0.3)))
+    noise = (noisy - 0.75 * np.asarray(jax.nn.softmax(p))) / 0.25
+    assert np.all(noise >= -1e-6) and abs(noise.sum() - 1.0) < 1e-5
+
