@@ -154,6 +154,9 @@ class TrainConfig:
       weight_decay: L2 / decoupled weight decay.
       max_grad_norm: global gradient norm clip.
       policy_weight, value_weight, value_prefix_weight, consistency_weight: loss weights.
+      loss_scale: each unrolled step's losses count 1/K; the root's count 1 ("muzero", MuZero's
+        pseudocode) or 1/K as well ("efficientzero": EfficientZero V1/V2 and LightZero scale the
+        whole loss by 1/K, so with SGD their learning rate assumes it).
       target_update_interval: updates between target-network refreshes.
       train_ratio: updates per real env step.
       learning_starts: real steps collected before the first update.
@@ -194,6 +197,7 @@ class TrainConfig:
     value_weight: float = 0.25
     value_prefix_weight: float = 1.0
     consistency_weight: float = 2.0
+    loss_scale: Literal["muzero", "efficientzero"] = "muzero"
     target_update_interval: int = 100
     train_ratio: float = 0.25
     learning_starts: int = 500
@@ -356,7 +360,8 @@ def atari100k() -> Config:
       `auto_td_steps_ratio` 0.3; value-prefix horizon 5; 99% of policy targets reanalysed
       (`revisit_policy_search_rate`); SGD, momentum 0.9, lr 0.2, warm-up 1% of 100k updates,
       x0.1 after 100k, weight decay 1e-4, gradient clip 5; loss weights value 0.25, consistency 2,
-      policy and reward 1; target network every 200 updates (`target_model_interval`); learning
+      policy and reward 1, the whole loss scaled by 1/K (`gradient_scale`, so lr 0.2 applies to
+      it: loss_scale="efficientzero"); target network every 200 updates (`target_model_interval`); learning
       from 2,000 transitions (`start_transitions` 8k frames / 4); augmentation: random shift of
       4 pixels and intensity 0.05 (`augmentation=['shift', 'intensity']`).
     - replay: priorities alpha 0.6, beta 0.4 (`priority_prob_*`); the 100k transitions all kept.
@@ -394,7 +399,7 @@ def atari100k() -> Config:
                    lr_decay_updates=100_000, weight_decay=1e-4, max_grad_norm=5.0,
                    consistency_weight=2.0, value_weight=0.25, target_update_interval=200,
                    train_ratio=1.2, learning_starts=2_000, augment_shift=4,
-                   augment_intensity=0.05),
+                   augment_intensity=0.05, loss_scale="efficientzero"),
         # 25k rows per copy, so the replay holds all 100k real steps.
         run=dict(real_steps=100_000, num_envs=4, collect_steps=1, eval_interval=10_000,
                  eval_episodes=32, checkpoint_interval=10_000),

@@ -163,6 +163,14 @@ def advantage_weighted_policy(action, num_actions: int, returns, baseline, valid
     return jax.lax.stop_gradient(target)
 
 
+def loss_step_scale(K: int, loss_scale: str) -> jax.Array:
+    """[K + 1] weights of the root's and the unrolled steps' losses: 1/K for each unrolled step;
+    1 for the root ("muzero", MuZero's pseudocode) or 1/K ("efficientzero": EfficientZero V1/V2
+    and LightZero scale the whole loss by 1/K)."""
+    root = 1.0 if loss_scale == "muzero" else 1.0 / K
+    return jnp.concatenate([jnp.full((1,), root), jnp.full((K,), 1.0 / K)])
+
+
 def _gather_rows(x, index):
     """x: [B, W, ...], index: [B, J] -> [B, J, ...]."""
     return jax.vmap(lambda xs, i: xs[i])(x, index)
@@ -361,8 +369,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         cosine = jnp.sum(normalise(prediction) * normalise(target), axis=-1).reshape(batch, K)
         consistency = -cosine
 
-        # Losses of unrolled steps are scaled by 1/K (MuZero).
-        step_scale = jnp.concatenate([jnp.ones((1,)), jnp.full((K,), 1.0 / K)])
+        step_scale = loss_step_scale(K, t.loss_scale)
         per_sample = LossTerms(
             policy=jnp.sum(policy_ce * policy_weight * step_scale, axis=1),
             value=jnp.sum(value_ce * value_weight * step_scale, axis=1),

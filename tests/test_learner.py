@@ -154,6 +154,26 @@ def test_mixed_value_target_by_age_after_a_warm_up():
     np.testing.assert_array_equal(waiting, nstep)  # update 0 < mixed_value_after = 1
 
 
+def test_loss_scale_weighs_the_root_by_one_or_one_over_k():
+    np.testing.assert_allclose(learner.loss_step_scale(5, "muzero"), [1, .2, .2, .2, .2, .2])
+    np.testing.assert_allclose(learner.loss_step_scale(5, "efficientzero"), [.2] * 6)
+    # one update on the same batch and targets: the terms without a root step (value prefix,
+    # consistency) are equal; the policy and value terms lose (1 - 1/K) of their root step
+    metrics = {}
+    for mode in ("muzero", "efficientzero"):
+        cfg = _config("train.reanalyse_fraction=0", f"train.loss_scale={mode}")
+        ts, rstate, parts = _parts(cfg, perturb=True)
+        windows, targets = jax.jit(parts.prepare)(
+            ts, rstate, jax.random.split(jax.random.key(3), 1), jnp.float32(20.0))
+        window, target = jax.tree.map(lambda x: x[0], (windows, targets))
+        metrics[mode] = jax.device_get(jax.jit(parts.apply_update)(ts, rstate, window, target)[2])
+    mz, ez = metrics["muzero"], metrics["efficientzero"]
+    for term in ("loss/value_prefix", "loss/consistency"):
+        assert ez[term] == pytest.approx(mz[term], rel=1e-6), term
+    for term in ("loss/policy", "loss/value"):
+        assert 0 < ez[term] < mz[term] - 1e-3, term
+
+
 def test_update_cost_of_reanalyse_value_counts_the_bootstrap_search():
     """train.reanalyse_value=True runs a second search per reanalysed position, at the bootstrap
     state, so the ledger's reanalyse cost doubles: R roots x (K + 1) positions x 2 searches x S
