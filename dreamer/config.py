@@ -92,12 +92,15 @@ class ReplayConfig:
       capacity: rows kept per world copy (total transitions = capacity x num_envs).
       alpha: priority exponent (EfficientZero: 0.6).
       beta: importance-sampling exponent (EfficientZero: 0.4).
+      beta_anneal_updates: learner updates over which beta rises linearly to 1 (EfficientZero:
+        all its training, 120k updates); 0 keeps it constant.
       priority_eps: added to |value error| to keep every row sampleable.
     """
 
     capacity: int = 100_000
     alpha: float = 0.6
     beta: float = 0.4
+    beta_anneal_updates: int = 0
     priority_eps: float = 1e-6
 
 
@@ -364,7 +367,9 @@ def atari100k() -> Config:
       it: loss_scale="efficientzero"); target network every 200 updates (`target_model_interval`); learning
       from 2,000 transitions (`start_transitions` 8k frames / 4); augmentation: random shift of
       4 pixels and intensity 0.05 (`augmentation=['shift', 'intensity']`).
-    - replay: priorities alpha 0.6, beta 0.4 (`priority_prob_*`); the 100k transitions all kept.
+    - replay: priorities alpha 0.6, beta 0.4 (`priority_prob_*`) annealed to 1 over the 120k
+      updates (`beta_schedule`, LinearSchedule over `training_steps + last_steps`); the 100k
+      transitions all kept.
     - run: 100k real steps; 4 copies stepped together (`p_mcts_num=4` in its Atari train.sh);
       32 evaluation episodes (`test_episodes`) every 10k.
     - world (`worlds.atari`): frame skip 4 with max-pooling, 4 stacked 96x96 frames, no-op starts
@@ -384,7 +389,6 @@ def atari100k() -> Config:
       batches searched together 14.4 GB and 29.2 GB. On the H200, `dreamer bench gpu` measured
       5 batches per search at 1.39x the updates/s (notebooks/results/atari_gpu): on a GPU,
       `--set train.reanalyse_batches=5`.
-    - Beta stays 0.4; EfficientZero V1 anneals it to 1 over training.
     """
     return _replace(
         Config(),
@@ -392,7 +396,7 @@ def atari100k() -> Config:
                    head_hidden=32, projection_dim=1024, value_support=300, reward_support=300),
         search=dict(algorithm="muzero", num_simulations=50, dirichlet_alpha=0.3,
                     dirichlet_fraction=0.25, q_normalisation="tree", temperature_decay_steps=0),
-        replay=dict(capacity=25_000, alpha=0.6, beta=0.4),
+        replay=dict(capacity=25_000, alpha=0.6, beta=0.4, beta_anneal_updates=120_000),
         train=dict(batch_size=256, reanalyse_batches=1, unroll_steps=5, td_steps=5,
                    discount=0.997**4, value_prefix_horizon=5, reanalyse_fraction=0.99,
                    optimizer="sgd", learning_rate=0.2, lr_warmup_updates=1_000,
@@ -680,6 +684,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"train.reanalyse_fraction must be in [0, 1], got {cfg.train.reanalyse_fraction}"
         )
+    if cfg.replay.beta_anneal_updates < 0:
+        raise ConfigError("replay.beta_anneal_updates must be >= 0 (0 = constant beta), got "
+                          f"{cfg.replay.beta_anneal_updates}")
     for key in ("mixed_value_age", "mixed_value_after"):
         if getattr(cfg.train, key) < 0:
             raise ConfigError(f"train.{key} must be >= 0, got {getattr(cfg.train, key)}")

@@ -392,8 +392,9 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         a leading [G] axis."""
         G, B = keys.shape[0], t.batch_size
         sample_keys, reanalyse_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+        beta = replay_lib.annealed_beta(config.replay, train_state.updates)
         windows = jax.vmap(lambda k: replay_lib.sample(
-            replay_state, k, B, window_length(config), config.replay.alpha, config.replay.beta,
+            replay_state, k, B, window_length(config), config.replay.alpha, beta,
         ))(sample_keys)
         # `age` counts rows of one stream; all streams advance together, so real steps of age
         # are rows x streams.

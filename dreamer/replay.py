@@ -105,6 +105,16 @@ def add(state: ReplayState, rows: Rows) -> ReplayState:
     )
 
 
+def annealed_beta(config, updates):
+    """The importance-sampling exponent at learner update `updates`: `config.beta`, rising
+    linearly to 1 over `config.beta_anneal_updates` updates (EfficientZero V1 and V2 anneal it
+    over all their training steps) and 1 after; constant when that is 0."""
+    if config.beta_anneal_updates <= 0:
+        return config.beta
+    progress = jnp.minimum(jnp.asarray(updates, jnp.float32) / config.beta_anneal_updates, 1.0)
+    return config.beta + (1.0 - config.beta) * progress
+
+
 def sample(
     state: ReplayState, key: chex.PRNGKey, batch_size: int, window: int, alpha: float, beta: float
 ) -> Window:

@@ -237,7 +237,8 @@ def test_atari_presets_pin_efficientzero_values():
     assert (v1.search.dirichlet_alpha, v1.search.dirichlet_fraction) == (0.3, 0.25)
     assert (v1.search.pb_c_init, v1.search.pb_c_base) == (1.25, 19652.0)
     assert v1.search.temperature_decay_steps == 0  # 1, 0.5, 0.25 over the whole run
-    assert (v1.replay.alpha, v1.replay.beta) == (0.6, 0.4)
+    assert (v1.replay.alpha, v1.replay.beta, v1.replay.beta_anneal_updates) == (0.6, 0.4, 120_000)
+    assert v1.train.loss_scale == "efficientzero"  # the whole loss x 1/K
     assert v1.replay.capacity * v1.run.num_envs == v1.run.real_steps == 100_000
     assert (v1.model.channels, v1.model.lstm_hidden, v1.model.projection_dim,
             v1.model.head_hidden, v1.model.value_support) == (64, 512, 1024, 32, 300)
@@ -247,6 +248,7 @@ def test_atari_presets_pin_efficientzero_values():
     assert (v2.search.algorithm, v2.search.num_simulations,
             v2.search.max_num_considered_actions) == ("gumbel", 16, 4)
     assert (v2.train.value_target, v2.train.reanalyse_value) == ("mixed", True)
+    assert (v2.train.mixed_value_age, v2.train.mixed_value_after) == (5_000, 30_000)
     assert (v2.train.value_weight, v2.train.consistency_weight) == (0.5, 5.0)
     assert (v2.replay.alpha, v2.replay.beta) == (1.0, 1.0)
     assert v2.run.eval_episodes == 10

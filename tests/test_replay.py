@@ -85,3 +85,14 @@ def test_entry_priority_follows_the_current_maximum():
     assert float(state.max_priority) == 3.0  # the spike of 50 is gone from the buffer
     state = add(state, _rows(1, 1, start=4))
     assert float(state.priority[4, 0]) == 3.0
+
+
+def test_beta_anneals_linearly_to_one():
+    from dreamer import config as config_lib
+
+    constant = config_lib.ReplayConfig(beta=0.4)
+    assert replay.annealed_beta(constant, 10**6) == 0.4
+    annealed = config_lib.ReplayConfig(beta=0.4, beta_anneal_updates=1000)
+    got = [float(replay.annealed_beta(annealed, u)) for u in (0, 250, 500, 1000, 5000)]
+    np.testing.assert_allclose(got, [0.4, 0.55, 0.7, 1.0, 1.0], rtol=1e-6)
+    assert float(config_lib.preset("atari100k").replay.beta_anneal_updates) == 120_000
