@@ -705,6 +705,9 @@ class Trainer:
         bar = _ProgressBar(c.run.real_steps, self.ledger.env_steps) if show else None
         stopped = False
         try:
+            if self.loop.next_eval <= self.ledger.env_steps < c.run.real_steps:
+                self._record_eval(writer)  # the evaluation a stop put off (below)
+                self.loop.next_eval += c.run.eval_interval
             while self.ledger.env_steps < c.run.real_steps:
                 key = jax.random.fold_in(self.loop_key, self.loop.iteration)
                 collect_key, learn_key = jax.random.split(key)
@@ -716,6 +719,12 @@ class Trainer:
                 if metrics is not None:
                     metrics["dream_ratio"] = self.ledger.dream_ratio
                     writer.scalars(self.ledger.env_steps, metrics)
+                if stop_flag is not None and stop_flag():
+                    # before this step's evaluation, which can take minutes (Atari on a CPU):
+                    # the checkpoint keeps it due, and the resumed run makes it first, at the
+                    # same step with the same key
+                    stopped = True
+                    break
                 if self.ledger.env_steps >= self.loop.next_eval:
                     self._record_eval(writer)
                     self.loop.next_eval += c.run.eval_interval
@@ -726,9 +735,6 @@ class Trainer:
                     dt = time.perf_counter() - t0
                     bar.update(self.ledger, self.loop.recent_returns,
                                (self.ledger.updates - updates_before) / max(dt, 1e-9))
-                if stop_flag is not None and stop_flag():
-                    stopped = True
-                    break
             if not stopped and self.loop.last_eval != self.ledger.env_steps:
                 self._record_eval(writer)
             if self.checkpointer.latest_step() != self.ledger.env_steps:
