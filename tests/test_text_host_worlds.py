@@ -367,3 +367,19 @@ def test_textworld_missing_game_file(tmp_path):
     require("textworld", "the 'text' extra is not installed")
     with pytest.raises(FileNotFoundError, match="tw-make"):
         worlds.make(f"textworld/{tmp_path}/nothing.z8")
+
+
+def test_twx_left_open_at_exit_stops_its_jvm_silently():
+    """A twx world never closed: the interpreter exits cleanly, prints nothing (its JVM used to
+    be stopped by a __del__ that ran after `subprocess` was torn down: "Exception ignored ...
+    'NoneType' object has no attribute 'TimeoutExpired'"), and leaves no JVM behind."""
+    require("textworld_express", "the 'text' extra is not installed")
+    require_program("java", "Java is not installed (apt install openjdk-17-jre-headless)")
+    script = ("import worlds; w = worlds.make('twx/coin', num_envs=2); w.reset(0); "
+              "print(w._engine.process.pid)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    pid = int(done.stdout.split()[-1])
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()

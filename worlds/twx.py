@@ -46,6 +46,7 @@ import shutil
 import subprocess
 import sys
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -153,23 +154,29 @@ class TwxEngine:
         )
         runtime = self.gateway.jvm.textworldexpress.runtime
         self.servers = [runtime.PythonInterface() for _ in range(count)]
+        # Stops the JVM when the engine is collected or at interpreter exit, whichever comes
+        # first, while modules are still whole (a __del__ at exit ran after `subprocess` was
+        # gone and printed "Exception ignored ... TimeoutExpired").
+        self._stop = weakref.finalize(self, _stop_jvm, self.gateway, self.process)
 
     def close(self) -> None:
         """Stops the JVM (closing its stdin; killed if it has not exited within 5 s)."""
-        if self.process is None:
-            return
-        try:
-            self.gateway.shutdown()
-        except Exception:  # the JVM may already be gone
-            pass
-        try:
-            self.process.stdin.close()
-            self.process.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.process.kill()
-            self.process.wait()
+        self._stop()  # runs once; later calls do nothing
         self.process = None
         self.servers = []
+
+
+def _stop_jvm(gateway, process) -> None:
+    try:
+        gateway.shutdown()
+    except Exception:  # noqa: BLE001 - the JVM may already be gone
+        pass
+    try:
+        process.stdin.close()
+        process.wait(timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
+        process.wait()
 
 
 def _load(server, game: str, params: str) -> None:
@@ -568,8 +575,6 @@ class TwxWorld(HostWorld):
         if self._engine is None:
             raise RuntimeError(f"{self.spec.name}: the world is closed")
 
-    def __del__(self):
-        self.close()
 
 
 def make_twx(game: str, num_envs: int = 1, **options) -> TwxWorld:
