@@ -19,10 +19,11 @@ import numpy as np
 from dreamer import parallel
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, config_from_dict
+from dreamer.errors import UserError
 from dreamer.ledger import SampleLedger
 
 
-class NotARunError(ValueError):
+class NotARunError(UserError, ValueError):
     """The folder is not a dreamer run folder."""
 
 

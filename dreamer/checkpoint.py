@@ -16,8 +16,10 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from dreamer.errors import UserError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that is missing, unreadable, or does not fit the current config."""
 
 

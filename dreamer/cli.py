@@ -215,27 +215,10 @@ def cmd_bench(args) -> int:
 
 
 def _known_errors():
-    import worlds
-    from dreamer.checkpoint import CheckpointError
-    from dreamer.config import ConfigError
-    from dreamer.report import ReportError
+    """The errors printed as one line: a user can fix them, and their message says how."""
+    from worlds.errors import WorldError
 
-    errors = [UserError, ConfigError, worlds.UnknownWorldError, worlds.WorldOptionError,
-              worlds.MissingExtraError, CheckpointError, ReportError]
-    try:
-        from dreamer.parallel import DistributedSetupError
-        from dreamer.train import DeviceLayoutError, TrainingDiverged, WorldFailed
-
-        errors += [TrainingDiverged, WorldFailed, DeviceLayoutError, DistributedSetupError]
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from worlds.gym import UnsupportedWorldError
-
-        errors.append(UnsupportedWorldError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    return (UserError, WorldError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,12 @@ import difflib
 import typing
 from typing import Any, Literal
 
+from dreamer.errors import UserError
+
 WorldOptionValue = int | float | bool | str
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config key or value that is not valid; the message names the field and the fix."""
 
 

@@ -2,4 +2,6 @@
 
 
 class UserError(Exception):
-    """An error with a one-line message for the user."""
+    """Base of the errors a user can fix, each with a one-line message (a bad config, a missing
+    run, a diverged or failed run, a device layout or memory that does not fit). The CLI prints
+    them, and `worlds.errors.WorldError`, without a traceback."""

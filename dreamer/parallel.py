@@ -17,10 +17,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from dreamer.errors import UserError
+
 AXIS = "data"
 
 
-class DistributedSetupError(RuntimeError):
+class DistributedSetupError(UserError, RuntimeError):
     """`--distributed` without the environment that tells a process where it belongs."""
 
 

@@ -24,9 +24,10 @@ import re
 import numpy as np
 
 from dreamer.config import flatten_config
+from dreamer.errors import UserError
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """A folder that cannot be reported on; the message says why."""
 
 

@@ -26,6 +26,7 @@ from dreamer import actor, learner, memory, parallel, reanalyse
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, config_from_dict, flatten_config, updates_per_phase
+from dreamer.errors import UserError
 from dreamer.ledger import SampleLedger
 from dreamer.networks import make_model
 
@@ -41,15 +42,15 @@ RESUMABLE_FIELDS = {
 }
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """A non-finite loss or gradient; the message names the term and the update."""
 
 
-class WorldFailed(RuntimeError):
+class WorldFailed(UserError, RuntimeError):
     """A host world raised during `step`; the message names the world and the real step."""
 
 
-class DeviceLayoutError(ValueError):
+class DeviceLayoutError(UserError, ValueError):
     """The world copies or the batch do not split evenly over the devices."""
 
 

@@ -20,13 +20,13 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from worlds.base import HostWorld, TimeStep, WorldSpec
-from worlds.errors import UnknownWorldError, WorldOptionError
+from worlds.errors import UnknownWorldError, WorldError, WorldOptionError
 
 DEFAULT_MAX_EPISODE_STEPS = 100_000
 """Time limit applied to an env whose gymnasium spec sets none."""
 
 
-class UnsupportedWorldError(ValueError):
+class UnsupportedWorldError(WorldError, ValueError):
     """Raised for a gymnasium env whose spaces `dreamer` cannot use."""
 
 
