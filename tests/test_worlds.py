@@ -152,3 +152,19 @@ def test_names_lists_every_family():
     names = worlds.names()
     for expected in ["catch", "cartpole", "minatar/breakout", "minatar/seaquest", "atari/pong"]:
         assert expected in names
+
+
+def test_world_options_are_checked_by_signature_before_building():
+    """The registry refuses an option by the factory's signature (no TypeError text matched),
+    names it, and lists the options the world takes; a family factory with **options (Atari)
+    checks against its world class."""
+    with pytest.raises(worlds.WorldOptionError,
+                       match=r"^world 'catch' does not take the option colour; it takes the "
+                             r"options rows, columns$"):
+        worlds.make("catch", colour=3)
+    with pytest.raises(worlds.WorldOptionError, match="the options bogus, colour;"):
+        worlds.make("catch", colour=3, bogus=1)
+    with pytest.raises(worlds.WorldOptionError,
+                       match=r"'atari/pong' does not take the option bogus; it takes the options "
+                             r"frame_skip, .*reward_clip"):
+        worlds.make("atari/pong", bogus=1)

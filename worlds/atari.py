@@ -34,7 +34,7 @@ import difflib
 import numpy as np
 
 from worlds.base import HostWorld, TimeStep, WorldSpec
-from worlds.errors import UnknownWorldError, WorldOptionError
+from worlds.errors import UnknownWorldError, WorldOptionError, check_options
 
 ATARI_100K_GAMES: tuple[str, ...] = (
     "alien",
@@ -229,4 +229,5 @@ def make_atari(game: str, num_envs: int = 1, **options) -> AtariWorld:
             f"unknown Atari game {game!r} (world 'atari/{game}').{hint} Games are ALE ROM ids in "
             f"snake_case; the Atari 100k set is: {', '.join(ATARI_100K_GAMES)}."
         )
+    check_options(f"atari/{game}", AtariWorld, options, positional=2)
     return AtariWorld(game, num_envs, **options)

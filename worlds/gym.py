@@ -51,6 +51,10 @@ def _check_spaces(env_id: str, action_space, observation_space) -> None:
 def _make_one(env_id: str, **env_kwargs) -> gymnasium.Env:
     try:
         return gymnasium.make(env_id, **env_kwargs)
+    except TypeError as e:  # the env's own constructor refused a keyword
+        if env_kwargs and "keyword argument" in str(e):
+            raise WorldOptionError(f"world 'gym:{env_id}': {e}") from None
+        raise
     except gymnasium.error.UnregisteredEnv:
         close = difflib.get_close_matches(env_id, list(gymnasium.registry), n=3, cutoff=0.6)
         hint = f" Did you mean: {', '.join(f'gym:{c}' for c in close)}?" if close else ""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import inspect
 from collections.abc import Callable
 
 from worlds.base import HostWorld, JaxWorld
-from worlds.errors import UnknownWorldError, WorldOptionError
+from worlds.errors import UnknownWorldError, check_options
 
 # name -> "module:callable" (imported on first use) or a callable.
 _REGISTRY: dict[str, str | Callable[..., JaxWorld | HostWorld]] = {}
@@ -70,14 +69,5 @@ def make(name: str, **options) -> JaxWorld | HostWorld:
                 "'gym:<ID>' for any installed gymnasium env."
             )
         factory, args = _resolve(_PREFIXES[prefix]), (name[len(prefix) :],)
-    try:
-        return factory(*args, **options)
-    except TypeError as e:
-        if "unexpected keyword argument" in str(e):
-            taken = [p.name for p in inspect.signature(factory).parameters.values()
-                     if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD
-                                                     and p.default is not p.empty)]
-            raise WorldOptionError(
-                f"world {name!r}: {e}; it takes the options {', '.join(taken) or '(none)'}"
-            ) from None
-        raise
+    check_options(name, factory, options, positional=len(args))
+    return factory(*args, **options)
