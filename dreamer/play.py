@@ -47,10 +47,8 @@ class _Session:
 
         self._jax, self._np = jax, np
         options = options or {}
-        world = worlds.make(name, **options)
-        if not world.is_jax:
-            world.close()
-            world = worlds.make(name, num_envs=1, **options)
+        copies = {"num_envs": 1} if worlds.takes_copies(name) else {}
+        world = worlds.make(name, **copies, **options)
         self.world, self.spec, self.seed = world, world.spec, seed
         self.renderable = callable(getattr(world, "render", None))
         if world.is_jax:

@@ -71,14 +71,9 @@ def make_training_world(config: Config, copies: int | None = None):
     copies = config.run.num_envs if copies is None else copies
     if name.startswith("atari/"):
         options = {"terminal_on_life_loss": True, "reward_clip": True, **options}
+    if worlds.takes_copies(name):
         return worlds.make(name, num_envs=copies, **options)
-    if name.startswith("gym:"):
-        return worlds.make(name, num_envs=copies, **options)
-    world = worlds.make(name, **options)
-    if world.is_jax:
-        return world
-    world.close()
-    return worlds.make(name, num_envs=copies, **options)
+    return worlds.make(name, **options)
 
 
 def evaluation_key(seed: int, env_steps: int):

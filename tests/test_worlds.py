@@ -168,3 +168,14 @@ def test_world_options_are_checked_by_signature_before_building():
                        match=r"'atari/pong' does not take the option bogus; it takes the options "
                              r"frame_skip, .*reward_clip"):
         worlds.make("atari/pong", bogus=1)
+
+
+def test_takes_copies_reads_the_signature_without_building():
+    """Host worlds are built with a number of copies, JAX worlds are not; the registry knows
+    which from the factory's signature, so the trainer starts no JVM just to ask."""
+    assert not any(worlds.takes_copies(n) for n in ("catch", "cartpole", "minatar/breakout",
+                                                     "text/coin"))
+    assert all(worlds.takes_copies(n) for n in ("atari/pong", "gym:CartPole-v1", "twx/coin",
+                                                 "textworld/cooking"))
+    with pytest.raises(worlds.UnknownWorldError, match="cartpole"):
+        worlds.takes_copies("cartpol")

@@ -2,7 +2,7 @@
 
 from worlds.base import EpisodeState, HostWorld, JaxWorld, TimeStep, WorldSpec
 from worlds.errors import MissingExtraError, UnknownWorldError, WorldOptionError
-from worlds.registry import make, names, register, register_prefix
+from worlds.registry import make, names, register, register_prefix, takes_copies
 
 register("catch", "worlds.catch:Catch")
 register("cartpole", "worlds.cartpole:CartPole")
@@ -28,4 +28,5 @@ __all__ = [
     "names",
     "register",
     "register_prefix",
+    "takes_copies",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from collections.abc import Callable
 
 from worlds.base import HostWorld, JaxWorld
@@ -46,6 +47,29 @@ def _resolve(factory):
     return getattr(importlib.import_module(module), attr)
 
 
+def _factory(name: str):
+    """(factory, leading positional args) of a world name, or UnknownWorldError."""
+    if name in _REGISTRY:
+        return _resolve(_REGISTRY[name]), ()
+    prefix = next((p for p in _PREFIXES if name.startswith(p) and len(name) > len(p)), None)
+    if prefix is None:
+        close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise UnknownWorldError(
+            f"unknown world {name!r}.{hint} Run `dreamer worlds` to list them, or use "
+            "'gym:<ID>' for any installed gymnasium env."
+        )
+    return _resolve(_PREFIXES[prefix]), (name[len(prefix) :],)
+
+
+def takes_copies(name: str) -> bool:
+    """Whether the world `name` is built with a number of copies (`num_envs`: a host world,
+    stepped on the host), read from its factory's signature without building it. A JAX world
+    is one copy, vmapped by its user."""
+    factory, _ = _factory(name)
+    return "num_envs" in inspect.signature(factory).parameters
+
+
 def make(name: str, **options) -> JaxWorld | HostWorld:
     """Builds the world registered as `name`.
 
@@ -57,17 +81,6 @@ def make(name: str, **options) -> JaxWorld | HostWorld:
       UnknownWorldError: with the closest registered names.
       WorldOptionError: for an option the world does not take.
     """
-    if name in _REGISTRY:
-        factory, args = _resolve(_REGISTRY[name]), ()
-    else:
-        prefix = next((p for p in _PREFIXES if name.startswith(p) and len(name) > len(p)), None)
-        if prefix is None:
-            close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
-            raise UnknownWorldError(
-                f"unknown world {name!r}.{hint} Run `dreamer worlds` to list them, or use "
-                "'gym:<ID>' for any installed gymnasium env."
-            )
-        factory, args = _resolve(_PREFIXES[prefix]), (name[len(prefix) :],)
+    factory, args = _factory(name)
     check_options(name, factory, options, positional=len(args))
     return factory(*args, **options)
