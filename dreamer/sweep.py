@@ -407,13 +407,18 @@ def _has_checkpoint(folder: str) -> bool:
     return os.path.isdir(path) and any(name.isdigit() for name in os.listdir(path))
 
 
+# The files a run writes as it goes (besides tb/ and checkpoints/): a run killed before its first
+# checkpoint leaves them behind, and both the local sweep and the Slurm task clear them.
+PARTIAL_ROWS = ("eval.csv", "metrics.jsonl", "ledger.json")
+
+
 def _clear_partial(folder: str) -> None:
     """Removes what a run killed before its first checkpoint left (its rows, and a checkpoint
     folder holding no finished step), so a fresh start does not append to it (its metrics and
     evaluation rows would be repeated) and is not taken for a resume."""
     import shutil
 
-    for name in ("eval.csv", "metrics.jsonl", "ledger.json"):
+    for name in PARTIAL_ROWS:
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             os.remove(path)
@@ -608,8 +613,7 @@ run_task() {
     fi
     set -- "$@" --resume
   else
-    rm -rf -- "$folder/eval.csv" "$folder/metrics.jsonl" "$folder/ledger.json" "$folder/tb" \
-      "$folder/checkpoints"
+    rm -rf -- PARTIAL_ROWS "$folder/tb" "$folder/checkpoints"
   fi
   echo "dreamer sweep task ${SLURM_ARRAY_TASK_ID} on $(hostname): $*" | tee -a "$folder/train.log"
   exec "$@" >>"$folder/train.log" 2>&1
@@ -731,7 +735,7 @@ def slurm_script(runs: list[SweepRun], args) -> str:
         "set -eo pipefail",
         *args.slurm_setup,
         "",
-        _SLURM_TASK,
+        _SLURM_TASK.replace("PARTIAL_ROWS", " ".join(f'"$folder/{n}"' for n in PARTIAL_ROWS)),
         'case "${SLURM_ARRAY_TASK_ID:?submit this script with sbatch (a job array)}" in',
     ]
     for index, run in enumerate(runs):

@@ -60,9 +60,7 @@ def test_train_over_the_device_limit_is_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(memory.ENV, "5M")
     code = cli.main(["train", "--world", "catch", "--real-steps", "96", "--no-progress",
                      "--out", str(tmp_path / "run"), "--set", "train.learning_starts=32",
-                     "--set", "run.num_envs=4", "--set", "run.collect_steps=8",
-                     # the learner's peak is what this test is about; evaluation never runs
-                     "--set", "run.eval_episodes=0"])
+                     "--set", "run.num_envs=4", "--set", "run.collect_steps=8"])
     err = capsys.readouterr().err
     assert code == 2
     lines = err.strip().splitlines()
