@@ -196,9 +196,8 @@ def bench_train(quick: bool) -> dict:
         tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
         updates = 2 if quick else 5
         if preset.startswith("atari"):
-            # one update with its own reanalysis search: on a CPU one atari100k update takes
-            # minutes; `bench gpu` times a whole learner phase at the preset
-            cfg = config_lib.override(cfg, ["train.reanalyse_batches=1"])
+            # one update (the preset reanalyses each batch on its own): on a CPU one atari100k
+            # update takes minutes; `bench gpu` times a whole learner phase
             updates = 1
         age = jnp.float32(1e9)
         train_many, compile_s, peak = _learner(model, cfg, updates, tstate, rstate, key, age)
