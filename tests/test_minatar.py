@@ -606,3 +606,45 @@ def test_seaquest_reference_runs_reach_hard_cases():
     assert (data["reward"] >= 1).sum() >= 5  # enemies shot or divers rescued
     # The reference's diver count drops below 0 after a full rescue.
     assert min(s["scalars"][4] for s in next_states) < 0
+
+
+def test_sticky_actions_repeat_the_previous_action_with_the_given_probability():
+    """`sticky_action_prob` (the reference's `Environment.act`): each step the taken action is the
+    previous taken one with probability p, else the agent's; the game steps with the taken one.
+    At 0 the world is the plain game, so its random stream and every result are unchanged."""
+    from worlds.errors import WorldOptionError
+    from worlds.minatar import StickyActions
+
+    plain = worlds.make("minatar/breakout")
+    assert type(worlds.make("minatar/breakout", sticky_action_prob=0.0)) is type(plain)
+    with pytest.raises(WorldOptionError, match=r"sticky_action_prob must be in \[0, 1\), got 1"):
+        worlds.make("minatar/breakout", sticky_action_prob=1.0)
+    p, n, steps = 0.3, 64, 64
+    world = worlds.make("minatar/breakout", sticky_action_prob=p)
+    assert isinstance(world, StickyActions) and world.spec == plain.spec
+
+    def rollout(key):
+        state, _ = jax.vmap(world.reset)(jax.random.split(key, n))
+
+        def body(state, key):
+            a_key, s_key = jax.random.split(key)
+            asked = jax.random.randint(a_key, (n,), 0, world.spec.num_actions)
+            keys = jax.random.split(s_key, n)
+            new, _ = jax.vmap(world.step)(state, asked, keys)
+            # one transition by hand: the taken action, and the inner game stepped with it
+            game_key = jax.vmap(lambda k: jax.random.split(k)[0])(keys)  # `_advance`'s split
+            (_, taken), obs, _, _ = jax.vmap(world._step)(state.game, asked, game_key)
+            inner = jax.vmap(lambda g, a, k: plain._step(g, a, jax.random.split(k)[1])[1])(
+                state.game[0], taken, game_key)
+            return new, (state.game[1], asked, taken, (inner == obs).all())
+
+        return jax.lax.scan(body, state, jax.random.split(key, steps))[1]
+
+    last, asked, taken, same_step = map(np.asarray, jax.jit(rollout)(jax.random.key(0)))
+    assert (last[0] == 0).all()  # an episode starts with no-op as the action to repeat
+    assert same_step.all()
+    assert ((taken == asked) | (taken == last)).all()
+    differ = asked != last  # where a sticky step shows
+    share = (taken[differ] == last[differ]).mean()
+    se = np.sqrt(p * (1 - p) / differ.sum())
+    assert abs(share - p) < 4 * se, (share, differ.sum())

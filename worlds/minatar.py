@@ -1,7 +1,8 @@
 """MinAtar (Young & Tian, 2019): five 10x10 miniatures of Atari games as JAX worlds.
 
-Each world follows the reference `minatar` package's rules with sticky actions off: observations are
-its (10, 10, C) channels as float32, actions are the game's minimal action set.
+Each world follows the reference `minatar` package's rules: observations are its (10, 10, C) channels
+as float32, actions are the game's minimal action set. Sticky actions are off by default; the world
+option `sticky_action_prob` turns them on (the reference's default is 0.1: `StickyActions`).
 
 * Breakout and Space Invaders wrap gymnax's ports (their `reset_env` / `step_env`; our base adds the
   time limit and auto-reset, never gymnax's own `step`).
@@ -424,38 +425,91 @@ class Seaquest(DrawnMinAtar):
         return minatar_seaquest.observe(game)
 
 
+class StickyActions(JaxWorld):
+    """A world whose agent's action is replaced by its previous one with probability `prob`, as
+    the reference MinAtar's `Environment.act` does (`sticky_action_prob`, 0.1 there): each step
+    draws a uniform, and the action taken becomes the one to repeat.
+
+    One difference: the reference keeps its last action across episodes; here a new episode
+    starts with no-op (action 0) as the action to repeat, as the reference does only for the
+    first episode after construction. It touches at most an episode's first step.
+    """
+
+    def __init__(self, world: JaxWorld, prob: float):
+        self.world, self.prob = world, float(prob)
+        self.spec = world.spec
+
+    def _reset(self, key):
+        game, obs = self.world._reset(key)
+        return (game, jnp.zeros((), jnp.int32)), obs
+
+    def _step(self, game, action, key):
+        inner, last = game
+        stick_key, step_key = jax.random.split(key)
+        action = jnp.where(jax.random.uniform(stick_key) < self.prob, last, action)
+        inner, obs, reward, terminated = self.world._step(inner, action, step_key)
+        return (inner, jnp.asarray(action, jnp.int32)), obs, reward, terminated
+
+    def _action_mask(self, game):
+        return self.world._action_mask(game[0])
+
+    def observe(self, game) -> jax.Array:
+        return self.world.observe(game[0])
+
+    def __repr__(self):
+        return f"<StickyActions({self.prob}) {self.spec.name}>"
+
+
+def _sticky(world: JaxWorld, prob: float) -> JaxWorld:
+    """`world` itself at `prob` = 0 (its random stream unchanged), else `StickyActions`."""
+    if not 0 <= prob < 1:
+        raise WorldOptionError(
+            f"sticky_action_prob must be in [0, 1), got {prob}; 0 turns sticky actions off "
+            "and the reference MinAtar uses 0.1")
+    return world if prob == 0 else StickyActions(world, prob)
+
+
 def make_asterix(
-    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, ramping: bool = True
-) -> Asterix:
+    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, ramping: bool = True,
+    sticky_action_prob: float = 0.0,
+) -> JaxWorld:
     """MinAtar Asterix: dodge enemies, collect gold (+1). Actions: noop, left, up, right, down."""
-    return Asterix(max_episode_steps, ramping)
+    return _sticky(Asterix(max_episode_steps, ramping), sticky_action_prob)
 
 
-def make_breakout(max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS) -> GymnaxMinAtar:
+def make_breakout(
+    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, sticky_action_prob: float = 0.0
+) -> JaxWorld:
     """MinAtar Breakout: +1 per brick, ends when the ball passes the paddle. Actions: noop, left, right."""
     from gymnax.environments.minatar.breakout import MinBreakout
 
     env = MinBreakout()
-    return GymnaxMinAtar("breakout", env, env.default_params, max_episode_steps)
+    return _sticky(GymnaxMinAtar("breakout", env, env.default_params, max_episode_steps),
+                   sticky_action_prob)
 
 
-def make_freeway(max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS) -> Freeway:
+def make_freeway(
+    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, sticky_action_prob: float = 0.0
+) -> JaxWorld:
     """MinAtar Freeway: +1 per crossing, ends after 2501 steps. Actions: noop, up, down."""
-    return Freeway(max_episode_steps)
+    return _sticky(Freeway(max_episode_steps), sticky_action_prob)
 
 
 def make_seaquest(
-    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, ramping: bool = True
-) -> Seaquest:
+    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, ramping: bool = True,
+    sticky_action_prob: float = 0.0,
+) -> JaxWorld:
     """MinAtar Seaquest: shoot enemies (+1), rescue divers, surface for air. All six actions."""
-    return Seaquest(max_episode_steps, ramping)
+    return _sticky(Seaquest(max_episode_steps, ramping), sticky_action_prob)
 
 
 def make_space_invaders(
-    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, ramping: bool = True
-) -> SpaceInvaders:
+    max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS, ramping: bool = True,
+    sticky_action_prob: float = 0.0,
+) -> JaxWorld:
     """MinAtar Space Invaders: +1 per alien shot. Actions: noop, left, right, fire."""
     from gymnax.environments.minatar.space_invaders import MinSpaceInvaders
 
     env = MinSpaceInvaders()
-    return SpaceInvaders(env, env.default_params, max_episode_steps, ramping)
+    return _sticky(SpaceInvaders(env, env.default_params, max_episode_steps, ramping),
+                   sticky_action_prob)
