@@ -353,6 +353,9 @@ def test_textworld_truncation_and_close(textworld_game, fresh_cache):
     world = worlds.make(f"textworld/{textworld_game}", max_episode_steps=3)
     first = world.reset(seed=0)
     look = world.commands.index("look")
+    n = len(world.commands)
+    with pytest.raises(ValueError, match=rf"action {n} out of range \[0, {n}\)"):
+        world.step(np.array([n]))  # refused, and not counted as a step
     flags = [world.step(np.array([look])) for _ in range(3)]
     assert [f.truncated[0] for f in flags] == [False, False, True]
     assert "| look, look |" in world.render(flags[1].observation[0])  # the history field
@@ -361,6 +364,25 @@ def test_textworld_truncation_and_close(textworld_game, fresh_cache):
     world.close()
     with pytest.raises(RuntimeError, match="closed"):
         world.step(np.array([look]))
+
+
+@pytest.mark.parametrize("world", ["twx/coin", "textworld/game.z8"])
+def test_text_world_options_are_checked_before_a_game_starts(world):
+    """Both text worlds refuse a bad common option with the same message, naming the world."""
+    if world.startswith("textworld/"):
+        require("textworld", "the 'text' extra is not installed")
+    fields = "('task', 'history', 'feedback', 'inventory', 'look')" if world.startswith("twx/") \
+        else "('objective', 'history', 'feedback', 'inventory', 'description')"
+    for options, message in [
+        ({"num_envs": 0}, "num_envs must be >= 1, got 0"),
+        ({"max_episode_steps": 0}, "max_episode_steps must be >= 1, got 0"),
+        ({"observation_fields": ()}, f"observation_fields must be a non-empty subset of {fields}"),
+        ({"observation_fields": ("nope",)}, "observation_fields must be a non-empty subset"),
+        ({"history": -1}, "history must be >= 0, got -1"),
+    ]:
+        with pytest.raises(worlds.WorldOptionError) as error:
+            worlds.make(world, **options)
+        assert str(error.value).startswith(f"{world}: {message}")
 
 
 def test_textworld_missing_game_file(tmp_path):

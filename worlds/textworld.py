@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from worlds.base import HostWorld, TimeStep
-from worlds.errors import MissingExtraError, WorldOptionError
-from worlds.text_tokens import Vocabulary, read_family, token_world_spec, tokenize, write_family
+from worlds.errors import MissingExtraError
+from worlds.text_host import TextHostWorld, Turn, field_texts
+from worlds.text_tokens import Vocabulary, read_family, tokenize, write_family
 
 OBSERVATION_FIELDS: tuple[str, ...] = (
     "objective",
@@ -67,18 +67,17 @@ def clean_feedback(text: str) -> str:
     return text.strip()
 
 
-def _fields(gs, feedback: str, which: tuple[str, ...], history=()) -> list[str]:
+def _texts(gs, feedback: str) -> dict[str, str]:
+    """The observation fields (but `history`) of TextWorld's game state `gs`."""
     description = gs["description"] or ""
     if feedback.strip() == description.strip():
         feedback = ""
-    texts = {
+    return {
         "objective": gs["objective"] or "",
-        "history": ", ".join(history),
         "feedback": feedback,
         "inventory": gs["inventory"] or "",
         "description": description,
     }
-    return [texts[f] for f in which]
 
 
 def _request_infos(textworld):
@@ -127,7 +126,7 @@ def build_family(path: Path, game, textworld) -> dict:
             gs = env.reset()
             feedback = ""
             for t in range(BUILD_WALK_STEPS if walk is None else len(walk)):
-                fields = _fields(gs, feedback, OBSERVATION_FIELDS)
+                fields = field_texts(_texts(gs, feedback), OBSERVATION_FIELDS)
                 texts.extend(fields)
                 longest = max(longest, sum(len(tokenize(f)) for f in fields) + len(fields) - 1)
                 if gs["won"] or gs["lost"]:
@@ -139,7 +138,7 @@ def build_family(path: Path, game, textworld) -> dict:
                     command = walk[t]
                 gs, _, _ = env.step(command)
                 feedback = clean_feedback(gs.feedback)
-            fields = _fields(gs, feedback, OBSERVATION_FIELDS)
+            fields = field_texts(_texts(gs, feedback), OBSERVATION_FIELDS)
             texts.extend(fields)
             longest = max(longest, sum(len(tokenize(f)) for f in fields) + len(fields) - 1)
     finally:
@@ -153,16 +152,15 @@ def build_family(path: Path, game, textworld) -> dict:
     }
 
 
-class TextWorldWorld(HostWorld):
+class TextWorldWorld(TextHostWorld):
     """N copies of one TextWorld game behind the `HostWorld` interface. Build with
-    `make_textworld`, which documents the options.
+    `make_textworld`, which documents the options. `reset(seed)` ignores `seed`: the game is
+    deterministic, so it only restarts it.
 
-    Attributes:
-      vocabulary: token id -> word of this game (save it with a run).
-      commands: action id -> command text (the same as `spec.action_names`).
-      success: [N] bool, whether each copy's last step won the game.
-      unlisted_commands: admissible commands met that are not in the command list.
+    Attributes: those of `TextHostWorld`.
     """
+
+    OBSERVATION_FIELDS = OBSERVATION_FIELDS
 
     def __init__(
         self,
@@ -176,18 +174,8 @@ class TextWorldWorld(HostWorld):
     ):
         name = f"textworld/{path}"
         textworld = _import_textworld(name)
-        if num_envs < 1:
-            raise WorldOptionError(f"{name}: num_envs must be >= 1, got {num_envs}")
-        if max_episode_steps < 1:
-            raise WorldOptionError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
-        observation_fields = tuple(observation_fields)
-        if not observation_fields or set(observation_fields) - set(OBSERVATION_FIELDS):
-            raise WorldOptionError(
-                f"{name}: observation_fields must be a non-empty subset of "
-                f"{OBSERVATION_FIELDS}, got {observation_fields}"
-            )
-        if history < 0:
-            raise WorldOptionError(f"{name}: history must be >= 0, got {history}")
+        observation_fields = self._check_options(
+            name, num_envs, max_episode_steps, observation_fields, history)
         game_path = Path(path).expanduser()
         if not game_path.is_file():
             raise FileNotFoundError(
@@ -208,19 +196,10 @@ class TextWorldWorld(HostWorld):
         if family is None or family.get("format") != FAMILY_FORMAT:
             family = build_family(game_path, game, textworld)
             write_family(family_name, family)
-
-        self.num_envs = num_envs
-        self.frames = 0
-        self.family = family_name
-        self.vocabulary: list[str] = list(family["vocabulary"])
-        self.commands: list[str] = list(family["commands"])
-        self._vocab = Vocabulary(self.vocabulary)
-        self._command_ids = {c: i for i, c in enumerate(self.commands)}
-        self._fields_shown = observation_fields
-        self.history = history
-        self.max_tokens, self.spec = token_world_spec(
-            name, self.commands, family["max_tokens"], history, observation_fields, max_tokens,
-            max_episode_steps, (-float(game.max_score), float(game.max_score)))
+        super().__init__(
+            name, num_envs, family_name, family, max_episode_steps=max_episode_steps,
+            max_tokens=max_tokens, observation_fields=observation_fields, history=history,
+            reward_range=(-float(game.max_score), float(game.max_score)))
         self._envs = []
         try:
             for _ in range(num_envs):
@@ -228,111 +207,22 @@ class TextWorldWorld(HostWorld):
         except BaseException:
             self.close()
             raise
-        self.unlisted_commands: set[str] = set()
-        self.success = np.zeros((num_envs,), bool)
-        self._scores = np.zeros((num_envs,), np.float64)
-        self._steps = np.zeros((num_envs,), np.int64)
-        self._histories: list[list[str]] = [[] for _ in range(num_envs)]
-        self._observation = np.zeros((num_envs, self.max_tokens), np.int32)
-        self._mask = np.zeros((num_envs, self.spec.num_actions), bool)
-        self._started = False
 
-    def _show(self, i: int, gs, feedback: str) -> None:
-        history = self._histories[i][-self.history :] if self.history else ()
-        self._observation[i] = self._vocab.encode(
-            _fields(gs, feedback, self._fields_shown, history), self.max_tokens
-        )
-        self._mask[i] = False
-        for command in gs["admissible_commands"] or ():
-            index = self._command_ids.get(command)
-            if index is None:
-                self.unlisted_commands.add(command)
-            else:
-                self._mask[i, index] = True
-        if not self._mask[i].any():  # keep acting ("look" is always admissible in practice)
-            self._mask[i] = True
-
-    def _new_episode(self, i: int) -> None:
+    def _start_game(self, i: int) -> Turn:
         gs = self._envs[i].reset()
-        self._scores[i] = float(gs["score"] or 0)
-        self._steps[i] = 0
-        self._histories[i] = []
-        self._show(i, gs, "")
+        return Turn(_texts(gs, ""), gs["admissible_commands"] or (), float(gs["score"] or 0))
 
-    def reset(self, seed: int) -> TimeStep:
-        """Restarts the game in every copy (`seed` is unused: the game is deterministic).
+    def _play(self, i: int, command: str) -> Turn:
+        gs, score, done = self._envs[i].step(command)
+        won = bool(gs["won"])
+        return Turn(_texts(gs, clean_feedback(gs.feedback)), gs["admissible_commands"] or (),
+                    float(score), won, bool(won or gs["lost"] or done))
 
-        Returns:
-          TimeStep with observation [N, max_tokens] int32, reward [N] float32 zeros, flags [N]
-          bool False, action_mask [N, num_actions] bool (the admissible commands).
-        """
-        del seed
-        self._check_open()
-        for i in range(self.num_envs):
-            self._new_episode(i)
-        self.success[:] = False
-        self._started = True
-        return self._reset_timestep(self._observation.copy(), self._mask.copy())
-
-    def step(self, actions: np.ndarray) -> TimeStep:
-        """One command in every copy, auto-resetting finished ones.
-
-        Args:
-          actions: [N] integer command ids in `[0, num_actions)`.
-
-        Returns:
-          TimeStep: reward [N] float32 (change of the cumulative score) and flags [N] bool of the
-          command just taken; observation and action_mask are the next episode's first ones
-          where an episode ended. `truncated` is False where `terminated` is True.
-        """
-        self._check_open()
-        if not self._started:
-            raise RuntimeError(f"{self.spec.name}: call reset(seed) before step")
-        actions = self._check_actions(actions)
-        n = self.num_envs
-        reward = np.zeros((n,), np.float32)
-        terminated = np.zeros((n,), bool)
-        truncated = np.zeros((n,), bool)
-        for i in range(n):
-            action = int(actions[i])
-            if not 0 <= action < self.spec.num_actions:
-                raise ValueError(
-                    f"{self.spec.name}: action {action} out of range [0, {self.spec.num_actions})"
-                )
-            gs, score, done = self._envs[i].step(self.commands[action])
-            self._histories[i].append(self.commands[action])
-            reward[i] = float(score) - self._scores[i]
-            self._scores[i] = float(score)
-            self._steps[i] += 1
-            self.success[i] = bool(gs["won"])
-            terminated[i] = bool(gs["won"] or gs["lost"] or done)
-            truncated[i] = not terminated[i] and self._steps[i] >= self.spec.max_episode_steps
-            if terminated[i] or truncated[i]:
-                self._new_episode(i)
-            else:
-                self._show(i, gs, clean_feedback(gs.feedback))
-        self.frames += n
-        return TimeStep(
-            observation=self._observation.copy(),
-            reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            action_mask=self._mask.copy(),
-        )
-
-    def render(self, observation) -> str:
-        """Token ids [max_tokens] -> readable text (fields separated by `|`)."""
-        return self._vocab.decode(observation)
-
-    def close(self) -> None:
-        """Closes every copy's game interpreter; the world cannot step afterwards."""
+    def _release(self) -> None:
+        """Closes every copy's game interpreter."""
         envs, self._envs = getattr(self, "_envs", None), None
         for env in envs or ():
             env.close()
-
-    def _check_open(self) -> None:
-        if self._envs is None:
-            raise RuntimeError(f"{self.spec.name}: the world is closed")
 
 
 def make_textworld(path: str, num_envs: int = 1, **options) -> TextWorldWorld:

@@ -52,16 +52,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from worlds.base import HostWorld, TimeStep
 from worlds.errors import MissingExtraError, UnknownWorldError, WorldOptionError
-from worlds.text_tokens import (
-    Vocabulary,
-    read_family,
-    safe_name,
-    token_world_spec,
-    tokenize,
-    write_family,
-)
+from worlds.text_host import TextHostWorld, Turn, field_texts, history_text
+from worlds.text_tokens import Vocabulary, read_family, safe_name, tokenize, write_family
 
 TWX_GAMES: tuple[str, ...] = (
     "coin",
@@ -237,24 +230,13 @@ def family_name(game: str, params: str, defaults: dict) -> str:
 # --- observations ----------------------------------------------------------------------------
 
 
-def history_text(commands) -> str:
-    """The `history` field: commands of the episode so far, oldest first, joined by commas."""
-    return ", ".join(commands)
-
-
-def _fields(state: dict, task: str, which: tuple[str, ...], history=()) -> list[str]:
+def _texts(state: dict, task: str) -> dict[str, str]:
+    """The observation fields (but `history`) of TextWorldExpress's state `state`."""
     look = state["look"]
     feedback = state["observation"]
     if feedback.strip() == look.strip():
         feedback = ""
-    texts = {
-        "task": task,
-        "history": history_text(history),
-        "feedback": feedback,
-        "inventory": state["inventory"],
-        "look": look,
-    }
-    return [texts[f] for f in which]
+    return {"task": task, "feedback": feedback, "inventory": state["inventory"], "look": look}
 
 
 # --- building a family -----------------------------------------------------------------------
@@ -310,7 +292,7 @@ def build_family(
                                 command = command[rng.integers(len(command))]
                             state = json.loads(server.stepJSON(command))
                             steps += 1
-                        fields = _fields(state, task, OBSERVATION_FIELDS)
+                        fields = field_texts(_texts(state, task), OBSERVATION_FIELDS)
                         texts.update(fields[2:])
                         commands.update(state["validActions"])
                         longest = max(longest, sum(len(tokenize(t)) for t in fields) + len(fields) - 1)
@@ -367,21 +349,18 @@ def load_family(game: str, params: str, defaults: dict, engine: TwxEngine) -> tu
 # --- the world -------------------------------------------------------------------------------
 
 
-class TwxWorld(HostWorld):
+class TwxWorld(TextHostWorld):
     """N copies of one TextWorldExpress game behind the `HostWorld` interface.
 
     Build it with `make_twx` (or `worlds.make("twx/<game>")`), which documents the options.
+    `reset(seed)` has copy i draw its games with a numpy generator seeded with `seed + i`.
 
-    Attributes:
-      vocabulary: token id -> word of this world's family (save it with a run).
-      commands: action id -> command text (the same as `spec.action_names`).
-      family: name of the family file the vocabulary and commands come from.
+    Attributes (besides `TextHostWorld`'s):
       fold: the seed fold episodes are drawn from.
       game_seeds: [N] int64 TextWorldExpress seed of each copy's current game.
-      success: [N] bool, whether each copy's last step won its game.
-      unlisted_commands: valid commands met while playing that are not in the command list.
     """
 
+    OBSERVATION_FIELDS = OBSERVATION_FIELDS
     # A run trains on the train fold's games and is evaluated on the held-out test fold's.
     eval_options = {"fold": "test"}
 
@@ -400,26 +379,13 @@ class TwxWorld(HostWorld):
         **game_options,
     ):
         name = f"twx/{game}"
-        if num_envs < 1:
-            raise WorldOptionError(f"{name}: num_envs must be >= 1, got {num_envs}")
-        if max_episode_steps < 1:
-            raise WorldOptionError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
+        observation_fields = self._check_options(
+            name, num_envs, max_episode_steps, observation_fields, history)
         if fold not in FOLDS:
             raise WorldOptionError(f"{name}: fold must be one of {', '.join(FOLDS)}, got {fold!r}")
-        observation_fields = tuple(observation_fields)
-        if not observation_fields or set(observation_fields) - set(OBSERVATION_FIELDS):
-            raise WorldOptionError(
-                f"{name}: observation_fields must be a non-empty subset of "
-                f"{OBSERVATION_FIELDS}, got {observation_fields}"
-            )
-        self.num_envs = num_envs
+        self.game = game
         self.fold = fold
-        self.frames = 0
         self.params = game_params_string(game_params, **game_options)
-        if history < 0:
-            raise WorldOptionError(f"{name}: history must be >= 0, got {history}")
-        self._fields_shown = observation_fields
-        self.history = history
         threads = min(num_envs, 8) if threads is None else threads
         # py4j gives each Python thread its own connection and the JVM serves each on its own
         # thread, so copies step concurrently (2.4x the steps/s of a sequential loop at 4 copies
@@ -432,149 +398,42 @@ class TwxWorld(HostWorld):
             _game_state(servers[0], 0, "train")
             defaults = json.loads(servers[0].getGenerationPropertiesJSON())
             self._map(lambda server: _load(server, game, self.params), servers)
-            self.family, family = load_family(game, self.params, defaults, self._engine)
+            family_name, family = load_family(game, self.params, defaults, self._engine)
             self._seeds = _fold_seeds(servers[0], fold)
         except BaseException:
             self.close()
             raise
-        self.vocabulary: list[str] = list(family["vocabulary"])
-        self.commands: list[str] = list(family["commands"])
-        self._vocab = Vocabulary(self.vocabulary)
-        self._command_ids = {c: i for i, c in enumerate(self.commands)}
-        self.max_tokens, self.spec = token_world_spec(
-            name, self.commands, family["max_tokens"], history, observation_fields, max_tokens,
-            max_episode_steps, (-1.0, 1.0))
-        self.game = game
-        self.unlisted_commands: set[str] = set()
+        super().__init__(
+            name, num_envs, family_name, family, max_episode_steps=max_episode_steps,
+            max_tokens=max_tokens, observation_fields=observation_fields, history=history,
+            reward_range=(-1.0, 1.0))
         self.game_seeds = np.zeros((num_envs,), np.int64)
-        self.success = np.zeros((num_envs,), bool)
         self._rngs = [np.random.default_rng(i) for i in range(num_envs)]
         self._tasks = [""] * num_envs
-        self._histories: list[list[str]] = [[] for _ in range(num_envs)]
-        self._scores = np.zeros((num_envs,), np.float64)
-        self._steps = np.zeros((num_envs,), np.int64)
-        self._observation = np.zeros((num_envs, self.max_tokens), np.int32)
-        self._mask = np.zeros((num_envs, self.spec.num_actions), bool)
-        self._started = False
 
-    # --- per copy ---------------------------------------------------------------------------
-    def _map(self, fn, items) -> list:
-        if self._pool is None:
-            return [fn(x) for x in items]
-        return list(self._pool.map(fn, items))
+    def _reseed(self, seed: int) -> None:
+        self._rngs = [np.random.default_rng(int(seed) + i) for i in range(self.num_envs)]
 
-    def _show(self, i: int, state: dict) -> None:
-        history = self._histories[i][-self.history :] if self.history else ()
-        self._observation[i] = self._vocab.encode(
-            _fields(state, self._tasks[i], self._fields_shown, history), self.max_tokens
-        )
-        self._mask[i] = False
-        for command in state["validActions"]:
-            index = self._command_ids.get(command)
-            if index is None:
-                self.unlisted_commands.add(command)
-            else:
-                self._mask[i, index] = True
-        if not self._mask[i].any():  # cannot happen with TextWorldExpress's games; keep acting
-            self._mask[i] = True
-
-    def _new_episode(self, i: int) -> None:
+    def _start_game(self, i: int) -> Turn:
         server = self._engine.servers[i]
         seed = int(self._seeds[self._rngs[i].integers(len(self._seeds))])
         state = _game_state(server, seed, self.fold)
         self.game_seeds[i] = seed
         self._tasks[i] = server.getTaskDescription()
-        self._scores[i] = 0.0
-        self._steps[i] = 0
-        self._histories[i] = []
-        self._show(i, state)
+        return Turn(_texts(state, self._tasks[i]), state["validActions"], 0.0)
 
-    def _step_copy(self, copy_and_action: tuple[int, int]) -> tuple[float, bool, bool]:
-        """Steps copy i; returns (reward, terminated, truncated), starting its next game if done."""
-        i, action = copy_and_action
-        command = self.commands[action]
+    def _play(self, i: int, command: str) -> Turn:
         state = json.loads(self._engine.servers[i].stepJSON(command))
-        self._histories[i].append(command)
         score = float(state["score"])
-        reward = score - self._scores[i]
-        self._scores[i] = score
-        self._steps[i] += 1
-        self.success[i] = bool(state["tasksuccess"])
-        terminated = bool(state["tasksuccess"] or state["taskfailure"] or score >= 1.0)
-        truncated = not terminated and bool(self._steps[i] >= self.spec.max_episode_steps)
-        if terminated or truncated:
-            self._new_episode(i)
-        else:
-            self._show(i, state)
-        return reward, terminated, truncated
+        won = bool(state["tasksuccess"])
+        over = bool(won or state["taskfailure"] or score >= 1.0)
+        return Turn(_texts(state, self._tasks[i]), state["validActions"], score, won, over)
 
-    # --- the interface ----------------------------------------------------------------------
-    def reset(self, seed: int) -> TimeStep:
-        """Starts a fresh episode in every copy; copy i draws its games with seed `seed + i`.
-
-        Returns:
-          TimeStep with observation [N, max_tokens] int32, reward [N] float32 zeros, flags [N]
-          bool False, action_mask [N, num_actions] bool (the valid commands).
-        """
-        self._check_open()
-        self._rngs = [np.random.default_rng(int(seed) + i) for i in range(self.num_envs)]
-        self._map(self._new_episode, range(self.num_envs))
-        self.success[:] = False
-        self._started = True
-        return self._reset_timestep(self._observation.copy(), self._mask.copy())
-
-    def step(self, actions: np.ndarray) -> TimeStep:
-        """One command in every copy, auto-resetting finished ones.
-
-        Args:
-          actions: [N] integer command ids in `[0, num_actions)`.
-
-        Returns:
-          TimeStep: reward [N] float32 (score change) and flags [N] bool of the command just
-          taken; observation [N, max_tokens] and action_mask [N, num_actions] are the next
-          episode's first ones where an episode ended. `truncated` is False where `terminated`.
-        """
-        self._check_open()
-        if not self._started:
-            raise RuntimeError(f"{self.spec.name}: call reset(seed) before step")
-        actions = self._check_actions(actions)
-        n = self.num_envs
-        bad = (actions < 0) | (actions >= self.spec.num_actions)
-        if bad.any():
-            raise ValueError(
-                f"{self.spec.name}: action {actions[bad][0]} out of range "
-                f"[0, {self.spec.num_actions})"
-            )
-        ends = self._map(self._step_copy, enumerate(actions.tolist()))
-        reward = np.array([e[0] for e in ends], np.float32)
-        terminated = np.array([e[1] for e in ends], bool)
-        truncated = np.array([e[2] for e in ends], bool)
-        self.frames += n
-        return TimeStep(
-            observation=self._observation.copy(),
-            reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            action_mask=self._mask.copy(),
-        )
-
-    def render(self, observation) -> str:
-        """Token ids [max_tokens] -> readable text (fields separated by `|`)."""
-        return self._vocab.decode(observation)
-
-    def close(self) -> None:
-        """Stops the JVM; the world cannot step afterwards."""
-        if getattr(self, "_pool", None) is not None:
-            self._pool.shutdown()
-            self._pool = None
+    def _release(self) -> None:
+        """Stops the JVM."""
         if getattr(self, "_engine", None) is not None:
             self._engine.close()
             self._engine = None
-
-    def _check_open(self) -> None:
-        if self._engine is None:
-            raise RuntimeError(f"{self.spec.name}: the world is closed")
-
 
 
 def make_twx(game: str, num_envs: int = 1, **options) -> TwxWorld:
