@@ -54,11 +54,18 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("worlds", help="list registered worlds")
 
-    from dreamer import play, sweep
+    from dreamer import baseline, dream, play, sweep
 
     play.add_arguments(sub.add_parser("play", help="play a world in the terminal (or watch an agent)"))
     sweep.add_arguments(sub.add_parser("sweep", help="a grid of runs at a fixed real budget + report"))
+    dream.add_arguments(sub.add_parser(
+        "dream", help="improve a trained run with zero new real steps (learn from its replay)",
+        description="Learner updates and whole-replay reanalysis passes on a run's stored "
+        "experience alone: no world step, the ledger's real counts unchanged, every model step "
+        "counted. The result is a run folder that eval, report, play --agent and train --resume "
+        "accept."))
 
+    baseline.add_parser(sub)
     b = sub.add_parser("bench", help="benchmarks: worlds, search, train, dream, gpu")
     b.add_argument("what", choices=["worlds", "search", "train", "dream", "gpu"],
                    help="gpu: the Atari 100k check (train step, search, ALE, projected hours)")
@@ -166,6 +173,7 @@ def cmd_eval(args) -> int:
         "run": args.run,
         "env_steps": agent.ledger.env_steps,
         "updates": agent.ledger.updates,
+        "dream_updates": agent.ledger.dream_updates,
         "episodes": int(returns.size),
         "temperature": temperature,
         "mean_return": float(returns.mean()),
@@ -177,6 +185,43 @@ def cmd_eval(args) -> int:
         json.dump(result, f, indent=2)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
     return 0
+
+
+def cmd_dream(args) -> int:
+    """Dreams on a run (`dreamer.dream`); Ctrl-C or SIGTERM checkpoints after the current phase
+    and stops (exit 130)."""
+    from dreamer import dream
+
+    if args.out is not None:
+        _check_out_dir(args.out)
+    from dreamer.jax_setup import enable_compilation_cache, limit_malloc_arenas
+
+    limit_malloc_arenas()
+    enable_compilation_cache()
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        ledger, plan, done = dream.dream(
+            args.run, updates=args.updates, passes=args.passes, out_dir=args.out,
+            eval_every=args.eval_every, progress=not args.no_progress,
+            stop_flag=lambda: stop["flag"])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    out = args.out or args.run
+    if done < plan.phases:
+        left = (plan.phases - done) * plan.updates_per_phase
+        print(f"dreamer dream: stopped after {done * plan.updates_per_phase} of {plan.updates} "
+              f"updates, checkpoint written; dream the rest with `dreamer dream --run {out} "
+              f"--updates {left}`", flush=True)
+    summary = ledger.to_json()
+    summary.pop("config")
+    print(json.dumps(summary))
+    return 130 if done < plan.phases else 0
 
 
 def cmd_report(args) -> int:
@@ -208,6 +253,12 @@ def cmd_sweep(args) -> int:
     return sweep.run(args)
 
 
+def cmd_baseline(args) -> int:
+    from dreamer import baseline
+
+    return baseline.run(args)
+
+
 def cmd_bench(args) -> int:
     from dreamer import bench
 
@@ -228,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "train"])
     handler = {"train": cmd_train, "eval": cmd_eval, "report": cmd_report, "worlds": cmd_worlds,
-               "bench": cmd_bench, "play": cmd_play, "sweep": cmd_sweep}
+               "bench": cmd_bench, "play": cmd_play, "sweep": cmd_sweep, "dream": cmd_dream,
+               "baseline": cmd_baseline}
     try:
         return handler[command](args)
     except Exception as e:

@@ -6,6 +6,8 @@
   while acting, in search while reanalysing sampled batches (per update), in buffer-wide
   reanalysis passes over the replay (`dream`), and in the training unroll.
 * dream_ratio = simulated.total / real.env_steps.
+* updates: learner updates; dream_updates: those of them made by `dreamer dream`, from stored
+  experience alone (no real step). Both are included in the simulated counts above.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class SampleLedger:
     dream: int = 0
     unroll: int = 0
     updates: int = 0
+    dream_updates: int = 0
     eval_episodes: int = 0
     eval_mean_return: float | None = None
     eval_std_return: float | None = None
@@ -59,6 +62,7 @@ class SampleLedger:
             },
             "dream_ratio": self.dream_ratio,
             "updates": self.updates,
+            "dream_updates": self.dream_updates,
             "eval": {
                 "episodes": self.eval_episodes,
                 "mean_return": self.eval_mean_return,
@@ -81,6 +85,7 @@ class SampleLedger:
             dream=data["simulated"].get("dream", 0),  # ledgers written before the pass existed
             unroll=data["simulated"]["unroll"],
             updates=data["updates"],
+            dream_updates=data.get("dream_updates", 0),  # ledgers written before `dream`
             eval_episodes=data["eval"]["episodes"],
             eval_mean_return=data["eval"]["mean_return"],
             eval_std_return=data["eval"]["std_return"],

@@ -7,7 +7,10 @@ config fields in which they differ and drawn side by side.
 
 For each world it draws `<world>.png` (evaluation return against real env steps and against
 simulated model steps) and `<world>-compute.png` (the dream ratio over the run, and the split of
-simulated steps per real step into search, reanalysis and training unroll). Runs on `atari/<game>`
+simulated steps per real step into search, reanalysis and training unroll). Runs that were
+dreamed on (`dreamer dream`: evaluations at one real step with growing `dream_updates`) also get
+a "Dreaming" table and `<world>-dream.png`: return against the model steps dreamed at that fixed
+real budget, from the evaluation before the dream on. Runs on `atari/<game>`
 worlds also get human-normalised scores, (score - random) / (human - random), with the reference
 scores of the 26 Atari 100k games in `dreamer/data/atari_scores.json`, aggregated over games per
 config as rliable does (mean and median of the per-game means, IQM over all runs) with
@@ -38,8 +41,9 @@ def load_run(path: str) -> dict:
     """Reads one run folder.
 
     Returns:
-      {"path", "ledger" (ledger.json as a dict), "curve": [E, 3] float64 array of
-      (real env steps, simulated steps, mean evaluation return) per evaluation}.
+      {"path", "ledger" (ledger.json as a dict), "curve": [E, 4] float64 array of
+      (real env steps, simulated steps, mean evaluation return, dreamed updates) per
+      evaluation; dreamed updates are 0 in files written before `dreamer dream` existed}.
 
     Raises:
       ReportError: no such folder, not a run folder, or no evaluation yet.
@@ -63,7 +67,8 @@ def load_run(path: str) -> dict:
                 try:
                     if row["mean_return"] not in ("", "None"):
                         curve.append((int(row["env_steps"]), int(row["simulated"]),
-                                      float(row["mean_return"])))
+                                      float(row["mean_return"]),
+                                      int(row.get("dream_updates") or 0)))
                 except (KeyError, TypeError, ValueError):
                     raise ReportError(f"{path}: eval.csv has a malformed row: {row}") from None
     if not curve:
@@ -132,10 +137,64 @@ def steps_to_threshold(curve: np.ndarray, threshold: float) -> int | None:
     """Real env steps at the first evaluation whose mean return is >= threshold (None if never).
 
     Args:
-      curve: [E, 3] (real steps, simulated steps, mean return) per evaluation.
+      curve: [E, 3+] (real steps, simulated steps, mean return, ...) per evaluation.
     """
     hits = np.nonzero(curve[:, 2] >= threshold)[0]
     return int(curve[hits[0], 0]) if len(hits) else None
+
+
+def dream_segments(curve: np.ndarray) -> list[np.ndarray]:
+    """The dreams in a run's evaluations: each a run of consecutive evaluations at one real step
+    whose dreamed updates grow past the first's (the evaluation before the dream).
+
+    Args:
+      curve: [E, 4] (real steps, simulated steps, mean return, dreamed updates), `load_run`'s.
+
+    Returns:
+      One [S, 4] array (S >= 2 evaluations, the first before the dream) per dream.
+    """
+    segments, start = [], 0
+    for end in range(1, len(curve) + 1):
+        if end == len(curve) or curve[end, 0] != curve[start, 0]:
+            if end - start >= 2 and curve[end - 1, 3] > curve[start, 3]:
+                segments.append(curve[start:end])
+            start = end
+    return segments
+
+
+def _dream_section(world: str, runs: list[dict], out_dir: str, plt) -> list[str]:
+    """Markdown lines (and `<world>-dream.png`) for the dreams among a world's runs; none when
+    no run was dreamed on."""
+    dreams = [(run, segment) for run in runs for segment in dream_segments(run["curve"])]
+    if not dreams:
+        return []
+    lines = [f"### {world}: dreaming at a fixed real budget", "",
+             "Evaluations of `dreamer dream` runs: the real steps stay put while learner updates "
+             "on the stored replay add simulated model steps. Dreamed model steps count from "
+             "the evaluation before the dream.", "",
+             "| run | real steps | dreamed updates | dreamed model steps | return before | "
+             "return after each evaluation | best |", "|---|---|---|---|---|---|---|"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for index, (run, segment) in enumerate(dreams):
+        dreamed = segment[:, 1] - segment[0, 1]
+        returns = segment[:, 2]
+        best = int(np.argmax(returns))
+        lines.append(
+            f"| {run['path']} | {int(segment[0, 0]):,} | {int(segment[-1, 3] - segment[0, 3]):,} | "
+            f"{int(dreamed[-1]):,} | {returns[0]:.2f} | "
+            f"{', '.join(f'{r:.2f}' for r in returns[1:])} | {returns[best]:.2f} at "
+            f"{int(segment[best, 3] - segment[0, 3]):,} updates |")
+        ax.plot(dreamed, returns, marker=".", color=f"C{index % 10}",
+                label=f"{run['path']} ({int(segment[0, 0]):,} real steps)")
+    ax.set_xlabel("model steps dreamed (no real step)")
+    ax.set_ylabel("evaluation return")
+    ax.set_title(f"{world}: return vs dreamed model steps at a fixed real budget")
+    ax.grid(alpha=0.3)
+    _legend_below(fig, ax)
+    name = world.replace("/", "-").replace(":", "-")
+    fig.savefig(os.path.join(out_dir, f"{name}-dream.png"), dpi=110)
+    plt.close(fig)
+    return [*lines, "", f"![{world}: dreaming]({name}-dream.png)", ""]
 
 
 # --- Atari human-normalised scores ---------------------------------------------------------------
@@ -262,7 +321,7 @@ def _find_runs(paths: list[str]) -> tuple[list[dict], list[str]]:
 
 
 def _aligned(members: list[dict]) -> np.ndarray:
-    """[R, E, 3] curves cut to the evaluation points all members share."""
+    """[R, E, 4] curves cut to the evaluation points all members share."""
     length = min(len(m["curve"]) for m in members)
     return np.stack([m["curve"][:length] for m in members])
 
@@ -301,7 +360,7 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
              f"real steps to {'threshold' if threshold is None else f'{threshold:g}'} |",
              "|---|---|---|---|---|---|---|---|---|"]
     worlds_seen = sorted({key[0] for key in groups})
-    images, config_lines, atari_returns = [], [], {}
+    images, config_lines, atari_returns, dream_lines = [], [], {}, []
     for world in worlds_seen:
         world_groups = sorted((key, members) for key, members in groups.items() if key[0] == world)
         labels = config_labels([json.loads(key[1]) for key, _ in world_groups])
@@ -387,7 +446,11 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
         cfig.savefig(os.path.join(out_dir, f"{name}-compute.png"), dpi=110)
         plt.close(cfig)
         images.append(f"![{world}: return]({name}.png)\n\n![{world}: dreamed compute]({name}-compute.png)")
+        dream_lines += _dream_section(world, [m for _, members in world_groups for m in members],
+                                      out_dir, plt)
     lines += ["", *images]
+    if dream_lines:
+        lines += ["", "## Dreaming", "", *dream_lines]
     if atari_returns:
         lines += ["", *_atari_section(atari_returns)]
     lines += ["", "## Runs per config", "", *config_lines]

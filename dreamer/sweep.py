@@ -607,8 +607,15 @@ run_task() {
     if [[ $step =~ ^[0-9]+$ ]] && (( 10#$step > last )); then last=$((10#$step)); fi
   done
   if (( last >= 0 )); then
-    if (( last >= budget )) && { (( ! needs_eval )) || final_eval "$folder" "$budget"; }; then
-      echo "dreamer sweep task ${SLURM_ARRAY_TASK_ID}: $folder is finished at $last real steps"
+    # a checkpoint's step is its real steps, plus the updates of any `dreamer dream` of the run:
+    # the ledger written with the newest checkpoint holds the real steps alone
+    local real=$last
+    if [[ -f $folder/ledger.json ]]; then
+      real=$(sed -n 's/^ *"env_steps": \([0-9][0-9]*\),*$/\1/p' -- "$folder/ledger.json")
+      [[ $real =~ ^[0-9]+$ ]] || real=$last
+    fi
+    if (( real >= budget )) && { (( ! needs_eval )) || final_eval "$folder" "$budget"; }; then
+      echo "dreamer sweep task ${SLURM_ARRAY_TASK_ID}: $folder is finished at $real real steps"
       exit 0
     fi
     set -- "$@" --resume

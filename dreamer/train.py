@@ -129,24 +129,56 @@ def _shardings(mesh, inputs, outputs) -> dict:
     return {} if mesh is None else {"in_shardings": inputs, "out_shardings": outputs}
 
 
-def _drop_rows_after(directory: str, env_steps: int) -> None:
-    """Removes metric rows written after the checkpoint a run resumes from (they are redone)."""
+def checkpoint_step(ledger: SampleLedger) -> int:
+    """The step a checkpoint of the run's state is saved under: env_steps + dream_updates.
+
+    A run that never dreamed saves under its real steps, as it always has; updates made by
+    `dreamer dream` (no real step) then move the step on, so a dream at a fixed real budget
+    writes a newer checkpoint, and a later resume keeps the steps increasing (both terms only
+    grow)."""
+    return ledger.env_steps + ledger.dream_updates
+
+
+def _drop_rows_after(directory: str, env_steps: int, dream_updates: int = 0) -> None:
+    """Removes metric rows written after the checkpoint a run resumes from (they are redone):
+    rows past its real steps, or past its dreamed updates (rows written before dreaming
+    existed count 0 of them)."""
     path = os.path.join(directory, "metrics.jsonl")
     if os.path.exists(path):
         with open(path) as f:
-            lines = [line for line in f if json.loads(line)["env_steps"] <= env_steps]
+            lines = [line for line in f if _row_within(json.loads(line), env_steps, dream_updates)]
         with open(path, "w") as f:
             f.writelines(lines)
     path = os.path.join(directory, "eval.csv")
     if os.path.exists(path):
         with open(path) as f:
             lines = f.readlines()
+        columns = lines[0].strip().split(",") if lines else []
+        kept = [r for r in lines[1:]
+                if _row_within(dict(zip(columns, r.strip().split(","), strict=False)), env_steps,
+                               dream_updates)]
         with open(path, "w") as f:
-            f.writelines(lines[:1] + [r for r in lines[1:] if int(r.split(",")[0]) <= env_steps])
+            f.writelines(lines[:1] + kept)
+
+
+def _row_within(row: dict, env_steps: int, dream_updates: int) -> bool:
+    return (int(row["env_steps"]) <= env_steps
+            and int(row.get("dream_updates", 0)) <= dream_updates)
+
+
+EVAL_COLUMNS = "env_steps,updates,simulated,mean_return,std_return,episodes"
+DREAM_COLUMN = "dream_updates"
 
 
 class MetricsWriter:
-    """metrics.jsonl + eval.csv + TensorBoard event files in the run folder."""
+    """metrics.jsonl + eval.csv + TensorBoard event files in the run folder.
+
+    eval.csv gets a last column, `dream_updates` (the ledger's updates made by `dreamer dream`),
+    from the first evaluation after a dream on: the file is rewritten once with the column
+    added (0 in the rows before). A run that never dreamed keeps the six columns it always had.
+    metrics.jsonl rows carry `dream_updates` likewise once it is not 0, and TensorBoard's step
+    is the checkpoint step (`checkpoint_step`), which a dream moves on at a fixed real budget.
+    """
 
     def __init__(self, directory: str):
         self.directory = directory
@@ -158,7 +190,10 @@ class MetricsWriter:
         new = not os.path.exists(eval_path)
         self.eval_csv = open(eval_path, "a")
         if new:
-            self.eval_csv.write("env_steps,updates,simulated,mean_return,std_return,episodes\n")
+            self.eval_csv.write(EVAL_COLUMNS + "\n")
+            self.eval_csv.flush()
+        with open(eval_path) as f:
+            self.dream_column = DREAM_COLUMN in f.readline().strip().split(",")
         try:
             from tensorboardX import SummaryWriter
 
@@ -166,25 +201,42 @@ class MetricsWriter:
         except ImportError:  # pragma: no cover - tensorboardX is a dependency
             self.tb = None
 
-    def scalars(self, step: int, values: dict[str, float]) -> None:
+    def scalars(self, step: int, values: dict[str, float], dream_updates: int = 0) -> None:
+        """One metrics row at `step` real steps (and `dream_updates` dreamed updates)."""
         if not self.enabled:
             return
-        self.jsonl.write(json.dumps({"env_steps": step, **values}) + "\n")
+        dreamed = {DREAM_COLUMN: dream_updates} if dream_updates else {}
+        self.jsonl.write(json.dumps({"env_steps": step, **dreamed, **values}) + "\n")
         self.jsonl.flush()
         if self.tb is not None:
             for k, v in values.items():
-                self.tb.add_scalar(k, v, step)
+                self.tb.add_scalar(k, v, step + dream_updates)
 
     def evaluation(self, ledger: SampleLedger) -> None:
         if not self.enabled:
             return
-        self.eval_csv.write(
-            f"{ledger.env_steps},{ledger.updates},{ledger.simulated},"
-            f"{ledger.eval_mean_return},{ledger.eval_std_return},{ledger.eval_episodes}\n"
-        )
+        if ledger.dream_updates and not self.dream_column:
+            self._add_dream_column()
+        row = (f"{ledger.env_steps},{ledger.updates},{ledger.simulated},"
+               f"{ledger.eval_mean_return},{ledger.eval_std_return},{ledger.eval_episodes}")
+        self.eval_csv.write(row + (f",{ledger.dream_updates}\n" if self.dream_column else "\n"))
         self.eval_csv.flush()
         self.scalars(ledger.env_steps, {"eval/mean_return": ledger.eval_mean_return,
-                                        "eval/dream_ratio": ledger.dream_ratio})
+                                        "eval/dream_ratio": ledger.dream_ratio},
+                     ledger.dream_updates)
+
+    def _add_dream_column(self) -> None:
+        """Rewrites eval.csv with the `dream_updates` column (0 in the rows written so far)."""
+        path = os.path.join(self.directory, "eval.csv")
+        self.eval_csv.close()
+        with open(path) as f:
+            lines = [line.rstrip("\n") for line in f if line.strip()]
+        lines = [f"{lines[0]},{DREAM_COLUMN}", *(f"{line},0" for line in lines[1:])]
+        with open(path + ".tmp", "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(path + ".tmp", path)
+        self.eval_csv = open(path, "a")
+        self.dream_column = True
 
     def close(self):
         if not self.enabled:
@@ -204,6 +256,7 @@ class LoopState:
     next_eval: int = 0
     next_checkpoint: int = 0
     last_eval: int = -1
+    last_eval_dream_updates: int = 0  # with last_eval: the state the newest evaluation measured
     recent_returns: list = dataclasses.field(default_factory=list)
 
 
@@ -321,11 +374,21 @@ def _build_programs(c: Config, world, mesh) -> Programs:
 
 
 class Trainer:
-    """One training run in `out_dir`. Use `run()`; `evaluate()` for a standalone evaluation."""
+    """One training run in `out_dir`. Use `run()`; `evaluate()` for a standalone evaluation;
+    `dreamer.dream` drives one with `train_phase` and `reanalyse_pass` instead of `run()`."""
 
-    def __init__(self, config: Config, out_dir: str, resume: bool = False):
+    def __init__(self, config: Config, out_dir: str, resume: bool = False,
+                 restore_from: str | None = None):
+        """Args:
+          config: the run's config.
+          out_dir: the run folder written to.
+          resume: continue from the newest checkpoint.
+          restore_from: with `resume`, the run folder whose newest checkpoint is restored (read
+            only), when it is not `out_dir` (`dreamer dream --out`); default `out_dir`.
+        """
         self.config = config
         self.out_dir = out_dir
+        self.restore_from = out_dir if restore_from is None else restore_from
         c = config
         # host worlds: each process of a distributed run steps its own share of the copies
         self.local_envs = c.run.num_envs // jax.process_count()
@@ -372,6 +435,7 @@ class Trainer:
         self.loop = LoopState(next_eval=c.run.eval_interval, next_checkpoint=c.run.checkpoint_interval)
         self.checkpointer = Checkpointer(os.path.join(out_dir, "checkpoints"), c.run.keep_checkpoints)
         self._wall_offset = 0.0
+        self._start = time.perf_counter()
         if resume:
             self._restore()
         if parallel.is_primary():
@@ -428,7 +492,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "host_world": self._host_world_state() if host_world else None,
         }
-        self.checkpointer.save(self.ledger.env_steps, self._array_state(), record)
+        self.checkpointer.save(checkpoint_step(self.ledger), self._array_state(), record)
         if parallel.is_primary():
             self.ledger.write(self.out_dir)
 
@@ -458,7 +522,7 @@ class Trainer:
             except Exception as e:  # a damaged record, or a world changed since the save
                 raise CheckpointError(
                     f"--resume: the {self.config.world} episodes saved in the newest checkpoint "
-                    f"of {self.out_dir} cannot be restored ({type(e).__name__}: {e}); delete that "
+                    f"of {self.restore_from} cannot be restored ({type(e).__name__}: {e}); delete that "
                     "checkpoint's step folder to fall back to an older one"
                 ) from None
             self.host_timestep = host["timestep"]
@@ -473,32 +537,43 @@ class Trainer:
         self.host_timestep = self.world.reset(
             self._host_seed(self.config.seed + int(record["ledger"]["real"]["env_steps"])))
 
-    def _restore_arrays(self, step: int):
+    def _restore_arrays(self, checkpointer: Checkpointer, step: int):
         """The checkpoint's array state and record. A checkpoint written before the replay kept
         its rows' target versions (`ReplayState.target_version`) restores with every row's
         targets marked as the acting search's (-1), which is what they were then."""
         try:
-            return self.checkpointer.restore(self._array_state(), step)
+            return checkpointer.restore(self._array_state(), step)
         except CheckpointError as error:
             legacy = self._array_state()
             fields = dataclasses.fields(self.replay)
             legacy["replay"] = {f.name: getattr(self.replay, f.name) for f in fields
                                 if f.name != "target_version"}
             try:
-                state, record = self.checkpointer.restore(legacy, step)
+                state, record = checkpointer.restore(legacy, step)
             except CheckpointError:
                 raise error from None
             state["replay"] = self.replay.replace(**state["replay"])  # target_version: all -1
             return state, record
 
     def _restore(self) -> None:
-        step = self.checkpointer.latest_step()
+        if self.restore_from == self.out_dir:
+            self._restore_from(self.checkpointer)
+            return
+        source = Checkpointer(os.path.join(self.restore_from, "checkpoints"), 1, read_only=True)
+        try:
+            self._restore_from(source)
+        finally:
+            source.close()
+
+    def _restore_from(self, checkpointer: Checkpointer) -> None:
+        step = checkpointer.latest_step()
         if step is None:
             raise CheckpointError(
-                f"--resume: no checkpoint in {self.out_dir}/checkpoints; it is not a dreamer run "
-                "folder or the run was killed before its first checkpoint (start it without --resume)"
+                f"--resume: no checkpoint in {self.restore_from}/checkpoints; it is not a dreamer "
+                "run folder or the run was killed before its first checkpoint (start it without "
+                "--resume)"
             )
-        record = self.checkpointer.restore_record(step)
+        record = checkpointer.restore_record(step)
         # A field added to the config after the checkpoint was written takes its default, which
         # is how runs behaved before it existed; only values the checkpoint states are compared.
         saved_config = config_from_dict(record["config"]).to_dict()
@@ -508,10 +583,10 @@ class Trainer:
             detail = ", ".join(f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})"
                                for k in mismatch[:6])
             raise CheckpointError(
-                f"--resume: the config does not match the checkpoint in {self.out_dir}: {detail}. "
-                f"Only {', '.join(sorted(RESUMABLE_FIELDS))} may change on resume."
+                f"--resume: the config does not match the checkpoint in {self.restore_from}: "
+                f"{detail}. Only {', '.join(sorted(RESUMABLE_FIELDS))} may change on resume."
             )
-        state, record = self._restore_arrays(step)
+        state, record = self._restore_arrays(checkpointer, step)
         self.train_state, self.replay = state["train"], state["replay"]
         if self.collector is not None:
             self.collector = state["collector"]
@@ -522,7 +597,7 @@ class Trainer:
         self.loop = LoopState(**record["loop"])
         self._wall_offset = self.ledger.wall_seconds
         if parallel.is_primary():
-            _drop_rows_after(self.out_dir, self.ledger.env_steps)
+            _drop_rows_after(self.out_dir, self.ledger.env_steps, self.ledger.dream_updates)
 
     # --- the loop -------------------------------------------------------------------------------
     def _wall(self) -> float:
@@ -566,9 +641,9 @@ class Trainer:
                 # Nothing of this iteration has reached the learner state, replay or ledger yet,
                 # so they are the consistent state at the end of the last complete iteration.
                 # The world is mid-iteration (and broken), so its episodes are not saved.
-                if self.checkpointer.latest_step() != self.ledger.env_steps:
+                if self.checkpointer.latest_step() != checkpoint_step(self.ledger):
                     self.save(host_world=False)
-                saved = self.checkpointer.latest_step()
+                saved = self.checkpointer.restore_record()["ledger"]["real"]["env_steps"]
                 where = f"The checkpoint at real step {saved} holds the run: continue it with --resume"
                 raise WorldFailed(
                     f"world {c.world} raised during step at real step {step}: "
@@ -606,33 +681,10 @@ class Trainer:
         pass_key = jax.random.fold_in(key, 1_000_003)
         updates_before = self.ledger.updates
         chunks = []
-        age = jnp.float32(c.train.off_policy_age_ratio * c.run.real_steps)
         while self.loop.update_credit >= self.chunk:
             key, chunk_key = jax.random.split(key)
-            if not self._learner_checked:  # once per process: does the program fit the device?
-                self._learner_checked = True
-                memory.check_fits("learner program", self._train_many,
-                                  (self.train_state, self.replay, chunk_key, age),
-                                  settings=_settings(c, memory.LEARNER_KNOBS))
-            self.train_state, self.replay, metrics = self._train_many(
-                self.train_state, self.replay, chunk_key, age)
+            chunks.append(self.train_phase(chunk_key))
             self.loop.update_credit -= self.chunk
-            metrics = jax.device_get(metrics)
-            if not np.all(metrics["finite"]):
-                first_bad = int(np.argmin(metrics["finite"]))
-                bad_update = self.ledger.updates + first_bad + 1
-                terms = [k for k, v in metrics.items() if k.startswith("loss/") and k != "loss/total"
-                         and not np.isfinite(v[first_bad])]
-                if c.train.nan_policy == "stop":
-                    raise TrainingDiverged(
-                        f"non-finite {', '.join(terms) or 'gradient'} at update {bad_update}; "
-                        "the last good checkpoint is kept. Lower train.learning_rate or set "
-                        "train.nan_policy=skip"
-                    )
-            self.ledger.updates += self.chunk
-            self.ledger.unroll += self.chunk * self.cost.unroll
-            self.ledger.reanalyse += self.chunk * self.cost.reanalyse
-            chunks.append(metrics)
         if not chunks:
             return None
         result = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in chunks])))
@@ -643,12 +695,56 @@ class Trainer:
                 jax.random.fold_in(pass_key, self.ledger.updates // interval))
         return result
 
-    def _reanalyse_pass(self, key) -> int:
-        """One buffer-wide reanalysis pass with the current target network; returns the
-        search calls it made (each counted in the ledger's `dream`)."""
+    def train_phase(self, key) -> dict[str, np.ndarray]:
+        """One learner phase: `updates_per_phase` updates from the replay in one jitted call,
+        counted in the ledger (updates, training unroll, per-update reanalysis).
+
+        Returns:
+          The phase's metrics, each [updates_per_phase] (numpy).
+
+        Raises:
+          TrainingDiverged: a non-finite loss or gradient with `train.nan_policy=stop` (the
+            ledger and the checkpoint are left as they were before the phase).
+        """
         c = self.config
-        rows_per_stream = min(self.ledger.env_steps // c.run.num_envs, c.replay.capacity)
-        chunks = reanalyse.pass_chunks(c, rows_per_stream * c.run.num_envs)
+        age = jnp.float32(c.train.off_policy_age_ratio * c.run.real_steps)
+        if not self._learner_checked:  # once per process: does the program fit the device?
+            self._learner_checked = True
+            memory.check_fits("learner program", self._train_many,
+                              (self.train_state, self.replay, key, age),
+                              settings=_settings(c, memory.LEARNER_KNOBS))
+        self.train_state, self.replay, metrics = self._train_many(
+            self.train_state, self.replay, key, age)
+        metrics = jax.device_get(metrics)
+        if not np.all(metrics["finite"]):
+            first_bad = int(np.argmin(metrics["finite"]))
+            bad_update = self.ledger.updates + first_bad + 1
+            terms = [k for k, v in metrics.items() if k.startswith("loss/") and k != "loss/total"
+                     and not np.isfinite(v[first_bad])]
+            if c.train.nan_policy == "stop":
+                raise TrainingDiverged(
+                    f"non-finite {', '.join(terms) or 'gradient'} at update {bad_update}; "
+                    "the last good checkpoint is kept. Lower train.learning_rate or set "
+                    "train.nan_policy=skip"
+                )
+        self.ledger.updates += self.chunk
+        self.ledger.unroll += self.chunk * self.cost.unroll
+        self.ledger.reanalyse += self.chunk * self.cost.reanalyse
+        return metrics
+
+    def stored_rows(self) -> int:
+        """Rows the replay holds, all streams counted."""
+        c = self.config
+        return min(self.ledger.env_steps // c.run.num_envs, c.replay.capacity) * c.run.num_envs
+
+    def _reanalyse_pass(self, key) -> int:
+        return self.reanalyse_pass(key, reanalyse.pass_chunks(self.config, self.stored_rows()))
+
+    def reanalyse_pass(self, key, chunks: int) -> int:
+        """One buffer-wide reanalysis pass of `chunks` search calls (`reanalyse.pass_chunks`)
+        with the current target network; returns `chunks` (the ledger's `dream` counts their
+        model steps)."""
+        c = self.config
         if not self._pass_checked:
             self._pass_checked = True
             knobs = ("train.reanalyse_pass_chunk", "search.num_simulations")
@@ -677,11 +773,14 @@ class Trainer:
         finally:
             world.close()
 
-    def _record_eval(self, metrics_writer: MetricsWriter) -> None:
+    def record_eval(self, metrics_writer: MetricsWriter) -> None:
+        """Evaluates (`evaluate`), sets the ledger's eval fields and writes the eval.csv row;
+        nothing with run.eval_episodes=0."""
         if self.config.run.eval_episodes == 0:
             return
         returns = self.evaluate()
         self.loop.last_eval = self.ledger.env_steps
+        self.loop.last_eval_dream_updates = self.ledger.dream_updates
         self.ledger.eval_episodes = int(returns.size)
         self.ledger.eval_mean_return = float(returns.mean())
         self.ledger.eval_std_return = float(returns.std())
@@ -702,7 +801,7 @@ class Trainer:
         stopped = False
         try:
             if self.loop.next_eval <= self.ledger.env_steps < c.run.real_steps:
-                self._record_eval(writer)  # the evaluation a stop put off (below)
+                self.record_eval(writer)  # the evaluation a stop put off (below)
                 self.loop.next_eval += c.run.eval_interval
             while self.ledger.env_steps < c.run.real_steps:
                 key = jax.random.fold_in(self.loop_key, self.loop.iteration)
@@ -714,7 +813,7 @@ class Trainer:
                 self.loop.iteration += 1
                 if metrics is not None:
                     metrics["dream_ratio"] = self.ledger.dream_ratio
-                    writer.scalars(self.ledger.env_steps, metrics)
+                    writer.scalars(self.ledger.env_steps, metrics, self.ledger.dream_updates)
                 if stop_flag is not None and stop_flag():
                     # before this step's evaluation, which can take minutes (Atari on a CPU):
                     # the checkpoint keeps it due, and the resumed run makes it first, at the
@@ -722,7 +821,7 @@ class Trainer:
                     stopped = True
                     break
                 if self.ledger.env_steps >= self.loop.next_eval:
-                    self._record_eval(writer)
+                    self.record_eval(writer)
                     self.loop.next_eval += c.run.eval_interval
                 if self.ledger.env_steps >= self.loop.next_checkpoint:
                     self.loop.next_checkpoint += c.run.checkpoint_interval
@@ -732,8 +831,8 @@ class Trainer:
                     bar.update(self.ledger, self.loop.recent_returns,
                                (self.ledger.updates - updates_before) / max(dt, 1e-9))
             if not stopped and self.loop.last_eval != self.ledger.env_steps:
-                self._record_eval(writer)
-            if self.checkpointer.latest_step() != self.ledger.env_steps:
+                self.record_eval(writer)
+            if self.checkpointer.latest_step() != checkpoint_step(self.ledger):
                 self.save()
             elif parallel.is_primary():
                 self.ledger.wall_seconds = self._wall()
@@ -744,10 +843,14 @@ class Trainer:
             if bar is not None:
                 bar.close()
             writer.close()
-            self.checkpointer.close()
-            if not self.world.is_jax:
-                self.world.close()
+            self.close()
         return self.ledger
+
+    def close(self) -> None:
+        """Closes the checkpointer and a host world (after `run`, or a dream)."""
+        self.checkpointer.close()
+        if not self.world.is_jax:
+            self.world.close()
 
 
 class _ProgressBar:

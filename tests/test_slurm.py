@@ -1,6 +1,7 @@
 """`dreamer sweep --slurm FILE`: the job-array script's content, its quoting, its per-task logic
 (fresh start, resume, finished) run against a stand-in `dreamer`, and that it writes nothing else."""
 
+import json
 import os
 import re
 import shlex
@@ -209,3 +210,26 @@ def test_local_sweep_refuses_slurm_only_inputs(extra, message, tmp_path, capsys)
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_a_dreamed_run_is_finished_by_its_real_steps(tmp_path):
+    """`dreamer dream` keys a checkpoint by real steps + dreamed updates: a run dreamed on short
+    of the budget is resumed, not taken as finished, because its ledger holds the real steps
+    (here without evaluation, where the checkpoint alone says whether a run is finished)."""
+    argv, script, out = _emit(tmp_path, "--set", "run.eval_episodes=0")
+    assert main(argv) == 0
+    bin_dir, record = _stand_in(tmp_path)
+    folder = out / "catch-agent-s0"
+    (folder / "checkpoints" / "1100").mkdir(parents=True)  # 900 real steps + 200 dreamed updates
+    ledger = {"real": {"env_steps": 900, "frames": 900, "episodes": 1}, "dream_updates": 200}
+    (folder / "ledger.json").write_text(json.dumps(ledger, indent=2))
+    assert _run_task(script, 0, bin_dir).returncode == 0
+    assert record.read_text().splitlines()[-1] == "--resume"
+    # at the budget: finished, whatever dreaming added to its checkpoint step
+    (folder / "checkpoints" / "1200").mkdir()
+    ledger["real"]["env_steps"] = 1000
+    (folder / "ledger.json").write_text(json.dumps(ledger, indent=2))
+    record.unlink()
+    result = _run_task(script, 0, bin_dir)
+    assert result.returncode == 0 and "is finished at 1000 real steps" in result.stdout
+    assert not record.exists()
