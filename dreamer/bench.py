@@ -167,49 +167,96 @@ def bench_search(quick: bool) -> dict:
     return {"network": "minatar preset on minatar/breakout", "search": "muzero", "cases": rows}
 
 
-def bench_train(quick: bool) -> dict:
+# The `minatar` preset's learner before its network became an MLP (2026-12-04): the conv stack
+# (16 channels, one residual block) at EfficientZero's budget, batch 256 with 99% of policy
+# targets reanalysed in every update; issue 20 measured 0.29 updates/s on one core.
+MINATAR_CONV_BASELINE = ("model.encoder=conv", "model.channels=16", "model.num_blocks=1",
+                         "train.batch_size=256", "train.reanalyse_fraction=0.99")
+
+
+def _train_case(name, cfg, world_name, quick: bool) -> dict:
+    """One learner case: the trainer's learner program for `cfg` on random replay rows, timed;
+    its model steps (the ledger's count: unrolled dynamics plus reanalysis search) per second
+    against the limit, the same network's best recurrent throughput in this process."""
     import worlds
-    from dreamer import config as config_lib
     from dreamer import learner
     from dreamer import replay as replay_lib
     from dreamer.networks import make_model
 
-    cases = [("small", "cartpole", {})]
-    if not quick:
-        cases += [("minatar", "minatar/breakout", {}), ("atari100k", "atari/pong", {})]
+    if world_name.startswith("atari/"):
+        world = worlds.make(world_name, num_envs=1)
+        spec = world.spec
+        world.close()
+    else:
+        spec = worlds.make(world_name).spec
+    model = make_model(cfg.model, spec)
+    n_streams, length = 2, min(cfg.replay.capacity, 256)
+    key = jax.random.key(0)
+    rows = _random_rows(key, length, n_streams, spec)
+    rstate = replay_lib.add(replay_lib.init(rows, length), rows)
+    tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
+    atari = world_name.startswith("atari/")
+    big = cfg.train.batch_size * cfg.train.reanalyse_fraction >= 128
+    # one update where one takes seconds (atari100k on a CPU takes minutes: `bench gpu` times a
+    # whole learner phase there; the conv baseline at batch 256 about 3.5 s)
+    updates = 2 if quick else (1 if atari or big else 8)
+    age = jnp.float32(1e9)
+    train_many, compile_s, peak = _learner(model, cfg, updates, tstate, rstate, key, age)
+    seconds = _timed_donating(train_many, 2, tstate, rstate, key, age)
+    cost = learner.update_cost(cfg)
+    steps_per_update = cost.unroll + cost.reanalyse
+    batches = (64, 256) if quick or atari else (64, 256, 1024, 4096)
+    limit, limit_batch, _ = model_step_limit(model, tstate.params, spec, cfg, batches,
+                                             2 if quick or atari else 16, 1 if quick else 3)
+    rate = updates / seconds
+    case = {"world": world_name, "batch_size": cfg.train.batch_size,
+            "fresh_share": learner.reanalysed_count(cfg) / cfg.train.batch_size,
+            "updates_per_s": rate, "sampled_positions_per_s": rate * cfg.train.batch_size,
+            "model_steps_per_update": steps_per_update,
+            "model_steps_per_s": rate * steps_per_update,
+            "limit_model_steps_per_s": limit, "limit_batch": limit_batch,
+            "efficiency": rate * steps_per_update / limit,
+            "compile_s": compile_s, "peak_bytes": peak, "updates_per_call": updates}
+    print(f"{name:14s}{world_name:18s} batch {cfg.train.batch_size:4d} "
+          f"fresh {case['fresh_share']:4.2f}: {rate:8.3g} updates/s, "
+          f"{case['sampled_positions_per_s']:8,.0f} positions/s, {case['efficiency']:.2f} x limit "
+          f"(compile {compile_s:.1f} s, peak {memory.size(peak)}{_of_device()})")
+    return case
+
+
+def bench_train(quick: bool) -> dict:
+    """The learner per preset (`cases.<preset>`: updates/s, sampled positions/s, model steps/s
+    and the efficiency against the network's limit), the `minatar` preset against the conv
+    learner it replaced (`MINATAR_CONV_BASELINE`, same process), and fresh targets by pass or
+    per update (`fresh_targets`)."""
+    from dreamer import config as config_lib
+
+    # (case, preset, world, overrides)
+    cases = [("small", "small", "cartpole", ())]
+    if quick:
+        cases = [("small", "small", "cartpole", ("train.batch_size=16", "replay.capacity=64"))]
+    else:
+        cases += [("minatar", "minatar", "minatar/breakout", ()),
+                  ("minatar-256", "minatar", "minatar/breakout", ("train.batch_size=256",)),
+                  ("minatar-conv", "minatar", "minatar/breakout", MINATAR_CONV_BASELINE),
+                  ("atari100k", "atari100k", "atari/pong", ())]
     results = {}
-    for preset, world_name, _ in cases:
-        cfg = config_lib.preset(preset)
-        if quick:
-            cfg = config_lib.override(cfg, ["train.batch_size=16", "replay.capacity=64"])
-        if world_name.startswith("atari/"):
-            world = worlds.make(world_name, num_envs=1)
-            spec = world.spec
-            world.close()
-        else:
-            spec = worlds.make(world_name).spec
-        model = make_model(cfg.model, spec)
-        n_streams, length = 2, min(cfg.replay.capacity, 256)
-        key = jax.random.key(0)
-        rows = _random_rows(key, length, n_streams, spec)
-        rstate = replay_lib.add(replay_lib.init(rows, length), rows)
-        tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
-        updates = 2 if quick else 5
-        if preset.startswith("atari"):
-            # one update (the preset reanalyses each batch on its own): on a CPU one atari100k
-            # update takes minutes; `bench gpu` times a whole learner phase
-            updates = 1
-        age = jnp.float32(1e9)
-        train_many, compile_s, peak = _learner(model, cfg, updates, tstate, rstate, key, age)
-        seconds = _timed_donating(train_many, 2, tstate, rstate, key, age)
-        results[preset] = {"world": world_name, "batch_size": cfg.train.batch_size,
-                           "updates_per_s": updates / seconds, "compile_s": compile_s,
-                           "peak_bytes": peak, "updates_per_call": updates}
-        print(f"{preset:12s}{world_name:20s} batch {cfg.train.batch_size:4d}: "
-              f"{updates / seconds:8.3g} updates/s (compile {compile_s:.1f} s, peak "
-              f"{memory.size(peak)}{_of_device()})")
-    results["fresh_targets"] = _fresh_targets(quick)
-    return results
+    for name, preset, world_name, sets in cases:
+        cfg = config_lib.override(config_lib.preset(preset), list(sets))
+        results[name] = _train_case(name, cfg, world_name, quick)
+    out = {"cases": results}
+    if "minatar-conv" in results:
+        base = results["minatar-conv"]["updates_per_s"]
+        out["vs_minatar_conv"] = {
+            name: {"updates": results[name]["updates_per_s"] / base,
+                   "positions": results[name]["sampled_positions_per_s"]
+                   / results["minatar-conv"]["sampled_positions_per_s"]}
+            for name in ("minatar", "minatar-256")}
+        for name, ratio in out["vs_minatar_conv"].items():
+            print(f"{name} vs the conv learner at batch 256 (same process): "
+                  f"{ratio['updates']:.1f}x updates/s, {ratio['positions']:.1f}x positions/s")
+    out["fresh_targets"] = _fresh_targets(quick)
+    return out
 
 
 def _of_device() -> str:

@@ -68,15 +68,31 @@ def test_bench_search_quick(capsys):
 def test_bench_train_quick(capsys):
     result, table = _run("train", capsys)
     # quick: the `small` preset on cartpole only, and the fresh-target comparison at batch 16
-    assert set(result) == HEADER | {"small", "fresh_targets"}
-    small = result["small"]
-    assert set(small) == {"world", "batch_size", "updates_per_s", "compile_s", "peak_bytes",
-                          "updates_per_call"}
+    assert set(result) == HEADER | {"cases", "fresh_targets"}
+    (name,) = result["cases"]
+    small = result["cases"]["small"]
+    assert set(small) == {"world", "batch_size", "fresh_share", "updates_per_s",
+                          "sampled_positions_per_s", "model_steps_per_update",
+                          "model_steps_per_s", "limit_model_steps_per_s", "limit_batch",
+                          "efficiency", "compile_s", "peak_bytes", "updates_per_call"}
     assert small["world"] == "cartpole" and small["batch_size"] == 16  # the quick override
+    # the `small` preset reanalyses 99%: round(0.99 x 16) = 16 of 16
+    assert small["fresh_share"] == 1.0
+    # the ledger's count per update: 16 x K=5 unrolled steps + 16 x 6 roots x 16 simulations
+    assert small["model_steps_per_update"] == 16 * 5 + 16 * 6 * 16
     # XLA's peak holds at least the batch's observations (16 x (K + 1) x 4 floats)
     assert isinstance(small["peak_bytes"], int) and small["peak_bytes"] > 16 * 6 * 4 * 4
     assert small["updates_per_call"] == 2
-    assert _rate(small["updates_per_s"]) and _rate(small["compile_s"])
+    for key in ("updates_per_s", "compile_s", "limit_model_steps_per_s"):
+        assert _rate(small[key]), key
+    assert small["limit_batch"] in (64, 256)  # the quick sizes
+    # the derived figures are the printed rates recombined (JSON floats round-trip exactly)
+    assert small["sampled_positions_per_s"] == pytest.approx(16 * small["updates_per_s"],
+                                                             rel=1e-12)
+    assert small["model_steps_per_s"] == pytest.approx(
+        small["updates_per_s"] * small["model_steps_per_update"], rel=1e-12)
+    assert small["efficiency"] == pytest.approx(
+        small["model_steps_per_s"] / small["limit_model_steps_per_s"], rel=1e-12)
     assert table[-2].split()[:2] == ["small", "cartpole"]
     fresh = result["fresh_targets"]
     assert set(fresh) == {"world", "batch_size", "fresh_share",

@@ -95,20 +95,41 @@ def test_cartpole_at_the_small_preset(tmp_path):
               returns_within=(1, 500))  # cartpole: +1 a step, at most 500 steps
 
 
-# Wall time, 2 CPU cores shared with other jobs: 77 s with a cold XLA cache, 43 s warm.
 def test_breakout_at_the_minatar_preset(tmp_path):
-    """minatar/breakout at `minatar`: Gumbel search and the conv encoder, through Trainer; a
-    fractional update credit (0.1 x 128 = 12.8 a phase, 13-update chunks) carried over."""
+    """minatar/breakout at `minatar`: Gumbel search and the MLP encoder over the flattened frame,
+    at EfficientZero's budget (one update of 128 per 2 real steps, 99% reanalysed), through
+    Trainer."""
     cfg = user_config("minatar/breakout", 1152)
     assert config_lib.default_preset("minatar/breakout") == "minatar"
-    assert cfg.search.algorithm == "gumbel" and cfg.model.encoder == "auto"
+    assert cfg.search.algorithm == "gumbel" and cfg.model.encoder == "mlp"
     trainer = Trainer(cfg, str(tmp_path))
-    assert trainer.spec.observation_kind == "image"  # `auto` picks the conv encoder
+    assert not trainer.model.image  # the MLP takes the flattened frame
     ledger = trainer.run(progress=False)
     N, C = cfg.run.num_envs, cfg.run.collect_steps  # 16 copies x 8 steps = 128 a phase
     B, K, S = cfg.train.batch_size, cfg.train.unroll_steps, cfg.search.num_simulations
-    assert (N, C, B, K, S) == (16, 8, 64, 5, 16)
-    assert (cfg.train.learning_starts, cfg.train.train_ratio) == (1_000, 0.1)
+    assert (N, C, B, K, S) == (16, 8, 128, 5, 16)
+    assert (cfg.train.learning_starts, cfg.train.train_ratio) == (1_000, 0.5)
+    assert config_lib.updates_per_phase(cfg) == 64  # 0.5 x 128
+    # 9 collections (1,152 steps). The learner starts after the 8th (1,024 >= 1,000): one phase
+    # of 64 updates after the 8th and one after the 9th. Each reanalyses round(0.99 x 128) = 127
+    # samples at 6 positions, 16 simulations each.
+    reanalysed = 127
+    check_run(tmp_path, ledger, cfg, env_steps=1152, updates=128, search=1152 * 16,
+              unroll=128 * 128 * 5, reanalyse=128 * reanalysed * 6 * 16,
+              learn_rows=[1024, 1152], returns_within=(0, 1_000))  # breakout: +1 a brick
+
+
+# Wall time, 2 CPU cores shared with other jobs: 77 s with a cold XLA cache, 43 s warm.
+def test_breakout_with_the_conv_encoder(tmp_path):
+    """minatar/breakout with the conv encoder (the `minatar` preset before its network became
+    an MLP: 16 channels, one update of 64 per 10 real steps, 25% reanalysed), through Trainer;
+    a fractional update credit (0.1 x 128 = 12.8 a phase, 13-update chunks) carried over."""
+    cfg = config_lib.override(user_config("minatar/breakout", 1152), [
+        "model.encoder=conv", "model.channels=16", "train.batch_size=64",
+        "train.train_ratio=0.1", "train.reanalyse_fraction=0.25"])
+    trainer = Trainer(cfg, str(tmp_path))
+    assert trainer.model.image  # frames reach the conv stack (the MLP flattens them)
+    ledger = trainer.run(progress=False)
     assert config_lib.updates_per_phase(cfg) == 13  # round(12.8)
     # 9 collections (1,152 steps). The learner starts after the 8th (1,024 >= 1,000): credit 12.8,
     # short of one 13-update chunk, so nothing is applied (and no metrics row written); after the
