@@ -91,13 +91,30 @@ def _group_key(ledger: dict) -> tuple[str, str]:
 
 def config_labels(configs: list[dict]) -> list[str]:
     """Names configs by the dotted fields in which they differ, e.g. "search.num_simulations=8".
+    A model-free baseline (`dreamer baseline`: its config names an `algorithm`) is named by its
+    algorithm and library, e.g. "dqn (rejax)", and the others by their differences alone.
 
     Args:
       configs: nested config dicts of one world.
 
     Returns:
-      One label per config; "config 1" when there is a single config.
+      One label per config; "config N" where the differences do not make short distinct names.
     """
+    baseline = [f"{c['algorithm']} ({c.get('library', 'model-free')})" if "algorithm" in c
+                else None for c in configs]
+    agents = [i for i, b in enumerate(baseline) if b is None]
+    labels = list(baseline)
+    named = _difference_labels([configs[i] for i in agents])
+    if len(agents) == 1 and len(configs) > 1:
+        named = ["EfficientZero"]  # beside baselines, the one agent config
+    for i, label in zip(agents, named, strict=True):
+        labels[i] = label
+    if len(set(labels)) < len(labels):
+        return [f"config {i + 1}" for i in range(len(configs))]
+    return labels
+
+
+def _difference_labels(configs: list[dict]) -> list[str]:
     if len(configs) < 2:
         return [f"config {i + 1}" for i in range(len(configs))]
     flat = [flatten_config(c) for c in configs]
@@ -400,13 +417,17 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
             mean = stacked[:, :, 2].mean(axis=0)
             spread = np.array([bootstrap_interval(stacked[:, i, 2]) for i in range(stacked.shape[1])])
             legend = f"{label} ({len(members)} run{'s' if len(members) != 1 else ''})"
-            for ax, column in ((axes[0], 0), (axes[1], 1)):
+            # a model-free run (nothing simulated) has no place on the log-scaled simulated axes
+            dreamed = bool(stacked[:, :, 1].max() > 0)
+            for ax, column in ((axes[0], 0), (axes[1], 1))[:2 if dreamed else 1]:
                 x = stacked[:, :, column].mean(axis=0)
                 ax.plot(x, mean, marker=".", color=color, label=legend)
                 ax.fill_between(x, spread[:, 0], spread[:, 1], color=color, alpha=0.2)
             # Dream ratio over the run, from the evaluation points (simulated / real so far).
             real, simulated = stacked[:, :, 0].mean(axis=0), stacked[:, :, 1].mean(axis=0)
-            caxes[0].plot(real, simulated / np.maximum(real, 1), marker=".", color=color, label=legend)
+            if dreamed:
+                caxes[0].plot(real, simulated / np.maximum(real, 1), marker=".", color=color,
+                              label=legend)
             left = 0.0
             for part, hatch in zip(SIMULATED_PARTS, ("", "//", ".."), strict=True):
                 caxes[1].barh(index, per_step[part], left=left, color=color, hatch=hatch,

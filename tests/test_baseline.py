@@ -140,6 +140,7 @@ def test_tiny_runs_in_one_report(tiny_runs, tmp_path):
 
     text = build_report([tiny_runs["dqn"][0], tiny_runs["ppo"][0]], str(tmp_path / "report"))
     assert text.count("| catch |") == 2
+    assert "| catch | dqn (rejax) |" in text and "| catch | ppo (rejax) |" in text
     assert (tmp_path / "report" / "catch.png").exists()
 
 

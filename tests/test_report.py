@@ -78,6 +78,13 @@ def test_config_labels_name_the_differing_fields():
                {"search": {"num_simulations": 8, "algorithm": "muzero"}, "train": {"td_steps": 5}}]
     assert config_labels(configs) == ["search.num_simulations=4", "search.num_simulations=8"]
     assert config_labels(configs[:1]) == ["config 1"]
+    # model-free baselines (`dreamer baseline` configs name an algorithm) by algorithm and
+    # library; the agent configs by their differences among themselves
+    dqn = {"algorithm": "dqn", "library": "rejax", "hyperparameters": {"batch_size": 32}}
+    ppo = {"algorithm": "ppo", "library": "rejax", "hyperparameters": {"num_envs": 64}}
+    assert config_labels([*configs, dqn, ppo]) == [
+        "search.num_simulations=4", "search.num_simulations=8", "dqn (rejax)", "ppo (rejax)"]
+    assert config_labels([configs[0], dqn]) == ["EfficientZero", "dqn (rejax)"]
 
 
 def test_human_normalised_scores_hand_values():
