@@ -25,7 +25,7 @@ import worlds
 from dreamer import actor, learner, memory, parallel, reanalyse
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
-from dreamer.config import Config, config_from_dict, flatten_config, updates_per_phase
+from dreamer.config import Config, ConfigError, config_from_dict, flatten_config, updates_per_phase
 from dreamer.errors import UserError
 from dreamer.ledger import SampleLedger
 from dreamer.networks import make_model
@@ -52,6 +52,25 @@ class WorldFailed(UserError, RuntimeError):
 
 class DeviceLayoutError(UserError, ValueError):
     """The world copies or the batch do not split evenly over the devices."""
+
+
+def check_real_budget(config: Config) -> None:
+    """Refuses a real budget the copies, stepped together, cannot meet exactly.
+
+    The budget is a hard cap: the last collection takes only the steps left,
+    `(run.real_steps - env_steps) // run.num_envs` per copy, so it must be a multiple of
+    `run.num_envs` (it need not be one of a whole round, `num_envs x collect_steps`).
+
+    Raises:
+      ConfigError: `run.real_steps` is not a multiple of `run.num_envs`; the message names the
+        nearest budgets that are.
+    """
+    real, copies = config.run.real_steps, config.run.num_envs
+    if real % copies:
+        below, above = real // copies * copies, (real // copies + 1) * copies
+        fix = f"{below} or {above}" if below else f"{above}"
+        raise ConfigError(f"run.real_steps={real} is not a multiple of run.num_envs={copies} "
+                          f"(the copies step together): use {fix}")
 
 
 def config_mismatch(saved: dict, current: dict) -> list[str]:
@@ -263,8 +282,11 @@ class LoopState:
 @dataclasses.dataclass(frozen=True)
 class Programs:
     """The jitted functions of a run, built once per process for a config (see
-    `compiled_programs`). `collect`, `evaluate` and `new_collector` are None for host worlds;
-    `evaluate(episodes)` gives the jitted evaluation of that many episodes, built once per count."""
+    `compiled_programs`). `collect`, `collect_of_length`, `evaluate` and `new_collector` are None
+    for host worlds. `collect` steps every copy `run.collect_steps` times; `collect_of_length(L)`
+    gives the collection of L steps a copy (the last one of a budget that is not a whole number of
+    rounds), and `evaluate(episodes)` the jitted evaluation of that many episodes, each built once
+    per length or count, when first asked for."""
 
     model: Any
     new_train_state: Any
@@ -276,6 +298,7 @@ class Programs:
     reanalyse_pass: Any
     new_collector: Any = None
     collect: Any = None
+    collect_of_length: Any = None
     evaluate: Any = None
 
 
@@ -360,12 +383,15 @@ def _build_programs(c: Config, world, mesh) -> Programs:
 
         collector_sh = parallel.split_leading(
             mesh, jax.eval_shape(new_collector, jax.random.key(0)))
+        # keyed by length, not by the budget (a host-only field): a run whose budget ends on a
+        # short round, and any later run that needs the same length, share its program
+        collect_of_length = functools.cache(lambda length: jax.jit(
+            actor.make_collect(world, model, c, length),
+            **_shardings(mesh, (rep, collector_sh, rep, rep), (collector_sh, rows_sh, rep))))
         programs.update(
             new_collector=jax.jit(new_collector, **_shardings(mesh, (rep,), collector_sh)),
-            collect=jax.jit(
-                actor.make_collect(world, model, c, c.run.collect_steps),
-                **_shardings(mesh, (rep, collector_sh, rep, rep), (collector_sh, rows_sh, rep)),
-            ),
+            collect=collect_of_length(c.run.collect_steps),
+            collect_of_length=collect_of_length,
             evaluate=functools.cache(lambda episodes: jax.jit(
                 actor.make_evaluate(world, model, c, episodes),
                 **_shardings(mesh, (rep, rep, rep), rep))),
@@ -386,6 +412,7 @@ class Trainer:
           restore_from: with `resume`, the run folder whose newest checkpoint is restored (read
             only), when it is not `out_dir` (`dreamer dream --out`); default `out_dir`.
         """
+        check_real_budget(config)
         self.config = config
         self.out_dir = out_dir
         self.restore_from = out_dir if restore_from is None else restore_from
@@ -394,7 +421,7 @@ class Trainer:
         self.local_envs = c.run.num_envs // jax.process_count()
         self.world = make_training_world(c, self.local_envs)
         self.spec = self.world.spec
-        self.steps_per_iteration = c.run.num_envs * c.run.collect_steps
+        self.steps_per_iteration = c.run.num_envs * c.run.collect_steps  # of a full round
         self.chunk = updates_per_phase(c)
         self.cost = learner.update_cost(c)
         try:
@@ -603,33 +630,47 @@ class Trainer:
     def _wall(self) -> float:
         return self._wall_offset + (time.perf_counter() - self._start)
 
-    def _collect_iteration(self, key) -> None:
+    def round_length(self) -> int:
+        """Steps a copy of the next collection: `run.collect_steps`, or, where less of the real
+        budget is left, only those (`check_real_budget` makes it a whole number per copy)."""
+        c = self.config
+        left = c.run.real_steps - self.ledger.env_steps
+        return max(0, min(c.run.collect_steps, left // c.run.num_envs))
+
+    def _collect_iteration(self, key) -> int:
+        """One collection of `round_length()` steps a copy into the replay, counted in the
+        ledger; returns its real steps (all copies)."""
         c = self.config
         temperature = actor.temperature_at(self.ledger.env_steps, c)
+        length = self.round_length()
+        real_steps = length * c.run.num_envs
         if self.world.is_jax:
-            self.collector, rows, stats = self._collect(
+            collect = (self._collect if length == c.run.collect_steps
+                       else self.programs.collect_of_length(length))
+            self.collector, rows, stats = collect(
                 self.train_state.params, self.collector, key, temperature
             )
             finished = np.asarray(stats.finished)
             returns = np.asarray(stats.episode_return)[finished]
-            frames = self.steps_per_iteration * self.spec.frames_per_step
+            frames = real_steps * self.spec.frames_per_step
             episodes = len(returns)
         else:
-            rows, returns, frames, episodes = self._host_collect(key, temperature)
+            rows, returns, frames, episodes = self._host_collect(key, temperature, length)
         self.replay = self._add(self.replay, rows)
-        self.ledger.env_steps += self.steps_per_iteration
+        self.ledger.env_steps += real_steps
         self.ledger.frames += frames
         self.ledger.episodes += episodes
-        self.ledger.search += self.steps_per_iteration * c.search.simulations_per_root
+        self.ledger.search += real_steps * c.search.simulations_per_root
         self.loop.recent_returns = (self.loop.recent_returns + [float(r) for r in returns])[-20:]
+        return real_steps
 
-    def _host_collect(self, key, temperature):
-        """A host loop around one jitted batched search per step."""
+    def _host_collect(self, key, temperature, length: int):
+        """A host loop around one jitted batched search per step, `length` steps a copy."""
         c = self.config
         frames_before = self.world.frames
         columns: dict[str, list] = collections.defaultdict(list)
         finished_returns = []
-        for t in range(c.run.collect_steps):
+        for t in range(length):
             ts = self.host_timestep
             out = self._host_act(self._act, jax.random.fold_in(key, t), ts.observation,
                                  ts.action_mask, temperature)
@@ -673,11 +714,12 @@ class Trainer:
         episodes = int(parallel.gather(len(finished_returns)).sum())
         return rows, np.asarray(finished_returns), frames, episodes
 
-    def _learn(self, key) -> dict[str, float] | None:
+    def _learn(self, key, real_steps: int) -> dict[str, float] | None:
+        """The learner phases that the collection of `real_steps` real steps just done earns."""
         c = self.config
         if self.ledger.env_steps < c.train.learning_starts:
             return None
-        self.loop.update_credit += c.train.train_ratio * self.steps_per_iteration
+        self.loop.update_credit += c.train.train_ratio * real_steps
         pass_key = jax.random.fold_in(key, 1_000_003)
         updates_before = self.ledger.updates
         chunks = []
@@ -808,8 +850,8 @@ class Trainer:
                 collect_key, learn_key = jax.random.split(key)
                 t0 = time.perf_counter()
                 updates_before = self.ledger.updates
-                self._collect_iteration(collect_key)
-                metrics = self._learn(learn_key)
+                collected = self._collect_iteration(collect_key)
+                metrics = self._learn(learn_key, collected)
                 self.loop.iteration += 1
                 if metrics is not None:
                     metrics["dream_ratio"] = self.ledger.dream_ratio

@@ -56,11 +56,12 @@ def test_tiny_catch_learns_beyond_random(tmp_path):
     assert trainer._collect._cache_size() == 1
     saved = json.load(open(tmp_path / "ledger.json"))
     assert saved["eval"]["mean_return"] == ledger.eval_mean_return
-    # 32 real steps an iteration; run.eval_interval=1000 of 3000: evaluations after the
-    # iterations that pass 1000, 2000 and 3000 (the last is the end: no second final row)
+    # 32 real steps an iteration, the last (of 6 steps a copy) only the 24 left of the 3000;
+    # run.eval_interval=1000: evaluations after the iterations that pass 1000 and 2000, and at
+    # the end, 3000 (no second final row)
     rows = (tmp_path / "eval.csv").read_text().splitlines()
     assert rows[0] == "env_steps,updates,simulated,mean_return,std_return,episodes"
-    assert [int(r.split(",")[0]) for r in rows[1:]] == [1024, 2016, 3008]
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [1024, 2016, 3000]
     assert rows[-1].endswith(",20")  # 20 evaluation episodes each
 
 
@@ -205,17 +206,86 @@ def test_resume_refuses_a_different_network(tmp_path):
     assert extended.checkpointer.latest_step() == 128
 
 
+@pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
+def test_the_real_budget_is_a_hard_cap(tmp_path):
+    """A budget that is not a whole number of rounds (but is of copies) collects exactly that many
+    real steps: the last round steps each copy only for what is left. Stopped before or after the
+    short round, the resumed run equals the uninterrupted one bit for bit; resumed with a larger
+    budget, it goes on in full rounds and meets the new budget exactly too."""
+    # N=4 copies x 8 steps = 32 real steps a round; 80 = 32 + 32 + a short round of 4 steps a
+    # copy (16 real steps). Learning from 32: 32 updates (one phase) after each full round; the
+    # short round earns 16 credit, less than a phase, carried over.
+    overrides = ["train.learning_starts=32", "run.eval_interval=64", "run.eval_episodes=10",
+                 "run.checkpoint_interval=32"]
+    S, B, K, reanalysed = 8, 32, 3, 16
+    straight = Trainer(tiny_catch("run.real_steps=80", *overrides), str(tmp_path / "a"))
+    ledger = straight.run(progress=False)
+    assert (ledger.env_steps, ledger.frames, ledger.updates) == (80, 80, 64)
+    assert straight.loop.update_credit == 16
+    assert ledger.search == 80 * S  # the short round searches from its own 16 steps only
+    assert ledger.simulated == 80 * S + 64 * B * K + 64 * reanalysed * (K + 1) * S
+    assert ledger.episodes == 4 * (20 // 9)  # 9-step catch episodes, 20 steps a copy
+    assert int(straight.replay.num_rows) == 20  # rows a stream
+    assert _eval_steps(str(tmp_path / "a")) == [64, 80]
+    assert straight.checkpointer.latest_step() == 80
+    # the short program is built once, beside the full round's, and shared by later runs
+    assert straight._collect._cache_size() == 1
+    short = straight.programs.collect_of_length(4)
+    assert short is not straight._collect and short._cache_size() == 1
+
+    for stop_at in (64, 80):  # before the short round, and after it (its evaluation still due)
+        out = str(tmp_path / f"stop{stop_at}")
+        first = Trainer(tiny_catch("run.real_steps=80", *overrides), out)
+        first.run(progress=False, stop_flag=lambda t=first, s=stop_at: t.ledger.env_steps >= s)
+        assert first.ledger.env_steps == stop_at
+        resumed = Trainer(tiny_catch("run.real_steps=80", *overrides), out, resume=True)
+        assert resumed.programs is straight.programs
+        final = resumed.run(progress=False)
+        assert final.to_json()["real"] == ledger.to_json()["real"]
+        assert (final.updates, final.simulated) == (ledger.updates, ledger.simulated)
+        assert final.eval_mean_return == ledger.eval_mean_return
+        assert _params_bytes(resumed) == _params_bytes(straight)
+        for name in ("eval.csv", "metrics.jsonl"):
+            assert open(os.path.join(out, name), "rb").read() == open(
+                tmp_path / "a" / name, "rb").read(), (stop_at, name)
+
+    # --resume --real-steps 144: two full rounds (112, 144), each with one phase (16 + 32 = 48
+    # credit: 32 updates, 16 carried); 176 + 8 = 184 would end on a short round of 2 steps a copy
+    extended = Trainer(tiny_catch("run.real_steps=144", *overrides), str(tmp_path / "a"),
+                       resume=True)
+    ledger = extended.run(progress=False)
+    assert (ledger.env_steps, ledger.updates, ledger.search) == (144, 128, 144 * S)
+    assert _eval_steps(str(tmp_path / "a")) == [64, 80, 144]
+    extended = Trainer(tiny_catch("run.real_steps=184", *overrides), str(tmp_path / "a"),
+                       resume=True)
+    ledger = extended.run(progress=False)
+    assert (ledger.env_steps, ledger.updates, ledger.search) == (184, 160, 184 * S)
+    assert int(extended.replay.num_rows) == 46
+
+
+@pytest.mark.parametrize("real_steps, fix", [(81, "use 80 or 84"), (3, "use 4")])
+def test_a_budget_off_the_copies_is_refused(tmp_path, real_steps, fix):
+    from dreamer.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"run.real_steps={real_steps} is not a multiple of "
+                                          f"run.num_envs=4.*: {fix}$"):
+        Trainer(tiny_catch(f"run.real_steps={real_steps}"), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.xdist_group("tiny_catch")
 def test_runs_of_one_config_share_compiled_programs(tmp_path):
     """Trainers in one process that differ only in seed, real budget, schedule or evaluation size
     reuse the same jitted programs (no second trace, lowering or compile; the evaluation program
     is one per episode count); any other difference builds new ones."""
     first = Trainer(tiny_catch("seed=1"), str(tmp_path / "a"))
-    again = Trainer(tiny_catch("seed=2", "run.real_steps=999", "run.checkpoint_interval=64",
+    again = Trainer(tiny_catch("seed=2", "run.real_steps=1000", "run.checkpoint_interval=64",
                                "run.eval_interval=50", "run.eval_episodes=3"), str(tmp_path / "b"))
     assert again.programs is first.programs
     assert first.programs.evaluate(3) is again.programs.evaluate(3)
     assert first.programs.evaluate(3) is not first.programs.evaluate(10)
+    assert first.programs.collect_of_length(2) is again.programs.collect_of_length(2)
+    assert first.programs.collect_of_length(8) is first.programs.collect
     other = Trainer(tiny_catch("train.batch_size=16"), str(tmp_path / "c"))
     assert other.programs is not first.programs
     # another JAX world of the same spec has its own programs: its collector contains the world
@@ -288,6 +358,35 @@ def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
     np.testing.assert_array_equal(truncated, saved_truncated | ~saved_terminated)
     ledger = resumed.run(progress=False).to_json()
     assert ledger["real"]["env_steps"] == 128 and ledger["updates"] == expected["updates"]
+
+
+@pytest.mark.xdist_group("tiny_cartpole")
+def test_host_world_meets_the_real_budget_exactly(tmp_path):
+    """The host loop's last round steps each copy only for what is left of the budget; a run
+    stopped before or after that short round resumes bit for bit."""
+    # N=2 copies x 16 steps = 32 real steps a round; 80 = 32 + 32 + 8 steps a copy. Learning
+    # from 64: one phase of 32 updates after the second round; the short round's 16 credit is
+    # less than a phase. Evaluation off to save time (test_host_world_training_path evaluates).
+    cfg = tiny_cartpole("run.real_steps=80", "run.eval_episodes=0", "run.checkpoint_interval=32")
+    straight = Trainer(cfg, str(tmp_path / "straight"))
+    expected = straight.run(progress=False).to_json()
+    assert (expected["real"]["env_steps"], expected["real"]["frames"]) == (80, 80)
+    assert expected["updates"] == 32 and straight.loop.update_credit == 16
+    S, B, K, reanalysed = 8, 32, 3, 16
+    assert expected["simulated"]["search"] == 80 * S
+    assert expected["simulated"]["total"] == 80 * S + 32 * B * K + 32 * reanalysed * (K + 1) * S
+    assert int(straight.replay.num_rows) == 40  # rows a stream
+    expected_state = _run_state(straight)
+    for stop_at in (64, 80):
+        out = str(tmp_path / f"stop{stop_at}")
+        first = Trainer(cfg, out)
+        first.run(progress=False, stop_flag=lambda t=first, s=stop_at: t.ledger.env_steps >= s)
+        assert first.ledger.env_steps == stop_at
+        resumed = Trainer(cfg, out, resume=True)
+        ledger = resumed.run(progress=False).to_json()
+        for key in ("real", "simulated", "updates"):
+            assert ledger[key] == expected[key], (stop_at, key)
+        assert _run_state(resumed) == expected_state
 
 
 @pytest.mark.xdist_group("tiny_cartpole")

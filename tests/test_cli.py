@@ -70,6 +70,9 @@ def test_each_world_family_gets_its_preset():
         (["train", "--set", "nonsense"], "expected key=value"),
         (["train", "--real-steps", "0"], "run.real_steps must be > 0"),
         (["train", "--real-steps", "-5"], "run.real_steps must be > 0"),
+        (["train", "--real-steps", "10001"], "run.real_steps=10001 is not a multiple of "
+                                             "run.num_envs=8 (the copies step together): use "
+                                             "10000 or 10008"),
         (["train", "--set", "search.num_simulations=0"], "search.num_simulations must be > 0"),
         (["train", "--set", "train.batch_size=-1"], "train.batch_size must be > 0"),
         (["train", "--world", "gym:Pendulum-v1"], "box action space"),

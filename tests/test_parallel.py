@@ -37,11 +37,13 @@ pytestmark = pytest.mark.xdist_group("tiny_catch")
 # other batches; the counts stay exact, and a stop/resume on the mesh is compared with an
 # uninterrupted run on the mesh instead.
 EXACT = ["world=catch", "run.real_steps=64", "train.learning_starts=64", "run.eval_interval=64"]
-AFTER_UPDATE = ["world=catch", "run.real_steps=64", "train.learning_starts=32",
+AFTER_UPDATE = ["world=catch", "run.real_steps=80", "train.learning_starts=32",
                 "run.eval_interval=32", "run.checkpoint_interval=32"]
+# AFTER_UPDATE and HOST end on a short round (80 = 2 x 32 + 4 steps a copy, one copy a device):
+# its 16 credit is less than a phase, so the updates are those of the two full rounds.
 # a gymnasium world through the host loop: 4 copies, one learner phase, evaluated at the end
-HOST = ["world=gym:CartPole-v1", "run.real_steps=64", "run.num_envs=4", "run.collect_steps=8",
-        "train.learning_starts=64", "run.eval_episodes=4", "run.eval_interval=64"]
+HOST = ["world=gym:CartPole-v1", "run.real_steps=80", "run.num_envs=4", "run.collect_steps=8",
+        "train.learning_starts=64", "run.eval_episodes=4", "run.eval_interval=80"]
 
 SCRIPT = textwrap.dedent(
     """
@@ -154,7 +156,7 @@ def test_four_devices_match_one_device(tmp_path):
     assert after["bit_identical"] and after["eval_csv"] == after["straight_eval_csv"]
     expected_csv = (tmp_path / "after" / "eval.csv").read_text()
     assert _counts_columns(after["eval_csv"]) == _counts_columns(expected_csv)
-    assert [row[0] for row in _counts_columns(expected_csv)] == ["env_steps", "32", "64"]
+    assert [row[0] for row in _counts_columns(expected_csv)] == ["env_steps", "32", "64", "80"]
 
     _, host_ledger = one_device(HOST, "host")
     host_ledger = host_ledger.to_json()
@@ -162,6 +164,7 @@ def test_four_devices_match_one_device(tmp_path):
     for key in ("real", "simulated", "updates", "eval"):
         assert four["host"]["ledger"][key] == host_ledger[key], key
     assert host_ledger["updates"] == 32 and host_ledger["eval"]["episodes"] == 4
+    assert host_ledger["real"]["env_steps"] == 80
     assert four["host"]["eval_csv"] == (tmp_path / "host" / "eval.csv").read_text()
 
     assert "run.num_envs=6 does not split over 4 devices" in four["errors"][0]
