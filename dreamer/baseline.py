@@ -32,8 +32,6 @@ from typing import Any, NamedTuple
 from dreamer.errors import UserError
 
 ALGORITHMS = ("dqn", "ppo")
-# The eval.csv header `dreamer train` writes (dreamer/train.py EVAL_COLUMNS; a test keeps them equal).
-EVAL_COLUMNS = "env_steps,updates,simulated,mean_return,std_return,episodes"
 EXPLORATION_STEPS_KEY = "exploration_steps"
 
 
@@ -459,7 +457,7 @@ def train_baseline(algo: str, world: str, real_steps: int, seed: int, out_dir: s
     import jax
     import numpy as np
 
-    from dreamer.ledger import SampleLedger
+    from dreamer.ledger import EVAL_COLUMNS, SampleLedger
 
     adapter = GymnaxAdapter(env)
     algorithm = make_algorithm(algo, adapter, settings, real_steps)
@@ -507,8 +505,7 @@ def train_baseline(algo: str, world: str, real_steps: int, seed: int, out_dir: s
         ledger.eval_std_return = float(returns.std())
         ledger.wall_seconds = time.perf_counter() - start
         with open(eval_path, "a") as f:
-            f.write(f"{steps},{ledger.updates},{ledger.simulated},{ledger.eval_mean_return},"
-                    f"{ledger.eval_std_return},{ledger.eval_episodes}\n")
+            f.write(ledger.eval_row() + "\n")
         ledger.write(out_dir)
         if progress:
             print(f"dreamer baseline: {algo} {world} step {steps:,}/{real_steps:,}: return "

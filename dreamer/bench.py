@@ -183,7 +183,8 @@ def _train_case(name, cfg, world_name, quick: bool) -> dict:
     from dreamer import replay as replay_lib
     from dreamer.networks import make_model
 
-    if world_name.startswith("atari/"):
+    atari = world_name.startswith("atari/")
+    if atari:
         world = worlds.make(world_name, num_envs=1)
         spec = world.spec
         world.close()
@@ -195,7 +196,6 @@ def _train_case(name, cfg, world_name, quick: bool) -> dict:
     rows = _random_rows(key, length, n_streams, spec)
     rstate = replay_lib.add(replay_lib.init(rows, length), rows)
     tstate = learner.init_train_state(model, cfg, key, np.asarray(rows.observation[0, 0]))
-    atari = world_name.startswith("atari/")
     big = cfg.train.batch_size * cfg.train.reanalyse_fraction >= 128
     # one update where one takes seconds (atari100k on a CPU takes minutes: `bench gpu` times a
     # whole learner phase there; the conv baseline at batch 256 about 3.5 s)

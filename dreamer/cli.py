@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -98,6 +99,24 @@ def _check_out_dir(path: str) -> None:
                         "another folder")
 
 
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Yields `{"flag": False}`, set to True by Ctrl-C or SIGTERM while inside, so a long command
+    stops at its next safe point (after a checkpoint); the previous handlers come back on exit,
+    so a caller in the same process (a notebook, a test) gets Ctrl-C back."""
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        stop["flag"] = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_train(args) -> int:
     cfg = _build_config(args)
     if cfg.seed < 0:  # gymnasium and ALE refuse negative seeds deep inside a run
@@ -121,17 +140,8 @@ def cmd_train(args) -> int:
 
         initialize_distributed()
 
-    stop = {"flag": False}
-
-    def on_signal(signum, frame):
-        stop["flag"] = True
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _stop_on_signals() as stop:
         return _train(cfg, out, args, stop)
-    finally:  # a caller in the same process (a notebook, a test) gets Ctrl-C back
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _train(cfg, out: str, args, stop: dict) -> int:
@@ -198,20 +208,11 @@ def cmd_dream(args) -> int:
 
     limit_malloc_arenas()
     enable_compilation_cache()
-    stop = {"flag": False}
-
-    def on_signal(signum, frame):
-        stop["flag"] = True
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _stop_on_signals() as stop:
         ledger, plan, done = dream.dream(
             args.run, updates=args.updates, passes=args.passes, out_dir=args.out,
             eval_every=args.eval_every, progress=not args.no_progress,
             stop_flag=lambda: stop["flag"])
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     out = args.out or args.run
     if done < plan.phases:
         left = (plan.phases - done) * plan.updates_per_phase

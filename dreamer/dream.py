@@ -152,12 +152,6 @@ def default_updates(run_updates: int, updates_per_phase: int) -> int:
     return phases * updates_per_phase
 
 
-def whole_pass_chunks(config, stored_rows: int) -> int:
-    """Search calls of `train.reanalyse_pass_chunk` roots that cover all `stored_rows` rows (a
-    dream's pass re-searches the whole replay, whatever `train.reanalyse_pass_rows` says)."""
-    return -(-stored_rows // config.train.reanalyse_pass_chunk)
-
-
 def dream_key(seed: int, updates: int, reanalysis: bool):
     """The key of the learner phase (or, with `reanalysis`, of the pass before it) that starts
     at `updates` learner updates, in the run seeded `seed`."""
@@ -275,13 +269,15 @@ def _run_plan(trainer, writer, plan: DreamPlan, progress: bool, stop_flag) -> in
     """Runs the plan's phases on `trainer`; returns how many ran."""
     import numpy as np
 
+    from dreamer import reanalyse
+
     ledger, loop, seed = trainer.ledger, trainer.loop, trainer.config.seed
     if (loop.last_eval, loop.last_eval_dream_updates) != (ledger.env_steps, ledger.dream_updates):
         _evaluate(trainer, writer, progress, "before dreaming")
     for phase in range(plan.phases):
         metrics = {}
         if plan.pass_before[phase]:
-            chunks = whole_pass_chunks(trainer.config, trainer.stored_rows())
+            chunks = reanalyse.pass_chunks(trainer.config, trainer.stored_rows(), whole=True)
             metrics["reanalyse_pass/chunks"] = trainer.reanalyse_pass(
                 dream_key(seed, ledger.updates, reanalysis=True), chunks)
         phase_metrics = trainer.train_phase(dream_key(seed, ledger.updates, reanalysis=False))

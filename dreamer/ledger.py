@@ -17,6 +17,10 @@ import json
 import os
 from typing import Any
 
+EVAL_COLUMNS = "env_steps,updates,simulated,mean_return,std_return,episodes"
+"""The header of a run's eval.csv (`dreamer train`, `dreamer baseline`); a run that dreamed adds
+a last column, `dream_updates`."""
+
 
 @dataclasses.dataclass
 class SampleLedger:
@@ -91,6 +95,11 @@ class SampleLedger:
             eval_std_return=data["eval"]["std_return"],
             wall_seconds=data["wall_seconds"],
         )
+
+    def eval_row(self) -> str:
+        """This ledger's evaluation as an eval.csv row in `EVAL_COLUMNS` (no newline)."""
+        return (f"{self.env_steps},{self.updates},{self.simulated},{self.eval_mean_return},"
+                f"{self.eval_std_return},{self.eval_episodes}")
 
     def write(self, directory: str) -> str:
         """Writes `directory/ledger.json` atomically (write then rename)."""

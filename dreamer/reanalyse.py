@@ -27,13 +27,15 @@ from dreamer.networks import WorldModel
 from dreamer.search import run_search
 
 
-def pass_chunks(config: Config, stored_rows: int) -> int:
+def pass_chunks(config: Config, stored_rows: int, whole: bool = False) -> int:
     """Search calls of `train.reanalyse_pass_chunk` roots one pass makes when the replay holds
     `stored_rows` rows (all streams): enough to cover min(stored, `train.reanalyse_pass_rows`),
-    0 meaning all stored rows. Each call costs chunk x simulations model steps, also where its
-    last roots fall past the stored rows (they are searched and not written)."""
+    0 meaning all stored rows; with `whole`, all stored rows whatever that field says (a pass of
+    `dreamer dream`). Each call costs chunk x simulations model steps, also where its last roots
+    fall past the stored rows (they are searched and not written)."""
     t = config.train
-    wanted = stored_rows if t.reanalyse_pass_rows == 0 else min(t.reanalyse_pass_rows, stored_rows)
+    capped = t.reanalyse_pass_rows and not whole
+    wanted = min(t.reanalyse_pass_rows, stored_rows) if capped else stored_rows
     return -(-wanted // t.reanalyse_pass_chunk)
 
 

@@ -27,7 +27,7 @@ from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, ConfigError, config_from_dict, flatten_config, updates_per_phase
 from dreamer.errors import UserError
-from dreamer.ledger import SampleLedger
+from dreamer.ledger import EVAL_COLUMNS, SampleLedger
 from dreamer.networks import make_model
 
 # Fields that may differ between a checkpoint and a resumed run; any other difference is refused.
@@ -185,7 +185,6 @@ def _row_within(row: dict, env_steps: int, dream_updates: int) -> bool:
             and int(row.get("dream_updates", 0)) <= dream_updates)
 
 
-EVAL_COLUMNS = "env_steps,updates,simulated,mean_return,std_return,episodes"
 DREAM_COLUMN = "dream_updates"
 
 
@@ -236,8 +235,7 @@ class MetricsWriter:
             return
         if ledger.dream_updates and not self.dream_column:
             self._add_dream_column()
-        row = (f"{ledger.env_steps},{ledger.updates},{ledger.simulated},"
-               f"{ledger.eval_mean_return},{ledger.eval_std_return},{ledger.eval_episodes}")
+        row = ledger.eval_row()
         self.eval_csv.write(row + (f",{ledger.dream_updates}\n" if self.dream_column else "\n"))
         self.eval_csv.flush()
         self.scalars(ledger.env_steps, {"eval/mean_return": ledger.eval_mean_return,

@@ -367,7 +367,8 @@ def test_host_world_meets_the_real_budget_exactly(tmp_path):
     # N=2 copies x 16 steps = 32 real steps a round; 80 = 32 + 32 + 8 steps a copy. Learning
     # from 64: one phase of 32 updates after the second round; the short round's 16 credit is
     # less than a phase. Evaluation off to save time (test_host_world_training_path evaluates).
-    cfg = tiny_cartpole("run.real_steps=80", "run.eval_episodes=0", "run.checkpoint_interval=32")
+    cfg = tiny_cartpole("run.real_steps=80", "run.eval_episodes=0",  # saves time; evaluated on:
+                        "run.checkpoint_interval=32")  # test_host_world_training_path
     straight = Trainer(cfg, str(tmp_path / "straight"))
     expected = straight.run(progress=False).to_json()
     assert (expected["real"]["env_steps"], expected["real"]["frames"]) == (80, 80)

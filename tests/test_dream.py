@@ -309,7 +309,8 @@ def test_folders_that_cannot_be_dreamed_on(tmp_path, capsys):
     (stopped / "config.json").write_text(json.dumps(tiny_catch().to_dict()))
     assert "no finished checkpoint" in error("--run", str(stopped))
     short = str(tmp_path / "short")
-    Trainer(tiny_catch("run.real_steps=32", "run.eval_episodes=0"), short).run(progress=False)
+    Trainer(tiny_catch("run.real_steps=32", "run.eval_episodes=0"),  # off: only its checkpoint
+            short).run(progress=False)  # matters; the dreams above evaluate
     assert "32 real steps stored, fewer than train.learning_starts=100" in error(
         "--run", short, "--out", str(tmp_path / "new"))
     assert not os.path.exists(tmp_path / "new")

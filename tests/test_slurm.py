@@ -216,7 +216,7 @@ def test_a_dreamed_run_is_finished_by_its_real_steps(tmp_path):
     """`dreamer dream` keys a checkpoint by real steps + dreamed updates: a run dreamed on short
     of the budget is resumed, not taken as finished, because its ledger holds the real steps
     (here without evaluation, where the checkpoint alone says whether a run is finished)."""
-    argv, script, out = _emit(tmp_path, "--set", "run.eval_episodes=0")
+    argv, script, out = _emit(tmp_path, "--set", "run.eval_episodes=0")  # off: the checkpoint alone decides (docstring)
     assert main(argv) == 0
     bin_dir, record = _stand_in(tmp_path)
     folder = out / "catch-agent-s0"
