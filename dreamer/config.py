@@ -62,9 +62,10 @@ class SearchConfig:
       dirichlet_alpha, dirichlet_fraction: root noise (muzero only).
       pb_c_init, pb_c_base: PUCT constants (muzero only).
       max_num_considered_actions: Gumbel's m (gumbel only).
-      q_normalisation: how PUCT (muzero) normalises Q-values: "node", mctx's min-max over the
-        parent and its siblings (floor 1e-8), or "tree", EfficientZero's one min-max over the
-        whole tree with the range floored at 0.01 (see `search.qtransform_tree_min_max`).
+      q_normalisation: how the search normalises Q-values: "node", mctx's min-max over one
+        node's children (PUCT: the parent and its siblings; Gumbel: the completed Qs; floor 1e-8),
+        or "tree", EfficientZero's one min-max over the whole tree with the range floored at 0.01
+        (`search.qtransform_tree_min_max`, `search.qtransform_tree_completed_by_mix_value`).
       temperature: visit-count temperature for acting at the start of training.
       temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25).
     """
@@ -146,9 +147,10 @@ class TrainConfig:
         target_update_interval to re-search right after each target refresh.
       reanalyse_pass_rows: rows (all streams counted) one pass re-searches, the stalest first;
         0 = every stored row.
-      reanalyse_pass_chunk: roots per search call of a pass (a cache-sized batch: on a 2-core
-        CPU, minatar/breakout, `dreamer bench dream` measured 0.75x the network's limit at 64, 0.64x
-        at 256).
+      reanalyse_pass_chunk: roots per search call of a pass. On a 2-core CPU, minatar/breakout at
+        the `minatar` preset, `dreamer bench dream` measured 0.60x / 0.64x / 0.61x / 0.53x of the
+        network's limit at 64 / 128 / 256 / 1024 (the limit being the whole recurrent function
+        the search calls, value prefix and policy head included).
       reanalyse_pass_order: among rows of equally old targets, re-search "newest" rows first or
         those of highest "priority" first.
       optimizer: "adamw" or "sgd" (momentum 0.9, EfficientZero's schedule).
@@ -190,7 +192,7 @@ class TrainConfig:
     reanalyse_batches: int = 1
     reanalyse_pass_interval: int = 0
     reanalyse_pass_rows: int = 0
-    reanalyse_pass_chunk: int = 64
+    reanalyse_pass_chunk: int = 128
     reanalyse_pass_order: Literal["newest", "priority"] = "newest"
     optimizer: Literal["adamw", "sgd"] = "adamw"
     learning_rate: float = 3e-3
@@ -713,9 +715,9 @@ def validate(cfg: Config) -> None:
     if cfg.train.reanalyse_pass_rows < 0:
         raise ConfigError("train.reanalyse_pass_rows must be >= 0 (0 = every stored row), got "
                           f"{cfg.train.reanalyse_pass_rows}")
-    if cfg.search.q_normalisation == "tree" and cfg.search.algorithm != "muzero":
-        raise ConfigError("search.q_normalisation=tree is for PUCT search (search.algorithm="
-                          f"muzero); {cfg.search.algorithm} search does not use it")
+    if cfg.search.q_normalisation == "tree" and cfg.search.algorithm == "none":
+        raise ConfigError("search.q_normalisation=tree needs a search (search.algorithm=muzero or "
+                          "gumbel); algorithm=none does not search")
     if cfg.train.train_ratio < 0:
         raise ConfigError(f"train.train_ratio must be >= 0, got {cfg.train.train_ratio}")
     if cfg.train.augment_shift < 0:

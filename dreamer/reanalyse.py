@@ -66,6 +66,10 @@ def make_reanalyse_pass(model: WorldModel, config: Config):
     chunks of `train.reanalyse_pass_chunk` stored observations each with the target network,
     in `pass_order`, and writes their search policy, root value and the target network's version
     into the replay. One compile serves every pass: the chunk count is an argument.
+
+    Chunk i is one `run_search` call keyed `chunk_key(key, i)`. Gumbel noise is drawn per call
+    ([chunk, A] from its key), so a row's target depends on the chunk size through the noise it
+    draws (another chunk size: other draws from the same distribution), and on nothing else.
     """
     t, s = config.train, config.search
     chunk = t.reanalyse_pass_chunk

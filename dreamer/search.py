@@ -131,6 +131,28 @@ def qtransform_tree_min_max(tree: mctx.Tree, node_index, *, floor: float = 0.01)
     return jnp.where(tree.children_visits[node_index] > 0, normalised, 0.0)
 
 
+def qtransform_tree_completed_by_mix_value(tree: mctx.Tree, node_index, *, floor: float = 0.01):
+    """EfficientZero's tree-wide Q normalisation for Gumbel search, on one (unbatched) mctx tree:
+    mctx's completed Q-values (unvisited actions take the mixed value) and its scale
+    (50 + max visits) x 0.1, but normalised by one min and max over all visited Qs of the whole
+    tree with the range floored at `floor` (LightZero's Gumbel MuZero and EfficientZero: 0.01),
+    clipped to [0, 1], instead of mctx's min-max over the node's own completed Qs (floor 1e-8),
+    which stretches any gap between siblings, however small, to the full range."""
+    visits = tree.children_visits[node_index]
+    # With value_scale 1 and maxvisit_init 1, mctx returns (1 + max visits) x the completed Qs.
+    completed = mctx.qtransform_completed_by_mix_value(
+        tree, node_index, value_scale=1.0, maxvisit_init=1.0, rescale_values=False)
+    completed = completed / (1.0 + jnp.max(visits))
+    visited = tree.children_visits > 0
+    every_q = tree.children_rewards + tree.children_discounts * tree.children_values
+    low = jnp.min(jnp.where(visited, every_q, jnp.inf))
+    high = jnp.max(jnp.where(visited, every_q, -jnp.inf))
+    low = jnp.where(jnp.any(visited), low, jnp.min(completed))
+    high = jnp.where(jnp.any(visited), high, jnp.max(completed))
+    normalised = jnp.clip((completed - low) / jnp.maximum(high - low, floor), 0.0, 1.0)
+    return (50.0 + jnp.max(visits)) * 0.1 * normalised
+
+
 def run_search(
     model: WorldModel,
     params,
@@ -196,6 +218,8 @@ def run_search(
             invalid_actions=invalid,
             max_num_considered_actions=config.max_num_considered_actions,
             gumbel_scale=1.0 if explore else 0.0,
+            qtransform=(qtransform_tree_completed_by_mix_value if config.q_normalisation == "tree"
+                        else mctx.qtransform_completed_by_mix_value),
         )
     action = out.action
     if not explore:

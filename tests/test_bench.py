@@ -156,16 +156,48 @@ def test_bench_dream_quick(capsys):
     case = result["cases"][name]
     assert name == "minatar" and case["world"] == "minatar/breakout"
     assert set(case) == {"world", "rows", "simulations", "pass_model_steps_per_s", "pass_chunk",
-                         "pass_model_steps_per_s_by_chunk", "limit_model_steps_per_s",
-                         "limit_batch", "limit_by_batch", "efficiency"}
-    assert (case["rows"], case["simulations"], case["pass_chunk"]) == (128, 16, 64)
+                         "pass_model_steps_per_s_by_chunk", "best_pass_chunk",
+                         "limit_model_steps_per_s", "limit_batch", "limit_by_batch", "efficiency"}
+    chunk = config_lib.minatar().train.reanalyse_pass_chunk  # the preset's, whatever it is
+    assert (case["rows"], case["simulations"], case["pass_chunk"]) == (128, 16, chunk)
     assert list(case["limit_by_batch"]) == ["64", "256"]  # the quick sizes
     assert all(_rate(r) for r in case["limit_by_batch"].values())
     assert case["limit_model_steps_per_s"] == max(case["limit_by_batch"].values())
     assert str(case["limit_batch"]) == max(case["limit_by_batch"], key=case["limit_by_batch"].get)
-    assert list(case["pass_model_steps_per_s_by_chunk"]) == ["64"]
-    assert case["pass_model_steps_per_s"] == case["pass_model_steps_per_s_by_chunk"]["64"]
+    assert list(case["pass_model_steps_per_s_by_chunk"]) == [str(chunk)]
+    assert case["best_pass_chunk"] == chunk
+    assert case["pass_model_steps_per_s"] == case["pass_model_steps_per_s_by_chunk"][str(chunk)]
     # the efficiency is the pass's rate over the limit, measured in the same process
     assert case["efficiency"] == pytest.approx(
         case["pass_model_steps_per_s"] / case["limit_model_steps_per_s"], rel=1e-12)
-    assert table[0].startswith("limit: ") and table[1].startswith("pass, chunk    64: 128 rows")
+    assert table[0].startswith("limit: ")
+    assert table[1].startswith(f"pass, chunk {chunk:5d}: 128 rows")
+
+
+def test_limit_program_keeps_every_head_the_search_reads():
+    """The limit times the whole recurrent function: XLA must not drop the value-prefix LSTM or
+    the policy head as dead code (it did while the program summed values alone), so the
+    compiled program holds their matmuls, and its result moves with the policy head's weights."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import worlds
+    from dreamer import learner
+    from dreamer.networks import make_model
+
+    cfg = config_lib.minatar()
+    spec = worlds.make("minatar/breakout").spec
+    model = make_model(cfg.model, spec)
+    params = learner.init_train_state(model, cfg, jax.random.key(0),
+                                      np.zeros(spec.observation_shape, np.float32)).params
+    ((program, observation),) = bench.limit_programs(model, params, spec, cfg, (8,), 3).values()
+    hlo = program.lower(params, observation).compile().as_text()
+    for head in ("value_prefix/lstm", "prefix_head", "policy_head", "value_head", "dynamics"):
+        assert f"{head}" in hlo, head
+    moved = jax.tree.map(lambda x: x, params)
+    moved["params"]["policy_head_1"] = jax.tree.map(lambda x: x + 1.0,
+                                                    params["params"]["policy_head_1"])
+    assert not np.array_equal(np.asarray(program(params, observation)),
+                              np.asarray(program(moved, observation)))
+    assert jnp.asarray(program(params, observation)).shape == (8,)

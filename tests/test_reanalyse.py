@@ -68,6 +68,36 @@ def test_pass_targets_are_the_reanalysis_search_of_the_target_network(collected)
     assert not np.array_equal(policy[slot, stream], before.rows.policy[slot, stream])
 
 
+def test_pass_chunks_each_search_their_rows_with_their_own_key(collected):
+    """A pass of several chunks (16 roots each, 4 calls over the 64 stored rows) is one fori_loop
+    over chunks: chunk i searches the rows order[16 i : 16 (i + 1)] with `chunk_key(key, i)`,
+    exactly as a separate `run_search` call would. A row's target depends on the chunk size only
+    through the key of its call: Gumbel noise is drawn per search call ([chunk, A] from one
+    key), so another chunk size draws other noise for the same row (the same distribution)."""
+    t = collected
+    cfg = config_lib.override(t.config, ["train.reanalyse_pass_chunk=16"])
+    replay = t.replay
+    order = np.asarray(reanalyse.pass_order(replay, "newest"))
+    key = jax.random.key(11)
+    before = jax.tree.map(np.asarray, replay)
+    chunks = reanalyse.pass_chunks(cfg, 64)
+    assert chunks == 4
+    out = jax.jit(reanalyse.make_reanalyse_pass(t.model, cfg))(
+        t.train_state, replay, key, jnp.int32(chunks))
+    search = jax.jit(lambda p, k, o, m: run_search(
+        t.model, p, k, o, m, cfg.search, cfg.train.discount, cfg.train.value_prefix_horizon))
+    streams = replay.num_streams
+    policy, value = np.asarray(out.rows.policy), np.asarray(out.rows.value)
+    for i in range(chunks):
+        cells = order[16 * i:16 * (i + 1)]
+        slot, stream = cells // streams, cells % streams
+        expected = search(t.train_state.target_params, reanalyse.chunk_key(key, i),
+                          before.rows.observation[slot, stream],
+                          before.rows.action_mask[slot, stream])
+        np.testing.assert_array_equal(policy[slot, stream], np.asarray(expected.policy))
+        np.testing.assert_array_equal(value[slot, stream], np.asarray(expected.value))
+
+
 def test_pass_order_stalest_then_newest_or_highest_priority(collected):
     replay = collected.replay
     version = np.full(replay.target_version.shape, -1, np.int32)

@@ -224,13 +224,6 @@ def test_tree_min_max_normalises_by_the_whole_tree_with_a_floor():
     assert float(search.qtransform_tree_min_max(tree, jnp.int32(3)).max()) == 0.0  # a leaf
 
 
-def test_tree_normalisation_is_refused_for_gumbel():
-    with pytest.raises(config_lib.ConfigError, match="q_normalisation=tree is for PUCT"):
-        config_lib.override(config_lib.minatar(), ["search.q_normalisation=tree"])
-    cfg = config_lib.override(config_lib.small(), ["search.q_normalisation=tree"])
-    assert cfg.search.q_normalisation == "tree"
-
-
 def test_root_noise_goes_to_the_legal_actions_only():
     """3 legal actions of 12, a prior sure of action 0: the noise's share on the other legal
     actions is fraction x (L - 1) / L in expectation (Dirichlet over the L legal actions), where
@@ -254,3 +247,38 @@ def test_root_noise_goes_to_the_legal_actions_only():
     noise = (noisy - 0.75 * np.asarray(jax.nn.softmax(p))) / 0.25
     assert np.all(noise >= -1e-6) and abs(noise.sum() - 1.0) < 1e-5
 
+
+
+def test_tree_normalisation_for_gumbel_keeps_mctx_completion_and_scale():
+    """Gumbel's completed Qs under EfficientZero's tree-wide min-max: the root's visited Qs
+    (0.55, 0.36) and the unvisited action's mixed value are normalised by every visited Q of the
+    tree (0.36 to 0.68), clipped to [0, 1], and scaled by mctx's (50 + max visits) x 0.1, where
+    mctx's default stretches the root's own Qs to the whole [0, 1]."""
+    import mctx
+
+    tree = _hand_tree()
+    got = np.asarray(search.qtransform_tree_completed_by_mix_value(tree, jnp.int32(0)))
+    scale = (50 + 3) * 0.1
+    raw = np.asarray(mctx.qtransform_completed_by_mix_value(
+        tree, jnp.int32(0), value_scale=1.0, maxvisit_init=1.0, rescale_values=False)) / 4.0
+    np.testing.assert_allclose(raw[:2], [0.55, 0.36], rtol=1e-5)  # mctx's completion, unscaled
+    expected = scale * np.clip((raw - 0.36) / 0.32, 0.0, 1.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    np.testing.assert_allclose(got[:2], [scale * 0.19 / 0.32, 0.0], rtol=1e-5)
+    default = np.asarray(mctx.qtransform_completed_by_mix_value(tree, jnp.int32(0)))
+    assert default[0] == pytest.approx(scale) and got[0] < 0.6 * scale  # the default stretches
+    # a flat tree (visited Qs within 0.003): the range is floored at 0.01, so the root's gap of
+    # 0.003 is 0.3 of the scale, not all of it
+    flat = tree.replace(children_values=tree.children_values.at[0, 0].set((0.5 - 0.1) / 0.9)
+                        .at[0, 1].set(0.503 / 0.9).at[1, 2].set((0.501 - 0.05) / 0.9))
+    got = np.asarray(search.qtransform_tree_completed_by_mix_value(flat, jnp.int32(0)))
+    np.testing.assert_allclose(got[1] - got[0], scale * 0.3, rtol=1e-3)
+
+
+def test_tree_normalisation_needs_a_search():
+    with pytest.raises(config_lib.ConfigError, match="q_normalisation=tree needs a search"):
+        config_lib.override(config_lib.small(), ["search.algorithm=none",
+                                                 "search.q_normalisation=tree"])
+    for preset in (config_lib.small(), config_lib.minatar()):  # PUCT and Gumbel both take it
+        cfg = config_lib.override(preset, ["search.q_normalisation=tree"])
+        assert cfg.search.q_normalisation == "tree"
