@@ -10,6 +10,7 @@ usable; the newest `keep` are kept.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any
 
@@ -21,6 +22,17 @@ from dreamer.errors import UserError
 
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint that is missing, unreadable, or does not fit the current config."""
+
+
+class _ReadOnlyNotice(logging.Filter):
+    """Drops orbax's warning that a read-only manager's folder is read only: `eval` and `play`
+    open runs read-only on purpose, and the warning told their users nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Given directory is read only" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_ReadOnlyNotice())
 
 
 class Checkpointer:

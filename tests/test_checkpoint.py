@@ -75,3 +75,22 @@ def test_keep_checkpoints_prunes_and_a_damaged_newest_falls_back_by_deleting_it(
         128, 64, 128 * 8 + 64 * 32 * 3 + 64 * 16 * 4 * 8)
     assert _params_bytes(resumed) == expected
     assert _steps(folder) == [96, 128]
+
+
+def test_a_read_only_open_prints_no_orbax_warning(tmp_path, caplog):
+    """`eval` and `play` open runs read-only on purpose: orbax's "Given directory is read only"
+    warning is dropped, and other absl warnings still pass."""
+    import logging
+
+    import jax.numpy as jnp
+
+    from dreamer.checkpoint import Checkpointer
+
+    Checkpointer(str(tmp_path / "ckpt"), keep=1).save(1, {"x": jnp.zeros(2)}, {"step": 1})
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        reader = Checkpointer(str(tmp_path / "ckpt"), keep=1, read_only=True)
+        assert reader.latest_step() == 1
+        logging.getLogger("absl").warning("another warning")
+    messages = [r.getMessage() for r in caplog.records]
+    assert "another warning" in messages
+    assert not any("read only" in m for m in messages), messages
