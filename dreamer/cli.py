@@ -25,8 +25,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     t = sub.add_parser("train", help="train an agent (default: a short run on cartpole)")
-    t.add_argument("--world", default=DEFAULT_WORLD, help=f"world name (default {DEFAULT_WORLD})")
+    t.add_argument("--world", default=None, help=f"world name (default {DEFAULT_WORLD})")
     t.add_argument("--real-steps", type=int, default=None, help="real env steps to collect")
+    t.add_argument("--worlds", default=None, metavar="A,B,C",
+                   help="continual learning: one agent learns these worlds in order, "
+                        "--real-steps-each steps each, and is evaluated on every one after each "
+                        "(continual.csv); sets run.worlds")
+    t.add_argument("--real-steps-each", type=int, default=None, metavar="N",
+                   help="with --worlds: real env steps of each world (run.real_steps_each)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="run folder (default runs/<world>-s<seed>)")
     t.add_argument("--preset", default=None,
@@ -77,9 +83,22 @@ def _parser() -> argparse.ArgumentParser:
 def _build_config(args):
     from dreamer import config as config_lib
 
-    preset_name = args.preset or config_lib.default_preset(args.world)
+    world = args.world or DEFAULT_WORLD
+    continual = []
+    if getattr(args, "worlds", None) is not None:  # a continual run: its world is the first
+        if args.world is not None:
+            raise UserError("--world and --worlds: give one (--worlds A,B,C trains on A first)")
+        if args.real_steps is not None:
+            raise UserError("--real-steps with --worlds: give each world's budget with "
+                            "--real-steps-each N (the run's total is N x the number of worlds)")
+        world = args.worlds.split(",")[0].strip()
+        continual = [f"run.worlds={args.worlds}"]
+    if getattr(args, "real_steps_each", None) is not None:
+        continual.append(f"run.real_steps_each={args.real_steps_each}")
+    preset_name = args.preset or config_lib.default_preset(world)
     cfg = config_lib.preset(preset_name)
-    cfg = config_lib.override(cfg, [f"world={args.world}", f"seed={args.seed}", *args.overrides])
+    cfg = config_lib.override(cfg, [f"world={world}", f"seed={args.seed}", *continual,
+                                    *args.overrides])
     if args.real_steps is not None:
         cfg = config_lib.override(cfg, [f"run.real_steps={args.real_steps}"])
     return cfg
@@ -121,7 +140,8 @@ def cmd_train(args) -> int:
     cfg = _build_config(args)
     if cfg.seed < 0:  # gymnasium and ALE refuse negative seeds deep inside a run
         raise UserError(f"--seed {cfg.seed}: the seed must be >= 0")
-    out = args.out or os.path.join("runs", f"{cfg.world.replace('/', '-').replace(':', '-')}-s{cfg.seed}")
+    name = "+".join(cfg.run.world_sequence) if cfg.run.worlds else cfg.world
+    out = args.out or os.path.join("runs", f"{name.replace('/', '-').replace(':', '-')}-s{cfg.seed}")
     if args.resume and args.out is None:
         raise UserError("--resume needs --out RUN_DIR, the folder of the run to continue")
     if args.resume and not os.path.isdir(os.path.join(out, "checkpoints")):
@@ -153,8 +173,10 @@ def _train(cfg, out: str, args, stop: dict) -> int:
 
         where = (f", process {jax.process_index()} of {jax.process_count()}, "
                  f"{jax.local_device_count()} of {jax.device_count()} devices here")
-    print(f"dreamer: training {cfg.world} (seed {cfg.seed}, {cfg.run.real_steps} real steps"
-          f"{where}) -> {out}", flush=True)
+    what = (f"{', then '.join(cfg.run.world_sequence)} (seed {cfg.seed}, "
+            f"{cfg.run.real_steps_each} real steps each" if cfg.run.worlds
+            else f"{cfg.world} (seed {cfg.seed}, {cfg.run.real_steps} real steps")
+    print(f"dreamer: training {what}{where}) -> {out}", flush=True)
     trainer = Trainer(cfg, out, resume=args.resume)
     ledger = trainer.run(progress=not args.no_progress, stop_flag=lambda: stop["flag"])
     summary = ledger.to_json()
@@ -178,6 +200,8 @@ def cmd_eval(args) -> int:
             f"--run {args.run}: not a dreamer run folder (no config.json / checkpoints)") from None
     t0 = time.perf_counter()
     temperature = config.run.eval_temperature if args.temperature is None else args.temperature
+    if config.run.worlds:
+        return _eval_continual(args, config, temperature, t0)
     agent, returns = agent_lib.evaluate(args.run, args.episodes, temperature)
     result = {
         "run": args.run,
@@ -194,6 +218,41 @@ def cmd_eval(args) -> int:
     with open(os.path.join(args.run, "eval.json"), "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
+    return 0
+
+
+def _eval_continual(args, config, temperature: float, t0: float) -> int:
+    """`dreamer eval` of a continual run: its newest checkpoint on every world of its sequence
+    (seen through the run's padded interface), with the key of the run's own evaluations;
+    writes RUN/eval.json with one entry per world (`mean_return` is their average)."""
+    from dreamer import agent as agent_lib
+    from dreamer.train import evaluate_policy, evaluation_key, make_continual_worlds
+
+    episodes = config.run.eval_episodes if args.episodes is None else args.episodes
+    per_world, agent = {}, None
+    for world in make_continual_worlds(config):
+        agent = agent_lib.load(args.run, world, config)
+        returns = evaluate_policy(config, agent.programs, agent.mesh, agent.params,
+                                  evaluation_key(config.seed, agent.ledger.env_steps), episodes,
+                                  temperature)
+        per_world[world.spec.name] = {"episodes": int(returns.size),
+                                      "mean_return": float(returns.mean()),
+                                      "std_return": float(returns.std()),
+                                      "returns": [float(r) for r in returns]}
+    result = {
+        "run": args.run,
+        "env_steps": agent.ledger.env_steps,
+        "updates": agent.ledger.updates,
+        "dream_updates": agent.ledger.dream_updates,
+        "temperature": temperature,
+        "mean_return": float(sum(w["mean_return"] for w in per_world.values()) / len(per_world)),
+        "worlds": per_world,
+        "seconds": time.perf_counter() - t0,
+    }
+    with open(os.path.join(args.run, "eval.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps({**result, "worlds": {name: {k: v for k, v in w.items() if k != "returns"}
+                                           for name, w in per_world.items()}}))
     return 0
 
 

@@ -232,6 +232,23 @@ class RunConfig:
       keep_checkpoints: how many checkpoints to keep.
       devices: devices the learner and the collectors are split over (data parallel): 0 means all
         devices present (of all processes in a distributed run), 1 a single device.
+      worlds: continual learning: a comma-separated sequence of worlds that one agent, with one
+        network, learns in order, `real_steps_each` real steps each (`dreamer train --worlds
+        A,B,C`); "" (default) trains on `world` alone. The worlds are seen through one
+        observation shape and action set (`worlds.padded`); `world` is the first of them and
+        `real_steps` is `real_steps_each` times their number (`override` sets both).
+      real_steps_each: real steps of each world of `worlds`; a multiple of `num_envs`.
+      rehearsal: with `worlds`, whether the replay keeps the earlier worlds' experience when the
+        next world starts (True, default) or is emptied (False). Kept by default: the replay is
+        a fixed ring either way, so rehearsal costs no memory and no real step, the earlier
+        worlds' rows age out first-in first-out as the ring fills, and replaying them is the
+        simplest guard against forgetting; False is the strict sequential setting, for
+        measuring forgetting.
+      dream_between: with `worlds`, learner updates dreamed on the replay alone at the end of
+        each phase but the last, before the evaluation on every world (`dreamer dream`'s
+        schedule: a whole-replay reanalysis pass first and after each target refresh; counted
+        as `dream_updates`, no real step). With rehearsal they replay every earlier world's
+        memory. 0 (default): no dream; a multiple of the updates per learner phase.
     """
 
     real_steps: int = 10_000
@@ -243,6 +260,15 @@ class RunConfig:
     checkpoint_interval: int = 2_000
     keep_checkpoints: int = 2
     devices: int = 0
+    worlds: str = ""
+    real_steps_each: int = 0
+    rehearsal: bool = True
+    dream_between: int = 0
+
+    @property
+    def world_sequence(self) -> tuple[str, ...]:
+        """The worlds of a continual run in order; () for a single-world run."""
+        return tuple(w.strip() for w in self.worlds.split(",")) if self.worlds else ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -610,12 +636,18 @@ def _parse_value(key: str, text: str, kind: Any) -> Any:
 
 
 def override(cfg: Config, assignments: list[str]) -> Config:
-    """Applies `section.field=value` assignments (e.g. `search.num_simulations=8`)."""
+    """Applies `section.field=value` assignments (e.g. `search.num_simulations=8`).
+
+    In a continual run (`run.worlds`), `world` becomes the first world of the sequence and
+    `run.real_steps` becomes `run.real_steps_each` times the number of worlds; assigning either
+    to anything else is refused."""
+    assigned = {}
     for assignment in assignments:
         if "=" not in assignment:
             raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. search.num_simulations=8")
         key, text = assignment.split("=", 1)
         parts = key.strip().split(".")
+        assigned[key.strip()] = text
         top = _field_types(Config)
         if len(parts) == 1 and parts[0] in ("world", "seed"):
             cfg = dataclasses.replace(cfg, **{parts[0]: _parse_value(key, text, top[parts[0]])})
@@ -642,8 +674,27 @@ def override(cfg: Config, assignments: list[str]) -> Config:
         cfg = dataclasses.replace(
             cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})}
         )
+    cfg = _continual_fields(cfg, assigned)
     validate(cfg)
     return cfg
+
+
+def _continual_fields(cfg: Config, assigned: dict[str, str]) -> Config:
+    """A continual run's `world` (its first world) and `run.real_steps` (the worlds' budgets
+    added up), refusing an assignment that says otherwise."""
+    sequence = cfg.run.world_sequence
+    if not sequence or not all(sequence):
+        return cfg  # validate names the problem
+    total = cfg.run.real_steps_each * len(sequence)
+    if "world" in assigned and cfg.world != sequence[0]:
+        raise ConfigError(f"--set world={cfg.world}: a continual run's world is the first of "
+                          f"run.worlds ({sequence[0]}); drop it")
+    if "run.real_steps" in assigned and cfg.run.real_steps != total:
+        raise ConfigError(
+            f"--set run.real_steps={cfg.run.real_steps}: a continual run's budget is "
+            f"run.real_steps_each x {len(sequence)} worlds = {total}; set run.real_steps_each")
+    return dataclasses.replace(cfg, world=sequence[0],
+                               run=dataclasses.replace(cfg.run, real_steps=max(total, 1)))
 
 
 def flatten_config(config: dict, prefix: str = "") -> dict:
@@ -726,6 +777,7 @@ def validate(cfg: Config) -> None:
     if not cfg.train.augment_intensity >= 0:
         raise ConfigError("train.augment_intensity must be >= 0 (0 = no intensity change), got "
                           f"{cfg.train.augment_intensity}")
+    _validate_continual(cfg)
     phase = updates_per_phase(cfg)
     if phase % cfg.train.reanalyse_batches:
         raise ConfigError(
@@ -738,3 +790,36 @@ def validate(cfg: Config) -> None:
             f"replay.capacity={cfg.replay.capacity} is shorter than one training window "
             f"(unroll_steps + td_steps + 2)"
         )
+
+
+def _validate_continual(cfg: Config) -> None:
+    """The continual fields: a sequence of named worlds, each with a budget the copies meet."""
+    run = cfg.run
+    sequence = run.world_sequence
+    if run.dream_between < 0 or run.dream_between % updates_per_phase(cfg):
+        chunk = updates_per_phase(cfg)
+        raise ConfigError(f"run.dream_between={run.dream_between} must be a multiple of the "
+                          f"updates of one learner phase, {chunk} (0 = no dream)")
+    if not sequence:
+        if run.real_steps_each:
+            raise ConfigError(f"run.real_steps_each={run.real_steps_each} is the budget of each "
+                              "world of a continual run: give run.worlds too (--worlds A,B)")
+        return
+    if not all(sequence):
+        raise ConfigError(f"run.worlds={run.worlds!r}: an empty world name; list the worlds "
+                          "separated by commas, e.g. minatar/breakout,minatar/freeway")
+    if run.real_steps_each <= 0:
+        raise ConfigError(f"run.worlds={run.worlds}: give each world's real budget, "
+                          "--real-steps-each N (run.real_steps_each > 0)")
+    if run.real_steps_each % run.num_envs:
+        each, copies = run.real_steps_each, run.num_envs
+        below, above = each // copies * copies, (each // copies + 1) * copies
+        fix = f"{below} or {above}" if below else f"{above}"
+        raise ConfigError(f"run.real_steps_each={each} is not a multiple of run.num_envs="
+                          f"{copies} (the copies step together): use {fix}")
+    if cfg.world != sequence[0] or run.real_steps != run.real_steps_each * len(sequence):
+        raise ConfigError(
+            f"a continual run's world is the first of run.worlds ({sequence[0]}) and its "
+            f"run.real_steps is run.real_steps_each x {len(sequence)} = "
+            f"{run.real_steps_each * len(sequence)}; got world={cfg.world}, "
+            f"run.real_steps={run.real_steps}")

@@ -5,6 +5,9 @@
 * simulated.*: latent model transitions (one recurrent application per root), spent in search
   while acting, in search while reanalysing sampled batches (per update), in buffer-wide
   reanalysis passes over the replay (`dream`), and in the training unroll.
+* real.by_world (continual runs only, `dreamer train --worlds`): real.env_steps, real.frames and
+  real.episodes of each world of the sequence; they add up to the totals. Evaluation on every
+  world after each phase is not counted, as no evaluation is.
 * dream_ratio = simulated.total / real.env_steps.
 * updates: learner updates; dream_updates: those of them made by `dreamer dream`, from stored
   experience alone (no real step). Both are included in the simulated counts above.
@@ -42,6 +45,14 @@ class SampleLedger:
     eval_mean_return: float | None = None
     eval_std_return: float | None = None
     wall_seconds: float = 0.0
+    by_world: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+
+    def count_world(self, world: str, env_steps: int, frames: int, episodes: int) -> None:
+        """Adds a collection's real counts to `world`'s (a continual run's `real.by_world`)."""
+        counts = self.by_world.setdefault(world, {"env_steps": 0, "frames": 0, "episodes": 0})
+        counts["env_steps"] += env_steps
+        counts["frames"] += frames
+        counts["episodes"] += episodes
 
     @property
     def simulated(self) -> int:
@@ -52,11 +63,15 @@ class SampleLedger:
         return self.simulated / self.env_steps if self.env_steps else 0.0
 
     def to_json(self) -> dict[str, Any]:
+        real: dict[str, Any] = {"env_steps": self.env_steps, "frames": self.frames,
+                                "episodes": self.episodes}
+        if self.by_world:  # a single-world ledger stays as it always was
+            real["by_world"] = {name: dict(counts) for name, counts in self.by_world.items()}
         return {
             "world": self.world,
             "seed": self.seed,
             "config": self.config,
-            "real": {"env_steps": self.env_steps, "frames": self.frames, "episodes": self.episodes},
+            "real": real,
             "simulated": {
                 "search": self.search,
                 "reanalyse": self.reanalyse,
@@ -94,6 +109,8 @@ class SampleLedger:
             eval_mean_return=data["eval"]["mean_return"],
             eval_std_return=data["eval"]["std_return"],
             wall_seconds=data["wall_seconds"],
+            by_world={name: dict(counts)
+                      for name, counts in data["real"].get("by_world", {}).items()},
         )
 
     def eval_row(self) -> str:

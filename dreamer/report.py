@@ -15,6 +15,12 @@ worlds also get human-normalised scores, (score - random) / (human - random), wi
 scores of the 26 Atari 100k games in `dreamer/data/atari_scores.json`, aggregated over games per
 config as rliable does (mean and median of the per-game means, IQM over all runs) with
 stratified-bootstrap 95% intervals; Atari games outside the 26 are listed, not aggregated.
+
+Continual runs (`dreamer train --worlds A,B,C`, whose `continual.csv` holds the return on every
+world after each phase) get a "Continual" section: per run, the matrix R[i, j] (return on world j
+after phase i), each world's forgetting (its best return after an earlier phase minus its return
+at the end; worlds before the last) and their average, and `<run>-continual.png`, the return on
+each world over the phases.
 """
 
 from __future__ import annotations
@@ -73,7 +79,17 @@ def load_run(path: str) -> dict:
                     raise ReportError(f"{path}: eval.csv has a malformed row: {row}") from None
     if not curve:
         raise ReportError(f"{path}: the run has no evaluation yet (eval.csv is empty)")
-    return {"path": path, "ledger": ledger, "curve": np.array(curve, dtype=np.float64)}
+    continual = []
+    continual_path = os.path.join(path, "continual.csv")
+    if os.path.isfile(continual_path):
+        with open(continual_path) as f:
+            try:
+                continual = [(int(r["phase"]), r["trained_world"], r["eval_world"],
+                              float(r["mean_return"])) for r in csv.DictReader(f)]
+            except (KeyError, TypeError, ValueError):
+                raise ReportError(f"{path}: continual.csv has a malformed row") from None
+    return {"path": path, "ledger": ledger, "curve": np.array(curve, dtype=np.float64),
+            "continual": continual}
 
 
 def _comparable_config(ledger: dict) -> dict:
@@ -215,6 +231,62 @@ def _dream_section(world: str, runs: list[dict], out_dir: str, plt) -> list[str]
 
 
 # --- Atari human-normalised scores ---------------------------------------------------------------
+
+def continual_matrix(rows: list[tuple]) -> tuple[list[str], list[str], np.ndarray]:
+    """R[i, j] from continual.csv rows.
+
+    Args:
+      rows: (phase, trained world, evaluated world, mean return) per row.
+
+    Returns:
+      (trained world of each phase [P], evaluated worlds [W], R [P, W] with NaN where missing).
+    """
+    phases = sorted({r[0] for r in rows})
+    trained = {r[0]: r[1] for r in rows}
+    evaluated = list(dict.fromkeys(r[2] for r in rows))
+    matrix = np.full((len(phases), len(evaluated)), np.nan)
+    for phase, _, world, value in rows:
+        matrix[phases.index(phase), evaluated.index(world)] = value
+    return [trained[p] for p in phases], evaluated, matrix
+
+
+def forgetting(matrix: np.ndarray) -> np.ndarray:
+    """[W - 1] each world's forgetting but the last's: max_{i < P-1} R[i, j] - R[P-1, j] (NaN
+    with fewer than 2 phases). A sequence of W worlds learned in order has P = W phases."""
+    if matrix.shape[0] < 2:
+        return np.full((max(matrix.shape[1] - 1, 0),), np.nan)
+    return np.nanmax(matrix[:-1, :-1], axis=0) - matrix[-1, :-1]
+
+
+def _continual_section(run: dict, out_dir: str, plt) -> list[str]:
+    """Markdown lines (and `<run>-continual.png`) for a continual run; none for another run."""
+    if not run.get("continual"):
+        return []
+    trained, evaluated, matrix = continual_matrix(run["continual"])
+    lines = [f"### {run['path']}", "",
+             "| after phase | " + " | ".join(evaluated) + " |",
+             "|---|" + "---|" * len(evaluated)]
+    for phase, world in enumerate(trained):
+        cells = " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in matrix[phase])
+        lines.append(f"| after {world} | {cells} |")
+    lost = forgetting(matrix)
+    if lost.size and not np.all(np.isnan(lost)):
+        each = ", ".join(f"{w} {v:.2f}" for w, v in zip(evaluated, lost, strict=False))
+        lines += ["", f"Forgetting: {each}; average {np.nanmean(lost):.2f}."]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", run["path"]).strip("-") or "run"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for j, world in enumerate(evaluated):
+        ax.plot(range(len(trained)), matrix[:, j], marker="o", label=world)
+    ax.set_xticks(range(len(trained)), [_wrap(f"after {w}", 18) for w in trained], fontsize=8)
+    ax.set_ylabel("greedy return")
+    ax.set_title("return on each world after each phase")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, f"{name}-continual.png"), dpi=110)
+    plt.close(fig)
+    return [*lines, "", f"![{run['path']}: continual]({name}-continual.png)", ""]
+
 
 def atari_reference_scores() -> dict[str, dict[str, float]]:
     """{game: {"random": r, "human": h}} for the 26 Atari 100k games (ALE ROM ids)."""
@@ -472,6 +544,13 @@ def build_report(paths: list[str], out_dir: str, threshold: float | None = None)
     lines += ["", *images]
     if dream_lines:
         lines += ["", "## Dreaming", "", *dream_lines]
+    continual_lines = [line for run in runs for line in _continual_section(run, out_dir, plt)]
+    if continual_lines:
+        lines += ["", "## Continual", "",
+                  "Runs that learned a sequence of worlds: R[i, j], the greedy return on world j "
+                  "after phase i (trained on the row's world), from continual.csv. Forgetting of "
+                  "a world: its best return after an earlier phase minus its return after the "
+                  "last.", "", *continual_lines]
     if atari_returns:
         lines += ["", *_atari_section(atari_returns)]
     lines += ["", "## Runs per config", "", *config_lines]

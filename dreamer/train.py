@@ -3,6 +3,21 @@
 The host loop only orchestrates jitted calls (collect, add, train chunk, evaluate) and counts;
 every count in the ledger is a static function of the config times the number of calls, so it is
 exact. Keys derive from the seed and the iteration number, so a resumed run continues exactly.
+
+Continual learning (`run.worlds`, `dreamer train --worlds A,B,C --real-steps-each N`): one agent
+and one network learn the worlds in order, `run.real_steps_each` real steps each, every world
+seen through one observation shape and action set (`worlds.padded`). The learner, its replay and
+its programs are the run's; each world has its own collector. Phase i trains on world i; it ends
+when the run's real steps reach (i + 1) x real_steps_each, with a greedy evaluation of the agent
+on every world of the sequence (rows of `continual.csv`, `CONTINUAL_COLUMNS`: the matrix R[i, j]
+of the return on world j after phase i), after which world i + 1 starts: its copies reset with
+keys of their own, the acting temperature's schedule starts again (it spans a phase), and the
+replay either keeps the earlier worlds' rows (`run.rehearsal`, the default: each stream's newest
+row is then cut as a time limit, so no training window runs from one world into the next) or is
+emptied (and the learner waits for `train.learning_starts` real steps of the new world again).
+`eval.csv` evaluates the world being trained. The phase a checkpoint is in is saved with it
+(`LoopState.phase`), so a stopped or killed run resumes in its phase, and a run stopped at a
+phase's end makes that phase's evaluation first, as with a put-off evaluation.
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ from dreamer.config import Config, ConfigError, config_from_dict, flatten_config
 from dreamer.errors import UserError
 from dreamer.ledger import EVAL_COLUMNS, SampleLedger
 from dreamer.networks import make_model
+from worlds.padded import PaddedWorld, pad_worlds
 
 # Fields that may differ between a checkpoint and a resumed run; any other difference is refused.
 RESUMABLE_FIELDS = {
@@ -93,6 +109,25 @@ def make_training_world(config: Config, copies: int | None = None):
     if worlds.takes_copies(name):
         return worlds.make(name, num_envs=copies, **options)
     return worlds.make(name, **options)
+
+
+def make_continual_worlds(config: Config) -> list[PaddedWorld]:
+    """The worlds of a continual run (`run.worlds`), each built with `config.world_options` and
+    seen through the sequence's common interface (`worlds.padded.pad_worlds`).
+
+    Raises:
+      IncompatibleWorldsError: a host world, or worlds that cannot share one network.
+      WorldOptionError: an option one of the worlds does not take.
+    """
+    return pad_worlds([worlds.make(name, **config.world_kwargs())
+                       for name in config.run.world_sequence])
+
+
+CONTINUAL_COLUMNS = ("phase,trained_world,eval_world,env_steps,updates,mean_return,std_return,"
+                     "episodes")
+"""The header of a continual run's continual.csv: after phase `phase` (0-based), trained on
+`trained_world`, the agent's greedy evaluation on `eval_world` (every world of the sequence, in
+order), at `env_steps` real steps and `updates` learner updates."""
 
 
 def evaluation_key(seed: int, env_steps: int):
@@ -178,6 +213,36 @@ def _drop_rows_after(directory: str, env_steps: int, dream_updates: int = 0) -> 
                                dream_updates)]
         with open(path, "w") as f:
             f.writelines(lines[:1] + kept)
+
+
+def _append_continual_rows(directory: str, rows: list[str]) -> None:
+    """Appends rows to the run's continual.csv (written with its header when new)."""
+    path = os.path.join(directory, "continual.csv")
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        f.write((CONTINUAL_COLUMNS + "\n" if new else "") + "".join(r + "\n" for r in rows))
+
+
+def _drop_continual_rows(directory: str, phases_ended: int) -> None:
+    """Keeps the continual.csv rows of the phases a resumed checkpoint had ended (the others
+    are redone)."""
+    path = os.path.join(directory, "continual.csv")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = [r for r in lines[1:] if r.strip() and int(r.split(",")[0]) < phases_ended]
+    with open(path, "w") as f:
+        f.writelines(lines[:1] + kept)
+
+
+def _cut_streams(replay: replay_lib.ReplayState) -> replay_lib.ReplayState:
+    """Marks each stream's newest row as the end of its episode (a time-limit cut, where it is
+    not terminal), so no training window runs on into the rows that follow (another world's)."""
+    newest = (replay.num_rows - 1) % replay.capacity
+    rows = replay.rows
+    return replay.replace(rows=rows._replace(truncated=rows.truncated.at[newest].set(
+        rows.truncated[newest] | ~rows.terminated[newest])))
 
 
 def _row_within(row: dict, env_steps: int, dream_updates: int) -> bool:
@@ -275,6 +340,7 @@ class LoopState:
     last_eval: int = -1
     last_eval_dream_updates: int = 0  # with last_eval: the state the newest evaluation measured
     recent_returns: list = dataclasses.field(default_factory=list)
+    phase: int = 0  # continual runs: phases ended (evaluated on every world); 0 otherwise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,7 +371,8 @@ class Programs:
 # only in them share compiled programs.
 _HOST_ONLY_FIELDS = {
     "run": ("real_steps", "eval_interval", "checkpoint_interval", "keep_checkpoints",
-            "eval_temperature", "eval_episodes"),
+            "eval_temperature", "eval_episodes", "worlds", "real_steps_each", "rehearsal",
+            "dream_between"),
     "train": ("learning_starts", "reanalyse_pass_interval", "reanalyse_pass_rows"),
     "search": ("temperature_decay_steps",),
 }
@@ -313,12 +380,21 @@ _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _PROGRAMS_KEPT = 4
 
 
-def compiled_programs(config: Config, world, mesh) -> Programs:
+_LEARNER_PROGRAMS = ("model", "new_train_state", "new_replay", "add", "train_many", "act",
+                     "act_eval", "reanalyse_pass")
+"""The programs that do not contain the world: a continual run's worlds share them."""
+
+
+def compiled_programs(config: Config, world, mesh, shared: Programs | None = None) -> Programs:
     """The run's jitted programs, shared by every Trainer of this process with the same world and
     program-relevant config (the seed, the real budget, the checkpoint and evaluation schedule and
     the evaluation size aside), so a second run (a resume, an evaluation, a notebook's next cell,
     a test) does not trace, lower and compile them again. A host world's programs do not contain
-    the world, so host worlds of one spec share them. The newest few configs are kept."""
+    the world, so host worlds of one spec share them. The newest few configs are kept.
+
+    `shared`: the programs of another world of a continual run; its learner, replay and search
+    programs (`_LEARNER_PROGRAMS`, for the same common spec) are taken, and only this world's
+    collection and evaluation are its own."""
     host = not world.is_jax
     program_config = dataclasses.replace(
         config, seed=0, **({"world": "", "world_options": ()} if host else {}), **{
@@ -327,17 +403,21 @@ def compiled_programs(config: Config, world, mesh) -> Programs:
     key = (program_config, None if host else type(world), world.spec, mesh, jax.process_count())
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
-        return _PROGRAMS[key]
-    programs = _build_programs(config, world, mesh)
-    _PROGRAMS[key] = programs
-    while len(_PROGRAMS) > _PROGRAMS_KEPT:
-        _PROGRAMS.popitem(last=False)
+        programs = _PROGRAMS[key]
+    else:
+        programs = _build_programs(config, world, mesh, shared)
+        _PROGRAMS[key] = programs
+        while len(_PROGRAMS) > _PROGRAMS_KEPT:
+            _PROGRAMS.popitem(last=False)
+    if shared is not None and programs.train_many is not shared.train_many:
+        programs = dataclasses.replace(
+            programs, **{name: getattr(shared, name) for name in _LEARNER_PROGRAMS})
     return programs
 
 
-def _build_programs(c: Config, world, mesh) -> Programs:
+def _build_programs(c: Config, world, mesh, shared: Programs | None = None) -> Programs:
     spec = world.spec
-    model = make_model(c.model, spec)
+    model = make_model(c.model, spec) if shared is None else shared.model
     rep = parallel.replicated(mesh)
     A, N = spec.num_actions, c.run.num_envs
     rows = replay_lib.Rows(
@@ -358,7 +438,7 @@ def _build_programs(c: Config, world, mesh) -> Programs:
     rows_sh = parallel.split_streams(mesh, rows)
     act_out = {} if jax.process_count() == 1 else {
         "out_shardings": parallel.split_leading(mesh, jnp.zeros((1,)))}
-    programs = dict(
+    programs = {name: getattr(shared, name) for name in _LEARNER_PROGRAMS} if shared else dict(
         model=model,
         new_train_state=learner.make_init_train_state(model, c, rep),
         new_replay=jax.jit(new_replay, out_shardings=replay_sh),
@@ -417,7 +497,9 @@ class Trainer:
         c = config
         # host worlds: each process of a distributed run steps its own share of the copies
         self.local_envs = c.run.num_envs // jax.process_count()
-        self.world = make_training_world(c, self.local_envs)
+        # a continual run's worlds, in order (see the module docstring); [] for one world
+        self.sequence = make_continual_worlds(c) if c.run.world_sequence else []
+        self.world = self.sequence[0] if self.sequence else make_training_world(c, self.local_envs)
         self.spec = self.world.spec
         self.steps_per_iteration = c.run.num_envs * c.run.collect_steps  # of a full round
         self.chunk = updates_per_phase(c)
@@ -432,8 +514,11 @@ class Trainer:
         init_key, collector_key, self.loop_key, _ = jax.random.split(  # the 4th: evaluation_key
             jax.random.key(c.seed), 4
         )
+        self._collector_key = collector_key
         example = np.zeros((1, *self.spec.observation_shape), self.spec.observation_dtype)
         self.programs = programs = compiled_programs(c, self.world, self.mesh)
+        self.sequence_programs = [programs] + [
+            compiled_programs(c, world, self.mesh, shared=programs) for world in self.sequence[1:]]
         self.model = programs.model
         self.train_state = programs.new_train_state(init_key, example)
         self.replay = programs.new_replay()
@@ -456,7 +541,8 @@ class Trainer:
             self.train_state, self.replay, self.collector = jax.tree.map(
                 lambda x: jax.device_put(x, x.sharding),
                 (self.train_state, self.replay, self.collector))
-        self.ledger = SampleLedger(world=c.world, seed=c.seed, config=c.to_dict())
+        self.ledger = SampleLedger(world=c.run.worlds or c.world, seed=c.seed,
+                                   config=c.to_dict())
         self.loop = LoopState(next_eval=c.run.eval_interval, next_checkpoint=c.run.checkpoint_interval)
         self.checkpointer = Checkpointer(os.path.join(out_dir, "checkpoints"), c.run.keep_checkpoints)
         self._wall_offset = 0.0
@@ -611,6 +697,8 @@ class Trainer:
                 f"--resume: the config does not match the checkpoint in {self.restore_from}: "
                 f"{detail}. Only {', '.join(sorted(RESUMABLE_FIELDS))} may change on resume."
             )
+        if self.sequence:  # the collector saved is the world of the checkpoint's phase
+            self._use_world(self._active_world(record["loop"].get("phase", 0)))
         state, record = self._restore_arrays(checkpointer, step)
         self.train_state, self.replay = state["train"], state["replay"]
         if self.collector is not None:
@@ -623,6 +711,8 @@ class Trainer:
         self._wall_offset = self.ledger.wall_seconds
         if parallel.is_primary():
             _drop_rows_after(self.out_dir, self.ledger.env_steps, self.ledger.dream_updates)
+            if self.sequence:
+                _drop_continual_rows(self.out_dir, self.loop.phase)
 
     # --- the loop -------------------------------------------------------------------------------
     def _wall(self) -> float:
@@ -632,14 +722,108 @@ class Trainer:
         """Steps a copy of the next collection: `run.collect_steps`, or, where less of the real
         budget is left, only those (`check_real_budget` makes it a whole number per copy)."""
         c = self.config
-        left = c.run.real_steps - self.ledger.env_steps
+        left = self._budget_end() - self.ledger.env_steps
         return max(0, min(c.run.collect_steps, left // c.run.num_envs))
+
+    # --- continual runs -------------------------------------------------------------------------
+    def _budget_end(self) -> int:
+        """The real steps at which the current collection must stop: the run's budget, or in a
+        continual run the end of the world being trained."""
+        c = self.config
+        if not self.sequence:
+            return c.run.real_steps
+        return (self._active_world(self.loop.phase) + 1) * c.run.real_steps_each
+
+    def _active_world(self, phase: int) -> int:
+        """The world trained while `phase` phases have ended (the last after the run's end)."""
+        return min(phase, len(self.sequence) - 1)
+
+    def _phase_start(self) -> int:
+        """Real steps when the world being trained started (0 in a single-world run)."""
+        if not self.sequence:
+            return 0
+        return self._active_world(self.loop.phase) * self.config.run.real_steps_each
+
+    def _use_world(self, index: int) -> None:
+        """Makes world `index` of the sequence the one collected from, with fresh copies (keys
+        of their own: the run's collector key folded with the index; world 0's is the run's)."""
+        self.world = self.sequence[index]
+        self.programs = self.sequence_programs[index]
+        self._collect = self.programs.collect
+        key = self._collector_key if index == 0 else jax.random.fold_in(self._collector_key, index)
+        collector = self.programs.new_collector(key)
+        if self.mesh is None:  # committed, as in __init__
+            collector = jax.tree.map(lambda x: jax.device_put(x, x.sharding), collector)
+        self.collector = collector
+
+    def _dream_between(self, writer: MetricsWriter) -> None:
+        """`run.dream_between` learner updates on the replay alone, on `dreamer dream`'s
+        schedule and keys (`dream.plan_dream`, `dream.dream_key`), counted as dream_updates."""
+        from dreamer import dream
+
+        c = self.config
+        plan = dream.plan_dream(self.chunk, c.train.target_update_interval, self.ledger.updates,
+                                updates=c.run.dream_between)
+        for index in range(plan.phases):
+            metrics = {}
+            if plan.pass_before[index]:
+                chunks = reanalyse.pass_chunks(c, self.stored_rows(), whole=True)
+                metrics["reanalyse_pass/chunks"] = self.reanalyse_pass(
+                    dream.dream_key(c.seed, self.ledger.updates, reanalysis=True), chunks)
+            phase_metrics = self.train_phase(
+                dream.dream_key(c.seed, self.ledger.updates, reanalysis=False))
+            self.ledger.dream_updates += self.chunk
+            metrics.update({k: float(np.mean(v)) for k, v in phase_metrics.items()
+                            if k != "finite"})
+            metrics["dream_ratio"] = self.ledger.dream_ratio
+            writer.scalars(self.ledger.env_steps, metrics, self.ledger.dream_updates)
+
+    def _phase_end_due(self) -> bool:
+        return bool(self.sequence) and self.loop.phase < len(self.sequence) and (
+            self.ledger.env_steps >= (self.loop.phase + 1) * self.config.run.real_steps_each)
+
+    def _end_phase(self, writer: MetricsWriter) -> None:
+        """Ends the phase whose budget is spent: dreams (`run.dream_between`, not after the
+        last), evaluates on every world (continual.csv), then starts the next world (the module
+        docstring says how the replay carries over)."""
+        c = self.config
+        phase = self.loop.phase
+        if c.run.dream_between and phase + 1 < len(self.sequence):
+            self._dream_between(writer)
+        if c.run.eval_episodes:
+            rows = []
+            key = evaluation_key(c.seed, self.ledger.env_steps)
+            for index, programs in enumerate(self.sequence_programs):
+                returns = evaluate_policy(c, programs, self.mesh, self.train_state.params, key,
+                                          c.run.eval_episodes, c.run.eval_temperature)
+                rows.append(f"{phase},{self.sequence[phase].spec.name},"
+                            f"{self.sequence[index].spec.name},{self.ledger.env_steps},"
+                            f"{self.ledger.updates},{float(returns.mean())},"
+                            f"{float(returns.std())},{int(returns.size)}")
+            if parallel.is_primary():
+                _append_continual_rows(self.out_dir, rows)
+        self.loop.phase = phase + 1
+        if self.loop.phase < len(self.sequence):
+            if c.run.rehearsal:
+                self.replay = _cut_streams(self.replay)
+            else:
+                self.replay = self.programs.new_replay()
+                if self.mesh is None:
+                    self.replay = jax.tree.map(lambda x: jax.device_put(x, x.sharding),
+                                               self.replay)
+            self._use_world(self.loop.phase)
 
     def _collect_iteration(self, key) -> int:
         """One collection of `round_length()` steps a copy into the replay, counted in the
         ledger; returns its real steps (all copies)."""
         c = self.config
-        temperature = actor.temperature_at(self.ledger.env_steps, c)
+        if self.sequence:  # the schedule spans each world's phase
+            temperature = actor.temperature_at(
+                self.ledger.env_steps - self._phase_start(),
+                dataclasses.replace(c, run=dataclasses.replace(
+                    c.run, real_steps=c.run.real_steps_each)))
+        else:
+            temperature = actor.temperature_at(self.ledger.env_steps, c)
         length = self.round_length()
         real_steps = length * c.run.num_envs
         if self.world.is_jax:
@@ -650,7 +834,7 @@ class Trainer:
             )
             finished = np.asarray(stats.finished)
             returns = np.asarray(stats.episode_return)[finished]
-            frames = real_steps * self.spec.frames_per_step
+            frames = real_steps * self.world.spec.frames_per_step
             episodes = len(returns)
         else:
             rows, returns, frames, episodes = self._host_collect(key, temperature, length)
@@ -658,6 +842,8 @@ class Trainer:
         self.ledger.env_steps += real_steps
         self.ledger.frames += frames
         self.ledger.episodes += episodes
+        if self.sequence:
+            self.ledger.count_world(self.world.spec.name, real_steps, frames, episodes)
         self.ledger.search += real_steps * c.search.simulations_per_root
         self.loop.recent_returns = (self.loop.recent_returns + [float(r) for r in returns])[-20:]
         return real_steps
@@ -715,7 +901,9 @@ class Trainer:
     def _learn(self, key, real_steps: int) -> dict[str, float] | None:
         """The learner phases that the collection of `real_steps` real steps just done earns."""
         c = self.config
-        if self.ledger.env_steps < c.train.learning_starts:
+        # an emptied replay (a continual run without rehearsal) fills up again first
+        stored_since = 0 if c.run.rehearsal else self._phase_start()
+        if self.ledger.env_steps - stored_since < c.train.learning_starts:
             return None
         self.loop.update_credit += c.train.train_ratio * real_steps
         pass_key = jax.random.fold_in(key, 1_000_003)
@@ -775,7 +963,9 @@ class Trainer:
     def stored_rows(self) -> int:
         """Rows the replay holds, all streams counted."""
         c = self.config
-        return min(self.ledger.env_steps // c.run.num_envs, c.replay.capacity) * c.run.num_envs
+        stored_since = 0 if c.run.rehearsal else self._phase_start()
+        return min((self.ledger.env_steps - stored_since) // c.run.num_envs,
+                   c.replay.capacity) * c.run.num_envs
 
     def _reanalyse_pass(self, key) -> int:
         return self.reanalyse_pass(key, reanalyse.pass_chunks(self.config, self.stored_rows()))
@@ -843,6 +1033,8 @@ class Trainer:
             if self.loop.next_eval <= self.ledger.env_steps < c.run.real_steps:
                 self.record_eval(writer)  # the evaluation a stop put off (below)
                 self.loop.next_eval += c.run.eval_interval
+            if self.ledger.env_steps < c.run.real_steps and self._phase_end_due():
+                self._end_phase(writer)  # the end of a phase a stop put off
             while self.ledger.env_steps < c.run.real_steps:
                 key = jax.random.fold_in(self.loop_key, self.loop.iteration)
                 collect_key, learn_key = jax.random.split(key)
@@ -863,6 +1055,8 @@ class Trainer:
                 if self.ledger.env_steps >= self.loop.next_eval:
                     self.record_eval(writer)
                     self.loop.next_eval += c.run.eval_interval
+                if self._phase_end_due() and self.ledger.env_steps < c.run.real_steps:
+                    self._end_phase(writer)  # after the evaluation above, of the world just trained
                 if self.ledger.env_steps >= self.loop.next_checkpoint:
                     self.loop.next_checkpoint += c.run.checkpoint_interval
                     self.save()
@@ -872,6 +1066,8 @@ class Trainer:
                                (self.ledger.updates - updates_before) / max(dt, 1e-9))
             if not stopped and self.loop.last_eval != self.ledger.env_steps:
                 self.record_eval(writer)
+            if not stopped and self._phase_end_due():
+                self._end_phase(writer)  # the last phase: every world evaluated once more
             if self.checkpointer.latest_step() != checkpoint_step(self.ledger):
                 self.save()
             elif parallel.is_primary():
