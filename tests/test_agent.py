@@ -41,6 +41,13 @@ def random_policy_return(world_name: str, episodes: int, seed: int = 0) -> float
     return float(returns.mean())
 
 
+# slow (about 150 s on a CPU core, the 2,880 updates rather than the compiles): the default
+# suite proves learning once per search family, and MuZero at the tiny config learns there in
+# test_text_worlds.py::test_tiny_agent_beats_random_play_on_a_small_coin_map (Gumbel on this catch
+# config in test_presets.py::test_tiny_catch_learns_with_gumbel_search); the run's other checks
+# (compile once, the evaluation schedule) are test_ledger_counts_are_exact's and
+# test_stop_and_resume_is_bit_identical's
+@pytest.mark.slow
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
 def test_tiny_catch_learns_beyond_random(tmp_path):
     cfg = tiny_catch("seed=0", "run.eval_episodes=20")
@@ -74,7 +81,12 @@ def test_ledger_counts_are_exact(tmp_path):
     # counts are the same hand computation as without it.
     cfg = tiny_catch("run.real_steps=256", "train.learning_starts=100", "run.eval_interval=64",
                      "run.eval_episodes=10")
-    ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
+    trainer = Trainer(cfg, str(tmp_path))
+    ledger = trainer.run(progress=False)
+    # the jitted collector and train chunk compiled exactly once over the 8 collections, 5
+    # learner phases and 4 evaluations
+    assert trainer._train_many._cache_size() == 1
+    assert trainer._collect._cache_size() == 1
     S, B, K = 8, 32, 3
     reanalysed = 16  # round(0.5 x 32)
 
@@ -424,11 +436,14 @@ def test_atari_network_downsamples_to_6x6():
     cfg = config_lib.atari100k()
     model = WorldModel(config=cfg.model, num_actions=6, image=True)
     obs = np.zeros((2, 96, 96, 4), np.uint8)
-    # the representation alone is initialised and applied, jitted (the rest of the network is
-    # not needed to see the encoder's output)
-    params = jax.jit(lambda k, o: model.init(k, o, method=WorldModel.represent))(
-        jax.random.key(0), obs)
-    latent = jax.jit(lambda p, o: model.apply(p, o, method=WorldModel.represent))(params, obs)
+    # the representation alone is initialised and applied, in one jitted program (the rest of
+    # the network is not needed to see the encoder's output)
+
+    def represent(key, o):
+        params = model.init(key, o, method=WorldModel.represent)
+        return model.apply(params, o, method=WorldModel.represent)
+
+    latent = jax.jit(represent)(jax.random.key(0), obs)
     assert latent.shape == (2, 6, 6, 64)
     # min-max normalised; 1e-6: XLA may divide by multiplying with a float32 reciprocal, which
     # can land an ulp or two (1.2e-7 each) above 1
@@ -454,11 +469,14 @@ def test_advantage_weighted_policy_targets():
     assert invalid[0, 1].sum() == 0.0
 
 
-def test_token_world_run_keeps_its_vocabulary(tmp_path):
-    world = worlds.make("text/coin")
-    cfg = config_lib.override(config_lib.tiny(), ["world=text/coin"])
-    Trainer(cfg, str(tmp_path))  # building the trainer writes the run's files
-    saved = json.load(open(tmp_path / "vocabulary.json"))
+@pytest.mark.xdist_group("tiny_coin")  # reads the folder of the text/coin learning run
+def test_token_world_run_keeps_its_vocabulary(tiny_coin_run):
+    """A token world's run folder keeps the vocabulary and command names it was trained with
+    (written by the Trainer: the conftest's tiny_coin_run is `dreamer train` on text/coin)."""
+    from conftest import TINY_COIN_OPTIONS
+
+    world = worlds.make("text/coin", **TINY_COIN_OPTIONS)
+    saved = json.load(open(os.path.join(tiny_coin_run, "vocabulary.json")))
     assert saved["vocabulary"] == list(world.vocabulary)
     assert saved["actions"] == list(world.spec.action_names)
 

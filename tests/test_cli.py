@@ -17,10 +17,13 @@ from host_worlds import WrappedCartPole
 import worlds
 from dreamer.cli import main
 
-# one worker runs this file: its module-scoped fixtures are built once
-pytestmark = pytest.mark.xdist_group("tiny_catch")  # shares programs with tests/test_agent.py
+# The tests of the module-scoped `default_train` run are in the tiny_catch xdist group: one worker
+# runs them, so the fixture is built once, on the programs the tiny catch tests of tests/test_agent.py
+# compile. The rest (no training, or a `dreamer train` subprocess) are free to run on any worker.
+TINY_CATCH = pytest.mark.xdist_group("tiny_catch")
 
 
+@TINY_CATCH
 def test_xdist_groups_hold(request):
     """The suite's `xdist_group`s only save compile time if their tests really share a worker:
     under `--dist loadgroup`, pytest-xdist marks a grouped test's id with its group (pytest 9.2
@@ -186,6 +189,7 @@ def trained_run(default_train):
     return default_train[0]
 
 
+@TINY_CATCH
 def test_train_by_default_shows_the_bar_and_writes_runs_world_seed(default_train):
     out, printed = default_train
     lines = re.sub(r"\x1b\[[0-9;]*m", "", printed).splitlines()  # colours, if forced
@@ -199,6 +203,7 @@ def test_train_by_default_shows_the_bar_and_writes_runs_world_seed(default_train
     assert json.load(open(os.path.join(out, "ledger.json")))["real"] == summary["real"]
 
 
+@TINY_CATCH
 def test_train_then_eval_through_the_cli(trained_run, capsys):
     ledger = json.load(open(os.path.join(trained_run, "ledger.json")))
     assert ledger["real"]["env_steps"] == 96 and ledger["updates"] > 0
@@ -233,6 +238,7 @@ def _damaged_copy(trained_run, tmp_path, damage):
     return out
 
 
+@TINY_CATCH
 @pytest.mark.parametrize("command", ["train", "eval"])
 @pytest.mark.parametrize("damage, message", [("state", "corrupted"),
                                              ("record", "truncated or corrupted")])
@@ -246,6 +252,7 @@ def test_damaged_checkpoint_gives_one_line(trained_run, tmp_path, capsys, comman
     assert message in err and "checkpoint 96" in err
 
 
+@TINY_CATCH
 def test_resume_with_an_incompatible_config(trained_run, tmp_path, capsys):
     out = str(tmp_path / "run")
     shutil.copytree(trained_run, out)
@@ -256,6 +263,7 @@ def test_resume_with_an_incompatible_config(trained_run, tmp_path, capsys):
     assert "world_options.rows (checkpoint None, now 9)" in _one_line_error(capsys)
 
 
+@TINY_CATCH
 def test_a_run_saved_before_a_config_field_existed_still_loads(trained_run, tmp_path, capsys):
     """A field added to the config later (here train.time_limit and run.eval_temperature) is absent
     from older runs' checkpoints: it takes its default, so eval and resume still work; a value the

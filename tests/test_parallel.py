@@ -6,9 +6,12 @@ act and the host evaluation (host world), a stop and `--resume` on the mesh, and
 --run` of the 4-device run.
 
 The 4-device runs happen in a subprocess, because the device count is fixed when JAX starts; the
-1-device runs of the same configs happen here, on the programs the tiny catch tests of this worker
-compiled already (a 1-device program compiled in a 4-device process is not found in the
-compilation cache, so running it there would compile everything twice).
+1-device runs of the same configs happen here, after it, on the tiny catch programs (a 1-device
+program compiled in a 4-device process is not found in the compilation cache, so running it there
+would compile everything twice). No xdist group: the subprocess, most of the test's time, shares
+nothing in memory with the tiny catch tests, and by the time the 1-device runs start the
+persistent compilation cache ($DREAMER_CACHE) usually holds their programs (the tiny_catch group
+compiles them in its first run), so the test is free to run on the worker beside that group.
 """
 
 import json
@@ -24,8 +27,6 @@ import pytest
 from dreamer import cli
 from dreamer import config as config_lib
 from dreamer.train import Trainer
-
-pytestmark = pytest.mark.xdist_group("tiny_catch")
 
 # the tiny catch programs (4 copies x 8 steps, 32 updates per learner phase, target refresh every
 # 20), evaluated (10 episodes, the default) at the end. EXACT: learning starts after the last
@@ -67,7 +68,7 @@ SCRIPT = textwrap.dedent(
 
     trainer = Trainer(tiny(exact), f"{out}/exact")
     ledger = trainer.run(progress=False)
-    assert cli.main(["eval", "--run", f"{out}/exact", "--episodes", "8"]) == 0
+    assert cli.main(["eval", "--run", f"{out}/exact"]) == 0  # the run's 10: its programs
     result = {
         "mesh": trainer.mesh.size,
         "replay_spec": list(trainer.replay.rows.observation.sharding.spec),
@@ -140,12 +141,16 @@ def test_four_devices_match_one_device(tmp_path):
     params = [np.asarray(x).ravel() for x in jax.tree.leaves(single.train_state.params)]
     for a, b in zip(params, four["params"], strict=True):
         assert a.tolist() == pytest.approx(b, abs=1e-5, rel=1e-4)
-    # the run's evaluation (10 episodes) and `dreamer eval --run` (8) returned the same
+    # the run's evaluation and `dreamer eval --run` (10 episodes each, the run's count: the
+    # evaluation program the run compiled) returned the same on both device counts, and eval
+    # replays the run's final evaluation (same parameters, key and episodes)
     expected_csv = (tmp_path / "exact" / "eval.csv").read_text()
     assert four["eval_csv"] == expected_csv and expected_csv.count("\n") == 2
-    assert cli.main(["eval", "--run", str(tmp_path / "exact"), "--episodes", "8"]) == 0
+    assert cli.main(["eval", "--run", str(tmp_path / "exact")]) == 0
     expected_returns = json.loads((tmp_path / "exact" / "eval.json").read_text())["returns"]
-    assert four["eval_run"] == expected_returns and len(expected_returns) == 8
+    assert four["eval_run"] == expected_returns and len(expected_returns) == 10
+    final_mean = float(expected_csv.splitlines()[-1].split(",")[3])
+    assert float(np.mean(np.float32(expected_returns))) == pytest.approx(final_mean, abs=1e-6)
 
     # collecting with updated parameters, stopped and resumed on the mesh: exact counts, and the
     # resumed run equals the uninterrupted one on the mesh bit for bit, evaluations included

@@ -99,7 +99,7 @@ def test_breakout_at_the_minatar_preset(tmp_path):
     """minatar/breakout at `minatar`: Gumbel search and the MLP encoder over the flattened frame,
     at EfficientZero's budget (one update of 128 per 2 real steps, 99% reanalysed), through
     Trainer."""
-    cfg = user_config("minatar/breakout", 1152)
+    cfg = user_config("minatar/breakout", 1024)
     assert config_lib.default_preset("minatar/breakout") == "minatar"
     assert cfg.search.algorithm == "gumbel" and cfg.model.encoder == "mlp"
     trainer = Trainer(cfg, str(tmp_path))
@@ -110,13 +110,13 @@ def test_breakout_at_the_minatar_preset(tmp_path):
     assert (N, C, B, K, S) == (16, 8, 128, 5, 16)
     assert (cfg.train.learning_starts, cfg.train.train_ratio) == (1_000, 0.5)
     assert config_lib.updates_per_phase(cfg) == 64  # 0.5 x 128
-    # 9 collections (1,152 steps). The learner starts after the 8th (1,024 >= 1,000): one phase
-    # of 64 updates after the 8th and one after the 9th. Each reanalyses round(0.99 x 128) = 127
-    # samples at 6 positions, 16 simulations each.
+    # 8 collections (1,024 steps). The learner starts after the 8th (1,024 >= 1,000): one phase
+    # of 64 updates (one phase is enough for the counts: each of the preset's updates is costly on
+    # a CPU). Each reanalyses round(0.99 x 128) = 127 samples at 6 positions, 16 simulations each.
     reanalysed = 127
-    check_run(tmp_path, ledger, cfg, env_steps=1152, updates=128, search=1152 * 16,
-              unroll=128 * 128 * 5, reanalyse=128 * reanalysed * 6 * 16,
-              learn_rows=[1024, 1152], returns_within=(0, 1_000))  # breakout: +1 a brick
+    check_run(tmp_path, ledger, cfg, env_steps=1024, updates=64, search=1024 * 16,
+              unroll=64 * 128 * 5, reanalyse=64 * reanalysed * 6 * 16,
+              learn_rows=[1024], returns_within=(0, 1_000))  # breakout: +1 a brick
 
 
 # Wall time, 2 CPU cores shared with other jobs: 77 s with a cold XLA cache, 43 s warm.

@@ -1,4 +1,5 @@
-"""`dreamer sweep`: a tiny grid end to end (runs, reuse, report) and its input errors."""
+"""`dreamer sweep`: a tiny grid end to end (runs, an interrupt and its resume, reuse, report) and its
+input errors."""
 
 import json
 import os
@@ -14,10 +15,11 @@ from dreamer.cli import main
 
 # The varied key is host-side only (when learning starts), so every run compiles the same programs
 # as the tiny catch runs of test_cli and test_agent: with the session's compilation cache shared
-# with the subprocesses, the sweep mostly loads compiled programs.
+# with the subprocesses, the sweep mostly loads compiled programs. One run at a time, with a
+# checkpoint every collection (32 real steps), so an interrupt can land mid-run after a checkpoint.
 SWEEP = ["sweep", "--world", "catch", "--preset", "tiny", "--real-steps", "128", "--seeds", "1",
          "--vary", "train.learning_starts=64,96", "--set", "run.eval_episodes=4", "--set", "train.learning_starts=64",
-         "--jobs", "2"]
+         "--set", "run.checkpoint_interval=32", "--jobs", "1"]
 
 
 @pytest.fixture
@@ -25,17 +27,65 @@ def shared_cache(monkeypatch):
     monkeypatch.setenv("DREAMER_CACHE", jax.config.jax_compilation_cache_dir)
 
 
-@pytest.mark.xdist_group("tiny_catch")  # the tiny catch programs, compiled once
-def test_tiny_sweep_end_to_end(tmp_path, shared_cache, capsys):
+def _checkpoint_steps(folder):
+    path = os.path.join(folder, "checkpoints")
+    return sorted(int(d) for d in os.listdir(path) if d.isdigit()) if os.path.isdir(path) else []
+
+
+# no xdist group: the runs are `dreamer train` subprocesses, which share the tiny catch programs
+# with the session through the persistent compilation cache alone
+def test_tiny_sweep_end_to_end_interrupted_and_resumed(tmp_path, shared_cache, capsys):
+    """A tiny grid and its planning-free ablation end to end (runs, report, reuse), interrupted:
+    Ctrl-C in the middle of the second of the three runs, then the same command again: the
+    finished run is reused as it is, the stopped one (a checkpoint short of the budget: run_state
+    "resume") continues with --resume to the counts of an uninterrupted run, and the ablation
+    runs. A third call trains nothing. (One sweep for both, the end-to-end and the interrupted
+    one, saves training the grid twice.)"""
+    from dreamer import sweep
+    from dreamer.cli import _parser
+
     out = tmp_path / "sweep"
-    assert main([*SWEEP, "--out", str(out)]) == 0
+    argv = [*SWEEP, "--out", str(out)]
     names = ["train.learning_starts=64-s0", "train.learning_starts=96-s0", "search.algorithm=none-s0"]
+    first, second = out / names[0], out / names[1]
+    # the `dreamer` script, in a session of its own: a Ctrl-C reaches it and its runs alone
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from dreamer.cli import main; sys.exit(main())", *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 900
+    while proc.poll() is None and time.time() < deadline and not _checkpoint_steps(second):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep ended before the interrupt: " + proc.stderr.read()
+    os.killpg(proc.pid, signal.SIGINT)
+    printed, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == (
+        "dreamer sweep: stopped; run the same command again to resume the sweep")
+    assert "interrupted; waiting for the running runs to checkpoint" in printed
+    stopped_at = json.loads((second / "ledger.json").read_text())["real"]["env_steps"]
+    assert 32 <= stopped_at < 128 and _checkpoint_steps(second)[-1] == stopped_at
+    assert [sweep.run_state(run) for run in sweep.plan(_parser().parse_args(argv))] == [
+        "done", "resume", "new"]
+    first_files = {name: (first / name).read_bytes()
+                   for name in ("train.log", "ledger.json", "eval.csv", "metrics.jsonl")}
+
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "3 runs, 1 already done, 1 at a time" in printed
+    assert "  start  train.learning_starts=96-s0 (resume)\n" in printed
+    assert "  start  search.algorithm=none-s0\n" in printed
+    assert "start  train.learning_starts=64-s0" not in printed
+    assert {name: (first / name).read_bytes() for name in first_files} == first_files
+    assert (second / "train.log").read_text().count("dreamer: training catch") == 2
     ledgers = {name: json.loads((out / name / "ledger.json").read_text()) for name in names}
     for name, ledger in ledgers.items():
         assert ledger["real"]["env_steps"] == 128, name
     # 128 real steps = 4 collections of 32; 32 updates after each collection that ends at or past
-    # learning_starts: 3 x 32 (starts at 64) and 2 x 32 (starts at 96).
+    # learning_starts: 3 x 32 (starts at 64) and 2 x 32 (starts at 96), the resumed run included
     assert ledgers[names[0]]["updates"] == 96 and ledgers[names[1]]["updates"] == 64
+    # one evaluation at the end of the resumed run: nothing repeated on resume
+    rows = (second / "eval.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[:2] for row in rows] == [["128", "64"]]
     ablation = ledgers["search.algorithm=none-s0"]
     assert ablation["config"]["search"]["algorithm"] == "none"
     assert ablation["simulated"]["search"] == ablation["simulated"]["reanalyse"] == 0
@@ -48,18 +98,18 @@ def test_tiny_sweep_end_to_end(tmp_path, shared_cache, capsys):
 
     table = (out / "report" / "sweep.md").read_text()
     assert "| train.learning_starts=64 | 1 |" in table
+    assert "| train.learning_starts=96 | 1 |" in table
     assert "| search.algorithm=none (ablation) | 1 | 72 | 0 / 0 / 72 |" in table
     assert (out / "report" / "dream_ratio.png").stat().st_size > 10_000
     assert (out / "report" / "catch.png").is_file()  # curves from `dreamer report`
 
-    # A second call reuses the finished runs: nothing is trained again.
-    capsys.readouterr()
-    assert main([*SWEEP, "--out", str(out)]) == 0
+    # A third call reuses the finished runs: nothing is trained again.
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "3 runs, 3 already done" in printed and "  start  " not in printed
 
     # The same folder with another shared config is refused before anything runs.
-    assert main([*SWEEP, "--out", str(out), "--set", "train.td_steps=2"]) == 2
+    assert main([*argv, "--set", "train.td_steps=2"]) == 2
     assert "holds a run of another config (train.td_steps differ)" in capsys.readouterr().err
 
 
@@ -165,7 +215,7 @@ BASE = ["sweep", "--world", "catch", "--preset", "tiny", "--real-steps", "128", 
         "--set", "run.eval_episodes=4", "--set", "train.learning_starts=64", "--no-ablation"]
 
 
-@pytest.mark.xdist_group("tiny_catch")
+# subprocesses: no xdist group, as above
 def test_a_failed_run_is_named_and_the_others_finish(tmp_path, shared_cache, capsys):
     """run.devices=1024 passes the sweep's checks (a valid config) and fails in its own `dreamer
     train` (no machine here has 1,024 devices); on one device run.devices=1 is the tiny catch
@@ -187,63 +237,6 @@ def test_a_failed_run_is_named_and_the_others_finish(tmp_path, shared_cache, cap
     table = (out / "report" / "sweep.md").read_text()
     assert "| run.devices=1 | 1 |" in table and "1024" not in table
     assert f"report written to {out / 'report' / 'sweep.md'}" in printed.out
-
-
-def _checkpoint_steps(folder):
-    path = os.path.join(folder, "checkpoints")
-    return sorted(int(d) for d in os.listdir(path) if d.isdigit()) if os.path.isdir(path) else []
-
-
-@pytest.mark.xdist_group("tiny_catch")
-def test_an_interrupted_sweep_reuses_finished_runs_and_resumes_the_rest(tmp_path, shared_cache,
-                                                                        capsys):
-    """Ctrl-C in the middle of the second of two runs, then the same command again: the finished
-    run is reused as it is, the stopped one (a checkpoint short of the budget: run_state
-    "resume") continues with --resume to the counts of an uninterrupted run."""
-    from dreamer import sweep
-    from dreamer.cli import _parser
-
-    out = tmp_path / "sweep"
-    argv = [*BASE, "--vary", "train.learning_starts=64,96", "--jobs", "1", "--out", str(out),
-            "--set", "run.checkpoint_interval=32"]
-    first, second = out / "train.learning_starts=64-s0", out / "train.learning_starts=96-s0"
-    # the `dreamer` script, in a session of its own: a Ctrl-C reaches it and its runs alone
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from dreamer.cli import main; sys.exit(main())", *argv],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 900
-    while proc.poll() is None and time.time() < deadline and not _checkpoint_steps(second):
-        time.sleep(0.05)
-    assert proc.poll() is None, "the sweep ended before the interrupt: " + proc.stderr.read()
-    os.killpg(proc.pid, signal.SIGINT)
-    printed, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err[-2000:]
-    assert err.strip().splitlines()[-1] == (
-        "dreamer sweep: stopped; run the same command again to resume the sweep")
-    assert "interrupted; waiting for the running runs to checkpoint" in printed
-    stopped_at = json.loads((second / "ledger.json").read_text())["real"]["env_steps"]
-    assert 32 <= stopped_at < 128 and _checkpoint_steps(second)[-1] == stopped_at
-    assert [sweep.run_state(run) for run in sweep.plan(_parser().parse_args(argv))] == [
-        "done", "resume"]
-    first_files = {name: (first / name).read_bytes()
-                   for name in ("train.log", "ledger.json", "eval.csv", "metrics.jsonl")}
-
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "2 runs, 1 already done, 1 at a time" in printed
-    assert "  start  train.learning_starts=96-s0 (resume)\n" in printed
-    assert "start  train.learning_starts=64-s0" not in printed
-    assert {name: (first / name).read_bytes() for name in first_files} == first_files
-    assert (second / "train.log").read_text().count("dreamer: training catch") == 2
-    # 128 real steps in 4 collections of 32; 32 updates after those ending at 96 and 128 (as in
-    # test_tiny_sweep_end_to_end), and one evaluation at the end: nothing repeated on resume
-    ledger = json.loads((second / "ledger.json").read_text())
-    assert (ledger["real"]["env_steps"], ledger["updates"]) == (128, 64)
-    rows = (second / "eval.csv").read_text().splitlines()[1:]
-    assert [row.split(",")[:2] for row in rows] == [["128", "64"]]
-    table = (out / "report" / "sweep.md").read_text()
-    assert "| train.learning_starts=64 | 1 |" in table
-    assert "| train.learning_starts=96 | 1 |" in table
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
