@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import worlds
-from dreamer import actor, learner, memory, parallel, reanalyse
+from dreamer import actor, dream_plan, learner, memory, parallel, reanalyse
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, ConfigError, config_from_dict, flatten_config, updates_per_phase
@@ -756,27 +756,31 @@ class Trainer:
             collector = jax.tree.map(lambda x: jax.device_put(x, x.sharding), collector)
         self.collector = collector
 
+    def dream_phase(self, pass_before: bool) -> dict:
+        """One dreamed learner phase on the replay alone, on `dreamer dream`'s keys
+        (`dream_plan.dream_key`): a whole-replay reanalysis pass first with `pass_before`, then
+        the run's learner phase, counted as dream_updates. Returns the phase's mean metrics."""
+        c, ledger = self.config, self.ledger
+        metrics = {}
+        if pass_before:
+            chunks = reanalyse.pass_chunks(c, self.stored_rows(), whole=True)
+            metrics["reanalyse_pass/chunks"] = self.reanalyse_pass(
+                dream_plan.dream_key(c.seed, ledger.updates, reanalysis=True), chunks)
+        phase_metrics = self.train_phase(
+            dream_plan.dream_key(c.seed, ledger.updates, reanalysis=False))
+        ledger.dream_updates += self.chunk
+        metrics.update({k: float(np.mean(v)) for k, v in phase_metrics.items() if k != "finite"})
+        metrics["dream_ratio"] = ledger.dream_ratio
+        return metrics
+
     def _dream_between(self, writer: MetricsWriter) -> None:
         """`run.dream_between` learner updates on the replay alone, on `dreamer dream`'s
-        schedule and keys (`dream.plan_dream`, `dream.dream_key`), counted as dream_updates."""
-        from dreamer import dream
-
-        c = self.config
-        plan = dream.plan_dream(self.chunk, c.train.target_update_interval, self.ledger.updates,
-                                updates=c.run.dream_between)
-        for index in range(plan.phases):
-            metrics = {}
-            if plan.pass_before[index]:
-                chunks = reanalyse.pass_chunks(c, self.stored_rows(), whole=True)
-                metrics["reanalyse_pass/chunks"] = self.reanalyse_pass(
-                    dream.dream_key(c.seed, self.ledger.updates, reanalysis=True), chunks)
-            phase_metrics = self.train_phase(
-                dream.dream_key(c.seed, self.ledger.updates, reanalysis=False))
-            self.ledger.dream_updates += self.chunk
-            metrics.update({k: float(np.mean(v)) for k, v in phase_metrics.items()
-                            if k != "finite"})
-            metrics["dream_ratio"] = self.ledger.dream_ratio
-            writer.scalars(self.ledger.env_steps, metrics, self.ledger.dream_updates)
+        schedule (`dream_plan.plan_dream`), counted as dream_updates."""
+        plan = dream_plan.plan_dream(self.chunk, self.config.train.target_update_interval,
+                                     self.ledger.updates, updates=self.config.run.dream_between)
+        for pass_before in plan.pass_before:
+            writer.scalars(self.ledger.env_steps, self.dream_phase(pass_before),
+                           self.ledger.dream_updates)
 
     def _phase_end_due(self) -> bool:
         return bool(self.sequence) and self.loop.phase < len(self.sequence) and (
