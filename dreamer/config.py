@@ -1,6 +1,8 @@
 """Configuration: nested frozen dataclasses, named presets, and `--set key=value` overrides.
 
 This module imports nothing heavy, so the CLI can parse and validate a config before JAX loads.
+A field made with `host_field` is a host field: it never reaches a jitted program, so runs that
+differ only in host fields share compiled programs (`dreamer.programs`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ WorldOptionValue = int | float | bool | str
 
 class ConfigError(UserError, ValueError):
     """A config key or value that is not valid; the message names the field and the fix."""
+
+
+HOST = "host"
+"""The metadata key of a host field (`host_field`)."""
+
+
+def host_field(default: Any) -> Any:
+    """A config field that is "host" only: it never reaches a jitted program (the host loop reads
+    it, or passes it into one as an argument), so runs that differ only in host fields share
+    compiled programs (`dreamer.programs.program_key`). Any other field is a program field: a
+    change to it builds the programs again."""
+    return dataclasses.field(default=default, metadata={HOST: True})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +98,7 @@ class SearchConfig:
     max_num_considered_actions: int = 16
     q_normalisation: Literal["node", "tree"] = "node"
     temperature: float = 1.0
-    temperature_decay_steps: int = 0
+    temperature_decay_steps: int = host_field(0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,8 +204,8 @@ class TrainConfig:
     reanalyse_fraction: float = 0.99
     reanalyse_value: bool = False
     reanalyse_batches: int = 1
-    reanalyse_pass_interval: int = 0
-    reanalyse_pass_rows: int = 0
+    reanalyse_pass_interval: int = host_field(0)
+    reanalyse_pass_rows: int = host_field(0)
     reanalyse_pass_chunk: int = 128
     reanalyse_pass_order: Literal["newest", "priority"] = "newest"
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -207,7 +221,7 @@ class TrainConfig:
     loss_scale: Literal["muzero", "efficientzero"] = "muzero"
     target_update_interval: int = 100
     train_ratio: float = 0.25
-    learning_starts: int = 500
+    learning_starts: int = host_field(500)
     nan_policy: Literal["stop", "skip"] = "stop"
     augment_shift: int = 0
     augment_intensity: float = 0.0
@@ -251,19 +265,19 @@ class RunConfig:
         memory. 0 (default): no dream; a multiple of the updates per learner phase.
     """
 
-    real_steps: int = 10_000
+    real_steps: int = host_field(10_000)
     num_envs: int = 8
     collect_steps: int = 8
-    eval_interval: int = 1_000
-    eval_episodes: int = 10
-    eval_temperature: float = 0.0
-    checkpoint_interval: int = 2_000
-    keep_checkpoints: int = 2
+    eval_interval: int = host_field(1_000)
+    eval_episodes: int = host_field(10)
+    eval_temperature: float = host_field(0.0)
+    checkpoint_interval: int = host_field(2_000)
+    keep_checkpoints: int = host_field(2)
     devices: int = 0
-    worlds: str = ""
-    real_steps_each: int = 0
-    rehearsal: bool = True
-    dream_between: int = 0
+    worlds: str = host_field("")
+    real_steps_each: int = host_field(0)
+    rehearsal: bool = host_field(True)
+    dream_between: int = host_field(0)
 
     @property
     def world_sequence(self) -> tuple[str, ...]:
@@ -285,7 +299,7 @@ class Config:
 
     world: str = "cartpole"
     world_options: tuple[tuple[str, WorldOptionValue], ...] = ()
-    seed: int = 0
+    seed: int = host_field(0)
     model: ModelConfig = ModelConfig()
     search: SearchConfig = SearchConfig()
     replay: ReplayConfig = ReplayConfig()

@@ -94,6 +94,15 @@ def constrain_batch(tree, mesh: Mesh | None):
     return jax.lax.with_sharding_constraint(tree, split_leading(mesh, tree))
 
 
+def committed(tree, mesh: Mesh | None):
+    """`tree`'s arrays committed to their devices without a mesh, as a restored checkpoint's
+    arrays are: a resumed run then lowers to the same programs and reuses their
+    persistent-cache entries instead of compiling them again. With a mesh, `tree` as it is."""
+    if mesh is not None:
+        return tree
+    return jax.tree.map(lambda x: jax.device_put(x, x.sharding), tree)
+
+
 def sync_processes(name: str) -> None:
     """All processes of a distributed run meet here (no-op in a single process). The first
     collective also sets up the CPU backend's communicator while the processes are in step."""

@@ -33,52 +33,71 @@ def add_arguments(parser) -> None:
 
 
 class _Session:
-    """One copy of a world behind `reset()` / `step(action)` returning unbatched numpy TimeSteps.
+    """One copy of a world behind `reset()` / `step(action)` returning unbatched numpy TimeSteps:
+    a `_JaxSession` or a `_HostSession` (`_open_session` picks the one for the world)."""
 
-    JAX worlds: episode one starts from `reset(jax.random.key(seed))`; steps use keys folded from
-    it (the world's own auto-reset starts later episodes). Host worlds: one copy, reset with `seed`.
-    """
+    def __init__(self, world, seed: int):
+        self.world, self.spec, self.seed = world, world.spec, seed
+        self.renderable = callable(getattr(world, "render", None))
 
-    def __init__(self, name: str, seed: int, options: dict | None = None):
+    def close(self):
+        self.world.close()
+
+
+class _JaxSession(_Session):
+    """A JAX world: episode one starts from `reset(jax.random.key(seed))`; steps use keys folded
+    from it (the world's own auto-reset starts later episodes)."""
+
+    def __init__(self, world, seed: int):
+        import jax
+
+        super().__init__(world, seed)
+        self._reset, self._step = jax.jit(world.reset), jax.jit(world.step)
+        self._t = 0
+
+    def reset(self):
         import jax
         import numpy as np
 
-        import worlds
-
-        self._jax, self._np = jax, np
-        options = options or {}
-        copies = {"num_envs": 1} if worlds.takes_copies(name) else {}
-        world = worlds.make(name, **copies, **options)
-        self.world, self.spec, self.seed = world, world.spec, seed
-        self.renderable = callable(getattr(world, "render", None))
-        if world.is_jax:
-            self._reset = jax.jit(world.reset)
-            self._step = jax.jit(world.step)
-        self._t = 0
-
-    def _unbatch(self, ts):
-        fields = self._jax.tree.map(self._np.asarray, ts)
-        return fields if self.world.is_jax else self._jax.tree.map(lambda x: x[0], fields)
-
-    def reset(self):
-        if self.world.is_jax:
-            self.state, ts = self._reset(self._jax.random.key(self.seed))
-        else:
-            ts = self.world.reset(self.seed)
-        return self._unbatch(ts)
+        self.state, ts = self._reset(jax.random.key(self.seed))
+        return jax.tree.map(np.asarray, ts)
 
     def step(self, action: int):
-        self._t += 1
-        if self.world.is_jax:
-            key = self._jax.random.fold_in(self._jax.random.key(self.seed), self._t)
-            self.state, ts = self._step(self.state, self._jax.numpy.int32(action), key)
-        else:
-            ts = self.world.step(self._np.asarray([action]))
-        return self._unbatch(ts)
+        import jax
+        import numpy as np
 
-    def close(self):
-        if not self.world.is_jax:
-            self.world.close()
+        self._t += 1
+        key = jax.random.fold_in(jax.random.key(self.seed), self._t)
+        self.state, ts = self._step(self.state, jax.numpy.int32(action), key)
+        return jax.tree.map(np.asarray, ts)
+
+
+class _HostSession(_Session):
+    """A host world of one copy, reset with `seed`."""
+
+    def reset(self):
+        return self._unbatch(self.world.reset(self.seed))
+
+    def step(self, action: int):
+        import numpy as np
+
+        return self._unbatch(self.world.step(np.asarray([action])))
+
+    @staticmethod
+    def _unbatch(ts):
+        import jax
+        import numpy as np
+
+        return jax.tree.map(lambda x: np.asarray(x)[0], ts)
+
+
+def _open_session(name: str, seed: int, options: dict | None = None) -> _Session:
+    """The session of one copy of world `name`, built with `options`."""
+    import worlds
+
+    copies = {"num_envs": 1} if worlds.takes_copies(name) else {}
+    world = worlds.make(name, **copies, **(options or {}))
+    return (_JaxSession if world.is_jax else _HostSession)(world, seed)
 
 
 def parse_command(text: str, valid: list[int], names: tuple[str, ...]) -> int | None:
@@ -242,7 +261,7 @@ def run(args) -> int:
                             f"options {config.world_kwargs()}; drop --option")
         # An agent's world is built with the options it was trained with.
         options = config.world_kwargs()
-    session = _Session(world or "text/coin", args.seed, options)
+    session = _open_session(world or "text/coin", args.seed, options)
     try:
         if not session.renderable:
             raise UserError(f"world {session.spec.name} cannot be shown as text (it has no "

@@ -256,9 +256,7 @@ def _check_world(name: str, options: dict) -> None:
     unsupported world, or an option it does not take, fails before any run."""
     import worlds
 
-    world = worlds.make(name, **options)
-    if not world.is_jax:
-        world.close()
+    worlds.make(name, **options).close()
 
 
 def run_state(run: SweepRun) -> str:

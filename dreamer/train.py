@@ -3,6 +3,8 @@
 The host loop only orchestrates jitted calls (collect, add, train chunk, evaluate) and counts;
 every count in the ledger is a static function of the config times the number of calls, so it is
 exact. Keys derive from the seed and the iteration number, so a resumed run continues exactly.
+The jitted programs are built in `dreamer.programs`, and the world is stepped and evaluated by the
+collector for its kind (`dreamer.collect`).
 
 Continual learning (`run.worlds`, `dreamer train --worlds A,B,C --real-steps-each N`): one agent
 and one network learn the worlds in order, `run.real_steps_each` real steps each, every world
@@ -22,15 +24,10 @@ phase's end makes that phase's evaluation first, as with a put-off evaluation.
 
 from __future__ import annotations
 
-import base64
-import collections
 import dataclasses
-import functools
 import json
 import os
-import pickle
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,12 +35,14 @@ import numpy as np
 
 import worlds
 from dreamer import actor, dream_plan, learner, memory, parallel, reanalyse
+from dreamer import collect as collect_lib
 from dreamer import replay as replay_lib
 from dreamer.checkpoint import Checkpointer, CheckpointError
+from dreamer.collect import evaluate_policy, make_eval_world
 from dreamer.config import Config, ConfigError, config_from_dict, flatten_config, updates_per_phase
-from dreamer.errors import UserError
+from dreamer.errors import DeviceLayoutError, TrainingDiverged, UserError
 from dreamer.ledger import EVAL_COLUMNS, SampleLedger
-from dreamer.networks import make_model
+from dreamer.programs import compiled_programs
 from worlds.padded import PaddedWorld, pad_worlds
 
 # Fields that may differ between a checkpoint and a resumed run; any other difference is refused.
@@ -58,16 +57,8 @@ RESUMABLE_FIELDS = {
 }
 
 
-class TrainingDiverged(UserError, RuntimeError):
-    """A non-finite loss or gradient; the message names the term and the update."""
-
-
 class WorldFailed(UserError, RuntimeError):
     """A host world raised during `step`; the message names the world and the real step."""
-
-
-class DeviceLayoutError(UserError, ValueError):
-    """The world copies or the batch do not split evenly over the devices."""
 
 
 def check_real_budget(config: Config) -> None:
@@ -136,51 +127,9 @@ def evaluation_key(seed: int, env_steps: int):
     return jax.random.fold_in(jax.random.split(jax.random.key(seed), 4)[3], env_steps)
 
 
-def make_eval_world(config: Config, episodes: int, eval_options: dict):
-    """A host world of this process's share of `episodes` copies, built with the run's options
-    and the world's held-out `eval_options` (`HostWorld.eval_options`)."""
-    share = episodes // jax.process_count()
-    return worlds.make(config.world, num_envs=share, **{**config.world_kwargs(), **eval_options})
-
-
-def host_act(act_fn, mesh, params, key, observation, action_mask, temperature):
-    """One batched search over this process's observations of a host world (all processes
-    search together in a distributed run); returns this process's share of the SearchOutput
-    as numpy."""
-    spec = parallel.P(parallel.AXIS)
-    observation, mask = parallel.to_global((observation, action_mask), mesh, spec)
-    out = act_fn(params, key, observation, mask, temperature)
-    return parallel.to_local(out, mesh, spec)
-
-
-def evaluate_policy(config: Config, programs, mesh, params, key, episodes: int,
-                    temperature: float, host_world=None) -> np.ndarray:
-    """Returns of `episodes` first episodes of search play without root noise at `temperature`
-    (0 = greedy): in the JAX world of `programs`, or in `host_world` (built by
-    `make_eval_world`, this process's share of the copies)."""
-    if host_world is None:
-        returns, _ = programs.evaluate(episodes)(params, key, np.float32(temperature))
-        return np.asarray(returns)
-    share = episodes // jax.process_count()
-    returns = actor.host_evaluate(
-        host_world,
-        lambda params, k, obs, mask, temp: host_act(programs.act_eval, mesh, params, k, obs,
-                                                    mask, temp),
-        params, key, share,
-        seed=config.seed + 1_000_003 + jax.process_index() * share, temperature=temperature,
-        all_finished=lambda finished: bool(parallel.gather(finished.all()).all()),
-    )
-    return parallel.gather(returns).reshape(-1)
-
-
 def _settings(config: Config, names) -> dict:
     """{"section.field": value} of a config, for messages."""
     return {n: getattr(getattr(config, n.split(".")[0]), n.split(".")[1]) for n in names}
-
-
-def _shardings(mesh, inputs, outputs) -> dict:
-    """jit's sharding arguments on a mesh; none without one (plain single-device jit)."""
-    return {} if mesh is None else {"in_shardings": inputs, "out_shardings": outputs}
 
 
 def checkpoint_step(ledger: SampleLedger) -> int:
@@ -343,140 +292,6 @@ class LoopState:
     phase: int = 0  # continual runs: phases ended (evaluated on every world); 0 otherwise
 
 
-@dataclasses.dataclass(frozen=True)
-class Programs:
-    """The jitted functions of a run, built once per process for a config (see
-    `compiled_programs`). `collect`, `collect_of_length`, `evaluate` and `new_collector` are None
-    for host worlds. `collect` steps every copy `run.collect_steps` times; `collect_of_length(L)`
-    gives the collection of L steps a copy (the last one of a budget that is not a whole number of
-    rounds), and `evaluate(episodes)` the jitted evaluation of that many episodes, each built once
-    per length or count, when first asked for."""
-
-    model: Any
-    new_train_state: Any
-    new_replay: Any
-    add: Any
-    train_many: Any
-    act: Any
-    act_eval: Any
-    reanalyse_pass: Any
-    new_collector: Any = None
-    collect: Any = None
-    collect_of_length: Any = None
-    evaluate: Any = None
-
-
-# Fields that never reach a jitted program (the host reads them, or passes them in as arguments;
-# the evaluation's episode count picks one of `Programs.evaluate`'s programs): runs that differ
-# only in them share compiled programs.
-_HOST_ONLY_FIELDS = {
-    "run": ("real_steps", "eval_interval", "checkpoint_interval", "keep_checkpoints",
-            "eval_temperature", "eval_episodes", "worlds", "real_steps_each", "rehearsal",
-            "dream_between"),
-    "train": ("learning_starts", "reanalyse_pass_interval", "reanalyse_pass_rows"),
-    "search": ("temperature_decay_steps",),
-}
-_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
-_PROGRAMS_KEPT = 4
-
-
-_LEARNER_PROGRAMS = ("model", "new_train_state", "new_replay", "add", "train_many", "act",
-                     "act_eval", "reanalyse_pass")
-"""The programs that do not contain the world: a continual run's worlds share them."""
-
-
-def compiled_programs(config: Config, world, mesh, shared: Programs | None = None) -> Programs:
-    """The run's jitted programs, shared by every Trainer of this process with the same world and
-    program-relevant config (the seed, the real budget, the checkpoint and evaluation schedule and
-    the evaluation size aside), so a second run (a resume, an evaluation, a notebook's next cell,
-    a test) does not trace, lower and compile them again. A host world's programs do not contain
-    the world, so host worlds of one spec share them. The newest few configs are kept.
-
-    `shared`: the programs of another world of a continual run; its learner, replay and search
-    programs (`_LEARNER_PROGRAMS`, for the same common spec) are taken, and only this world's
-    collection and evaluation are its own."""
-    host = not world.is_jax
-    program_config = dataclasses.replace(
-        config, seed=0, **({"world": "", "world_options": ()} if host else {}), **{
-            section: dataclasses.replace(getattr(config, section), **dict.fromkeys(fields, 0))
-            for section, fields in _HOST_ONLY_FIELDS.items()})
-    key = (program_config, None if host else type(world), world.spec, mesh, jax.process_count())
-    if key in _PROGRAMS:
-        _PROGRAMS.move_to_end(key)
-        programs = _PROGRAMS[key]
-    else:
-        programs = _build_programs(config, world, mesh, shared)
-        _PROGRAMS[key] = programs
-        while len(_PROGRAMS) > _PROGRAMS_KEPT:
-            _PROGRAMS.popitem(last=False)
-    if shared is not None and programs.train_many is not shared.train_many:
-        programs = dataclasses.replace(
-            programs, **{name: getattr(shared, name) for name in _LEARNER_PROGRAMS})
-    return programs
-
-
-def _build_programs(c: Config, world, mesh, shared: Programs | None = None) -> Programs:
-    spec = world.spec
-    model = make_model(c.model, spec) if shared is None else shared.model
-    rep = parallel.replicated(mesh)
-    A, N = spec.num_actions, c.run.num_envs
-    rows = replay_lib.Rows(
-        observation=jnp.zeros((1, N, *spec.observation_shape), spec.observation_dtype),
-        action=jnp.zeros((1, N), jnp.int32),
-        reward=jnp.zeros((1, N), jnp.float32),
-        terminated=jnp.zeros((1, N), bool),
-        truncated=jnp.zeros((1, N), bool),
-        policy=jnp.zeros((1, N, A), jnp.float32),
-        value=jnp.zeros((1, N), jnp.float32),
-        action_mask=jnp.zeros((1, N, A), bool),
-    )
-
-    def new_replay():
-        return replay_lib.init(rows, c.replay.capacity)
-
-    replay_sh = parallel.split_streams(mesh, jax.eval_shape(new_replay))
-    rows_sh = parallel.split_streams(mesh, rows)
-    act_out = {} if jax.process_count() == 1 else {
-        "out_shardings": parallel.split_leading(mesh, jnp.zeros((1,)))}
-    programs = {name: getattr(shared, name) for name in _LEARNER_PROGRAMS} if shared else dict(
-        model=model,
-        new_train_state=learner.make_init_train_state(model, c, rep),
-        new_replay=jax.jit(new_replay, out_shardings=replay_sh),
-        add=jax.jit(replay_lib.add, donate_argnums=0, **_shardings(
-            mesh, (replay_sh, rows_sh), replay_sh)),
-        train_many=jax.jit(
-            learner.make_train_many(model, c, updates_per_phase(c), mesh),
-            donate_argnums=(0, 1),
-            **_shardings(mesh, (rep, replay_sh, rep, rep), (rep, replay_sh, rep)),
-        ),
-        act=jax.jit(actor.make_act(model, c, explore=True), **act_out),
-        act_eval=jax.jit(actor.make_act(model, c, explore=False), **act_out),
-        reanalyse_pass=jax.jit(
-            reanalyse.make_reanalyse_pass(model, c), donate_argnums=1,
-            **_shardings(mesh, (rep, replay_sh, rep, rep), replay_sh)),
-    )
-    if world.is_jax:
-        def new_collector(key):
-            return actor.init_collector(world, key, N)
-
-        collector_sh = parallel.split_leading(
-            mesh, jax.eval_shape(new_collector, jax.random.key(0)))
-        # keyed by length, not by the budget (a host-only field): a run whose budget ends on a
-        # short round, and any later run that needs the same length, share its program
-        collect_of_length = functools.cache(lambda length: jax.jit(
-            actor.make_collect(world, model, c, length),
-            **_shardings(mesh, (rep, collector_sh, rep, rep), (collector_sh, rows_sh, rep))))
-        programs.update(
-            new_collector=jax.jit(new_collector, **_shardings(mesh, (rep,), collector_sh)),
-            collect=collect_of_length(c.run.collect_steps),
-            collect_of_length=collect_of_length,
-            evaluate=functools.cache(lambda episodes: jax.jit(
-                actor.make_evaluate(world, model, c, episodes),
-                **_shardings(mesh, (rep, rep, rep), rep))),
-        )
-    return Programs(**programs)
-
-
 class Trainer:
     """One training run in `out_dir`. Use `run()`; `evaluate()` for a standalone evaluation;
     `dreamer.dream` drives one with `train_phase` and `reanalyse_pass` instead of `run()`."""
@@ -495,11 +310,11 @@ class Trainer:
         self.out_dir = out_dir
         self.restore_from = out_dir if restore_from is None else restore_from
         c = config
-        # host worlds: each process of a distributed run steps its own share of the copies
-        self.local_envs = c.run.num_envs // jax.process_count()
         # a continual run's worlds, in order (see the module docstring); [] for one world
         self.sequence = make_continual_worlds(c) if c.run.world_sequence else []
-        self.world = self.sequence[0] if self.sequence else make_training_world(c, self.local_envs)
+        # host worlds: each process of a distributed run steps its own share of the copies
+        self.world = self.sequence[0] if self.sequence else make_training_world(
+            c, c.run.num_envs // jax.process_count())
         self.spec = self.world.spec
         self.steps_per_iteration = c.run.num_envs * c.run.collect_steps  # of a full round
         self.chunk = updates_per_phase(c)
@@ -523,24 +338,12 @@ class Trainer:
         self.train_state = programs.new_train_state(init_key, example)
         self.replay = programs.new_replay()
         self._add, self._train_many = programs.add, programs.train_many
-        self._act, self._act_eval = programs.act, programs.act_eval
         self._reanalyse = programs.reanalyse_pass
         self._learner_checked = self._pass_checked = False  # see memory.check_fits
-        if self.world.is_jax:
-            self.collector = programs.new_collector(collector_key)
-            self._collect = programs.collect
-        else:
-            self.collector = None
-            self.host_timestep = self.world.reset(self._host_seed(c.seed))
-            self.host_return = np.zeros(self.local_envs, np.float64)
-            self.host_length = np.zeros(self.local_envs, np.int64)
-        if self.mesh is None:
-            # Commit the state to its device, as a restored checkpoint's arrays are: a resumed run
-            # then lowers to the same programs and reuses their persistent-cache entries instead
-            # of compiling them again.
-            self.train_state, self.replay, self.collector = jax.tree.map(
-                lambda x: jax.device_put(x, x.sharding),
-                (self.train_state, self.replay, self.collector))
+        self.collector = collect_lib.make_collector(c, self.world, programs, self.mesh,
+                                                    collector_key)
+        self.train_state, self.replay = parallel.committed((self.train_state, self.replay),
+                                                             self.mesh)
         self.ledger = SampleLedger(world=c.run.worlds or c.world, seed=c.seed,
                                    config=c.to_dict())
         self.loop = LoopState(next_eval=c.run.eval_interval, next_checkpoint=c.run.checkpoint_interval)
@@ -575,23 +378,12 @@ class Trainer:
                     f"{name}={value} does not split over {devices} devices; make it a multiple "
                     f"of {devices}, or set run.devices=1"
                 )
-        if not self.world.is_jax and c.run.eval_episodes % jax.process_count():
-            raise DeviceLayoutError(
-                f"run.eval_episodes={c.run.eval_episodes} does not split over "
-                f"{jax.process_count()} processes; make it a multiple of {jax.process_count()}"
-            )
-
-    def _host_seed(self, seed: int) -> int:
-        """Copy i of process p is seeded with seed + p * local copies + i (distinct everywhere)."""
-        return seed + jax.process_index() * self.local_envs
-
-    def _host_act(self, act_fn, key, observation, action_mask, temperature):
-        return host_act(act_fn, self.mesh, self.train_state.params, key, observation,
-                        action_mask, temperature)
+        collect_lib.collector_type(self.world).check_layout(c)
 
     # --- state <-> checkpoint ---------------------------------------------------------------
     def _array_state(self):
-        return {"train": self.train_state, "replay": self.replay, "collector": self.collector}
+        return {"train": self.train_state, "replay": self.replay,
+                "collector": self.collector.state}
 
     def save(self, host_world: bool = True) -> None:
         """Checkpoints the run; `host_world=False` leaves a host world's episodes out (they
@@ -601,52 +393,11 @@ class Trainer:
             "ledger": self.ledger.to_json(),
             "loop": dataclasses.asdict(self.loop),
             "config": self.config.to_dict(),
-            "host_world": self._host_world_state() if host_world else None,
+            "host_world": self.collector.saved_episodes() if host_world else None,
         }
         self.checkpointer.save(checkpoint_step(self.ledger), self._array_state(), record)
         if parallel.is_primary():
             self.ledger.write(self.out_dir)
-
-    def _host_world_state(self) -> str | None:
-        """A host world's episodes in progress (the world's own state, the timestep to act on and
-        the running returns) as base64 text for the checkpoint record; None for a JAX world (its
-        collector is in the array state), a world that cannot be saved, or a distributed run
-        (each process steps its own copies)."""
-        if self.world.is_jax or jax.process_count() > 1:
-            return None
-        world = self.world.get_state()
-        if world is None:
-            return None
-        blob = pickle.dumps({"world": world, "timestep": self.host_timestep,
-                             "return": self.host_return, "length": self.host_length})
-        return base64.b64encode(blob).decode("ascii")
-
-    def _restore_host_world(self, record: dict) -> None:
-        """Continues the saved episodes where the checkpoint holds them; otherwise the world
-        restarts: each stream's newest row ends its episode (as a time-limit cut) and the new
-        episodes get fresh seeds."""
-        saved = record.get("host_world")
-        if saved is not None and jax.process_count() == 1:
-            try:
-                host = pickle.loads(base64.b64decode(saved))
-                self.world.set_state(host["world"])
-            except Exception as e:  # a damaged record, or a world changed since the save
-                raise CheckpointError(
-                    f"--resume: the {self.config.world} episodes saved in the newest checkpoint "
-                    f"of {self.restore_from} cannot be restored ({type(e).__name__}: {e}); delete that "
-                    "checkpoint's step folder to fall back to an older one"
-                ) from None
-            self.host_timestep = host["timestep"]
-            self.host_return, self.host_length = host["return"], host["length"]
-            return
-        newest = (self.replay.num_rows - 1) % self.replay.capacity
-        rows = self.replay.rows
-        self.replay = self.replay.replace(
-            rows=rows._replace(truncated=rows.truncated.at[newest].set(
-                rows.truncated[newest] | ~rows.terminated[newest]))
-        )
-        self.host_timestep = self.world.reset(
-            self._host_seed(self.config.seed + int(record["ledger"]["real"]["env_steps"])))
 
     def _restore_arrays(self, checkpointer: Checkpointer, step: int):
         """The checkpoint's array state and record. A checkpoint written before the replay kept
@@ -701,10 +452,8 @@ class Trainer:
             self._use_world(self._active_world(record["loop"].get("phase", 0)))
         state, record = self._restore_arrays(checkpointer, step)
         self.train_state, self.replay = state["train"], state["replay"]
-        if self.collector is not None:
-            self.collector = state["collector"]
-        else:
-            self._restore_host_world(record)
+        if not self.collector.restore(state["collector"], record, self.restore_from):
+            self.replay = _cut_streams(self.replay)  # the world restarts its episodes
         self.ledger = SampleLedger.from_json(record["ledger"])
         self.ledger.config = self.config.to_dict()
         self.loop = LoopState(**record["loop"])
@@ -749,12 +498,9 @@ class Trainer:
         of their own: the run's collector key folded with the index; world 0's is the run's)."""
         self.world = self.sequence[index]
         self.programs = self.sequence_programs[index]
-        self._collect = self.programs.collect
         key = self._collector_key if index == 0 else jax.random.fold_in(self._collector_key, index)
-        collector = self.programs.new_collector(key)
-        if self.mesh is None:  # committed, as in __init__
-            collector = jax.tree.map(lambda x: jax.device_put(x, x.sharding), collector)
-        self.collector = collector
+        self.collector = collect_lib.make_collector(self.config, self.world, self.programs,
+                                                    self.mesh, key)
 
     def dream_phase(self, pass_before: bool) -> dict:
         """One dreamed learner phase on the replay alone, on `dreamer dream`'s keys
@@ -811,10 +557,7 @@ class Trainer:
             if c.run.rehearsal:
                 self.replay = _cut_streams(self.replay)
             else:
-                self.replay = self.programs.new_replay()
-                if self.mesh is None:
-                    self.replay = jax.tree.map(lambda x: jax.device_put(x, x.sharding),
-                                               self.replay)
+                self.replay = parallel.committed(self.programs.new_replay(), self.mesh)
             self._use_world(self.loop.phase)
 
     def _collect_iteration(self, key) -> int:
@@ -830,18 +573,11 @@ class Trainer:
             temperature = actor.temperature_at(self.ledger.env_steps, c)
         length = self.round_length()
         real_steps = length * c.run.num_envs
-        if self.world.is_jax:
-            collect = (self._collect if length == c.run.collect_steps
-                       else self.programs.collect_of_length(length))
-            self.collector, rows, stats = collect(
-                self.train_state.params, self.collector, key, temperature
-            )
-            finished = np.asarray(stats.finished)
-            returns = np.asarray(stats.episode_return)[finished]
-            frames = real_steps * self.world.spec.frames_per_step
-            episodes = len(returns)
-        else:
-            rows, returns, frames, episodes = self._host_collect(key, temperature, length)
+        try:
+            rows, returns, frames, episodes = self.collector.collect(
+                self.train_state.params, key, temperature, length, self.ledger.env_steps)
+        except collect_lib.StepFailed as failure:
+            raise self._world_failed(failure) from failure.__cause__
         self.replay = self._add(self.replay, rows)
         self.ledger.env_steps += real_steps
         self.ledger.frames += frames
@@ -852,55 +588,19 @@ class Trainer:
         self.loop.recent_returns = (self.loop.recent_returns + [float(r) for r in returns])[-20:]
         return real_steps
 
-    def _host_collect(self, key, temperature, length: int):
-        """A host loop around one jitted batched search per step, `length` steps a copy."""
-        c = self.config
-        frames_before = self.world.frames
-        columns: dict[str, list] = collections.defaultdict(list)
-        finished_returns = []
-        for t in range(length):
-            ts = self.host_timestep
-            out = self._host_act(self._act, jax.random.fold_in(key, t), ts.observation,
-                                 ts.action_mask, temperature)
-            action = out.action
-            try:
-                nxt = self.world.step(action)
-            except Exception as e:
-                step = self.ledger.env_steps + t * c.run.num_envs
-                # Nothing of this iteration has reached the learner state, replay or ledger yet,
-                # so they are the consistent state at the end of the last complete iteration.
-                # The world is mid-iteration (and broken), so its episodes are not saved.
-                if self.checkpointer.latest_step() != checkpoint_step(self.ledger):
-                    self.save(host_world=False)
-                saved = self.checkpointer.restore_record()["ledger"]["real"]["env_steps"]
-                where = f"The checkpoint at real step {saved} holds the run: continue it with --resume"
-                raise WorldFailed(
-                    f"world {c.world} raised during step at real step {step}: "
-                    f"{type(e).__name__}: {e}. {where}"
-                ) from e
-            if not (np.all(np.isfinite(nxt.reward)) and np.all(np.isfinite(nxt.observation))):
-                raise TrainingDiverged(
-                    f"world {c.world} returned a non-finite reward or observation at real "
-                    f"step {self.ledger.env_steps + t * c.run.num_envs}"
-                )
-            for name, value in (("observation", ts.observation), ("action", action),
-                                ("reward", nxt.reward), ("terminated", nxt.terminated),
-                                ("truncated", nxt.truncated), ("policy", np.asarray(out.policy)),
-                                ("value", np.asarray(out.value)), ("action_mask", ts.action_mask)):
-                columns[name].append(value)
-            self.host_return += nxt.reward
-            self.host_length += 1
-            done = nxt.terminated | nxt.truncated
-            finished_returns += list(self.host_return[done])
-            self.host_return[done] = 0.0
-            self.host_length[done] = 0
-            self.host_timestep = nxt
-        rows = replay_lib.Rows(**{k: np.stack(v) for k, v in columns.items()})
-        rows = parallel.to_global(rows, self.mesh, parallel.P(None, parallel.AXIS))
-        # the ledger counts every process's frames and episodes
-        frames = int(parallel.gather(self.world.frames - frames_before).sum())
-        episodes = int(parallel.gather(len(finished_returns)).sum())
-        return rows, np.asarray(finished_returns), frames, episodes
+    def _world_failed(self, failure: collect_lib.StepFailed) -> WorldFailed:
+        """The error of a host world that raised during a step: the run is first checkpointed at
+        the end of its last complete iteration (nothing of this one has reached the learner
+        state, replay or ledger; the world is broken, so its episodes are not saved)."""
+        error = failure.__cause__
+        if self.checkpointer.latest_step() != checkpoint_step(self.ledger):
+            self.save(host_world=False)
+        saved = self.checkpointer.restore_record()["ledger"]["real"]["env_steps"]
+        return WorldFailed(
+            f"world {self.config.world} raised during step at real step {failure.step}: "
+            f"{type(error).__name__}: {error}. The checkpoint at real step {saved} holds the run: "
+            "continue it with --resume"
+        )
 
     def _learn(self, key, real_steps: int) -> dict[str, float] | None:
         """The learner phases that the collection of `real_steps` real steps just done earns."""
@@ -997,15 +697,7 @@ class Trainer:
         episodes = c.run.eval_episodes if episodes is None else episodes
         temperature = c.run.eval_temperature if temperature is None else temperature
         key = evaluation_key(c.seed, self.ledger.env_steps)
-        if self.world.is_jax:
-            return evaluate_policy(c, self.programs, self.mesh, self.train_state.params, key,
-                                   episodes, temperature)
-        world = make_eval_world(c, episodes, self.world.eval_options)
-        try:
-            return evaluate_policy(c, self.programs, self.mesh, self.train_state.params, key,
-                                   episodes, temperature, world)
-        finally:
-            world.close()
+        return self.collector.evaluate(self.train_state.params, key, episodes, temperature)
 
     def record_eval(self, metrics_writer: MetricsWriter) -> None:
         """Evaluates (`evaluate`), sets the ledger's eval fields and writes the eval.csv row;
@@ -1089,8 +781,7 @@ class Trainer:
     def close(self) -> None:
         """Closes the checkpointer and a host world (after `run`, or a dream)."""
         self.checkpointer.close()
-        if not self.world.is_jax:
-            self.world.close()
+        self.collector.close()
 
 
 class _ProgressBar:
@@ -1138,4 +829,6 @@ def train(config: Config, out_dir: str, resume: bool = False, progress: bool = T
     return Trainer(config, out_dir, resume=resume).run(progress=progress, stop_flag=stop_flag)
 
 
-__all__ = ["Trainer", "TrainingDiverged", "WorldFailed", "config_mismatch", "train"]
+# make_eval_world, compiled_programs and DeviceLayoutError: `dreamer.agent` imports them from here
+__all__ = ["DeviceLayoutError", "Trainer", "TrainingDiverged", "WorldFailed", "compiled_programs",
+           "config_mismatch", "make_eval_world", "train"]

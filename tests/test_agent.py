@@ -60,7 +60,7 @@ def test_tiny_catch_learns_beyond_random(tmp_path):
     assert ledger.eval_mean_return >= 0.6, (ledger.eval_mean_return, random_return)
     # the jitted collector and train chunk compiled exactly once over the whole run
     assert trainer._train_many._cache_size() == 1
-    assert trainer._collect._cache_size() == 1
+    assert trainer.programs.collect._cache_size() == 1
     saved = json.load(open(tmp_path / "ledger.json"))
     assert saved["eval"]["mean_return"] == ledger.eval_mean_return
     # 32 real steps an iteration, the last (of 6 steps a copy) only the 24 left of the 3000;
@@ -86,7 +86,7 @@ def test_ledger_counts_are_exact(tmp_path):
     # the jitted collector and train chunk compiled exactly once over the 8 collections, 5
     # learner phases and 4 evaluations
     assert trainer._train_many._cache_size() == 1
-    assert trainer._collect._cache_size() == 1
+    assert trainer.programs.collect._cache_size() == 1
     S, B, K = 8, 32, 3
     reanalysed = 16  # round(0.5 x 32)
 
@@ -241,9 +241,9 @@ def test_the_real_budget_is_a_hard_cap(tmp_path):
     assert _eval_steps(str(tmp_path / "a")) == [64, 80]
     assert straight.checkpointer.latest_step() == 80
     # the short program is built once, beside the full round's, and shared by later runs
-    assert straight._collect._cache_size() == 1
+    assert straight.programs.collect._cache_size() == 1
     short = straight.programs.collect_of_length(4)
-    assert short is not straight._collect and short._cache_size() == 1
+    assert short is not straight.programs.collect and short._cache_size() == 1
 
     for stop_at in (64, 80):  # before the short round, and after it (its evaluation still due)
         out = str(tmp_path / f"stop{stop_at}")
@@ -285,29 +285,6 @@ def test_a_budget_off_the_copies_is_refused(tmp_path, real_steps, fix):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.xdist_group("tiny_catch")
-def test_runs_of_one_config_share_compiled_programs(tmp_path):
-    """Trainers in one process that differ only in seed, real budget, schedule or evaluation size
-    reuse the same jitted programs (no second trace, lowering or compile; the evaluation program
-    is one per episode count); any other difference builds new ones."""
-    first = Trainer(tiny_catch("seed=1"), str(tmp_path / "a"))
-    again = Trainer(tiny_catch("seed=2", "run.real_steps=1000", "run.checkpoint_interval=64",
-                               "run.eval_interval=50", "run.eval_episodes=3"), str(tmp_path / "b"))
-    assert again.programs is first.programs
-    assert first.programs.evaluate(3) is again.programs.evaluate(3)
-    assert first.programs.evaluate(3) is not first.programs.evaluate(10)
-    assert first.programs.collect_of_length(2) is again.programs.collect_of_length(2)
-    assert first.programs.collect_of_length(8) is first.programs.collect
-    other = Trainer(tiny_catch("train.batch_size=16"), str(tmp_path / "c"))
-    assert other.programs is not first.programs
-    # another JAX world of the same spec has its own programs: its collector contains the world
-    from worlds.catch import Catch
-
-    worlds.register("test/catch-copy", type("CatchCopy", (Catch,), {}))
-    copy = Trainer(tiny_catch("world=test/catch-copy"), str(tmp_path / "d"))
-    assert copy.spec == first.spec and copy.programs is not first.programs
-
-
 def tiny_cartpole(*overrides):
     return config_lib.override(
         config_lib.tiny(),
@@ -317,7 +294,7 @@ def tiny_cartpole(*overrides):
 
 
 def _run_state(trainer):
-    state = (trainer.train_state, trainer.replay, trainer.host_timestep)
+    state = (trainer.train_state, trainer.replay, trainer.collector.timestep)
     return [np.asarray(x).tobytes() for x in jax.tree.leaves(state)]
 
 
@@ -342,7 +319,7 @@ def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
     out = str(tmp_path / "stopped")
     first = Trainer(cfg, out)
     first.run(progress=False, stop_flag=lambda: first.ledger.env_steps >= 64)
-    assert first.host_return.any()  # stopped mid-episode
+    assert first.collector.returns.any()  # stopped mid-episode
     resumed = Trainer(cfg, out, resume=True)
     ledger = resumed.run(progress=False).to_json()
     for key in ("real", "simulated", "updates"):

@@ -70,7 +70,7 @@ def _rows(path):
 
 def _params_bytes(trainer):
     return [np.asarray(x).tobytes() for x in jax.tree.leaves(
-        (trainer.train_state, trainer.replay, trainer.collector))]
+        (trainer.train_state, trainer.replay, trainer.collector.state))]
 
 
 # --- the padding mechanism -----------------------------------------------------------------------

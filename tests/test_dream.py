@@ -129,8 +129,8 @@ def test_dream_takes_no_real_step_and_leaves_the_run_as_it_was(trained, dreamed,
         np.testing.assert_array_equal(getattr(new_rows, name), getattr(rows, name), err_msg=name)
     assert int(result.replay.num_rows) == int(source.replay.num_rows)
     assert not np.array_equal(new_rows.policy, rows.policy)
-    assert [np.asarray(x).tobytes() for x in jax.tree.leaves(result.collector)] == [
-        np.asarray(x).tobytes() for x in jax.tree.leaves(source.collector)]
+    assert [np.asarray(x).tobytes() for x in jax.tree.leaves(result.collector.state)] == [
+        np.asarray(x).tobytes() for x in jax.tree.leaves(source.collector.state)]
     assert int(result.train_state.updates) == 160 + 96
 
 

@@ -80,8 +80,8 @@ def _final_state(out):
     cfg = config_lib.config_from_dict(json.load(open(os.path.join(out, "config.json"))))
     trainer = Trainer(cfg, out, resume=True)
     state = {"train": trainer.train_state, "replay": trainer.replay,
-             "collector": trainer.collector,  # a JAX world's episodes; a host world's below
-             "host": [getattr(trainer, name, None) for name in ("host_timestep", "host_return")]}
+             "collector": trainer.collector.state,  # a JAX world's episodes; a host world's below
+             "host": [getattr(trainer.collector, name, None) for name in ("timestep", "returns")]}
     leaves = [np.asarray(x).tobytes() for x in jax.tree.leaves(state)]
     trainer.checkpointer.close()
     return leaves, json.load(open(os.path.join(out, "ledger.json")))

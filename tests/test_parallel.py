@@ -88,8 +88,8 @@ SCRIPT = textwrap.dedent(
         "counts": counts(resumed.run(progress=False)),
         "bit_identical": all(
             np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(
-                jax.tree.leaves((straight.train_state, straight.replay, straight.collector)),
-                jax.tree.leaves((resumed.train_state, resumed.replay, resumed.collector)),
+                jax.tree.leaves((straight.train_state, straight.replay, straight.collector.state)),
+                jax.tree.leaves((resumed.train_state, resumed.replay, resumed.collector.state)),
                 strict=True)),
         "eval_csv": open(f"{out}/after/eval.csv").read(),
         "straight_eval_csv": open(f"{out}/straight/eval.csv").read(),

@@ -220,6 +220,10 @@ class JaxWorld:
             action_mask=self._action_mask(game),
         )
 
+    def close(self) -> None:
+        """Releases nothing: a JAX world holds no resources (as `HostWorld.close`, so any world
+        can be closed)."""
+
     def __repr__(self):
         return f"<{type(self).__name__} {self.spec.name}>"
 
