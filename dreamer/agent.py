@@ -1,5 +1,5 @@
 """A trained agent read from a run folder, read-only: what `dreamer eval` and `dreamer play
---agent` use.
+--agent` use, and the Python API's `dreamer.load(run_dir)`.
 
 It reads the run's config, the newest checkpoint's record (the ledger) and the learner's
 parameters from that checkpoint, and nothing else: not the replay, not the world states, and it
@@ -29,7 +29,31 @@ class NotARunError(UserError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Agent:
-    """A run's agent at its newest checkpoint."""
+    """A run's agent at its newest checkpoint (`load`), read-only.
+
+    Example::
+
+        import jax
+
+        import dreamer
+        import worlds
+
+        agent = dreamer.load("runs/catch-s0")
+        world = worlds.make("catch")
+        state, timestep = world.reset(jax.random.key(0))
+        action = agent.act(timestep.observation, action_mask=timestep.action_mask)
+        returns = agent.evaluate(episodes=10)  # what `dreamer eval --episodes 10` prints
+
+    Attributes:
+      config: the config the run was trained with.
+      ledger: the newest checkpoint's sample ledger (real and dreamed steps, updates).
+      model, params: the world model and its learned parameters.
+      programs, mesh: the run's compiled programs and its device mesh.
+      spec: the `WorldSpec` the agent acts in (observation shape, actions, action mask).
+      world: the JAX world evaluation plays in; None for a host world (Atari, gymnasium, text
+        simulators), for which each `evaluate` builds the world's held-out copies and closes them.
+      eval_options: a host world's `eval_options` (its held-out episodes), None for a JAX world.
+    """
 
     config: Config
     ledger: SampleLedger
@@ -37,6 +61,92 @@ class Agent:
     params: Any
     programs: Any
     mesh: Any
+    spec: Any = None
+    world: Any = None
+    eval_options: dict | None = None
+
+    def act(self, observation, key=None, temperature: float = 0.0, action_mask=None) -> int:
+        """The action the agent's search picks for one observation (no batch axis).
+
+        Args:
+          observation: one observation of the world, shaped `spec.observation_shape`.
+          key: a `jax.random.key` for the search (default `jax.random.key(0)`).
+          temperature: 0 plays the search's most visited action (as evaluation does by
+            default); T > 0 samples the search policy at T.
+          action_mask: [num_actions] bool, the legal actions (`timestep.action_mask`); all legal
+            when None. The action returned is always a legal one.
+
+        Returns:
+          The action, an int in `[0, spec.num_actions)`.
+        """
+        observation = np.asarray(observation, self.spec.observation_dtype)
+        if observation.shape != tuple(self.spec.observation_shape):
+            raise UserError(f"act: observation of shape {observation.shape}, the agent of "
+                            f"{self.spec.name} takes one of shape "
+                            f"{tuple(self.spec.observation_shape)} (one observation, no batch "
+                            "axis)")
+        num_actions = self.spec.num_actions
+        mask = (np.ones((num_actions,), bool) if action_mask is None
+                else np.asarray(action_mask, bool))
+        if mask.shape != (num_actions,) or not mask.any():
+            raise UserError(f"act: action_mask must be {num_actions} booleans with one True at "
+                            f"least, got shape {mask.shape}")
+        if not temperature >= 0:
+            raise UserError(f"act: temperature {temperature}: must be >= 0 (0 = greedy)")
+        key = jax.random.key(0) if key is None else key
+        out = self.programs.act_eval(self.params, key, observation[None], mask[None],
+                                     np.float32(temperature))
+        return int(np.asarray(out.action)[0])
+
+    def evaluate(self, episodes: int | None = None, temperature: float | None = None):
+        """Returns [episodes] of `episodes` first episodes (run.eval_episodes by default) played
+        without root noise at `temperature` (run.eval_temperature by default; 0 = greedy), on the
+        world's held-out episodes where it has them, with the key the run's own evaluation at
+        this checkpoint uses: the returns `dreamer eval --run RUN --episodes N` reports.
+
+        Example: `dreamer.load("runs/catch-s0").evaluate(10).mean()`."""
+        from dreamer.train import evaluate_policy, evaluation_key, make_eval_world
+
+        config = self.config
+        episodes = config.run.eval_episodes if episodes is None else episodes
+        temperature = config.run.eval_temperature if temperature is None else temperature
+        if episodes < 1:
+            raise UserError(f"evaluate: episodes {episodes}: must be > 0")
+        key = evaluation_key(config.seed, self.ledger.env_steps)
+        if self.world is not None:
+            return evaluate_policy(config, self.programs, self.mesh, self.params, key, episodes,
+                                   temperature)
+        world = make_eval_world(config, episodes, self.host_eval_options())  # a copy an episode
+        try:
+            return evaluate_policy(config, self.programs, self.mesh, self.params, key, episodes,
+                                   temperature, world)
+        finally:
+            world.close()
+
+
+    def host_eval_options(self) -> dict:
+        """The options a host world's evaluation copies are built with (`eval_options`)."""
+        if self.eval_options is not None:
+            return self.eval_options
+        import worlds
+
+        world = worlds.make(self.config.world, **self.config.world_kwargs())
+        try:
+            return world.eval_options
+        finally:
+            world.close()
+
+
+def make_world(config: Config):
+    """The world a run's agent plays for evaluation, built with the run's options (a continual
+    run: the first of its worlds, seen through the sequence's common interface)."""
+    import worlds
+
+    if config.run.worlds:
+        from dreamer.train import make_continual_worlds
+
+        return make_continual_worlds(config)[0]
+    return worlds.make(config.world, **config.world_kwargs())
 
 
 def read_config(run_dir: str) -> Config:
@@ -48,12 +158,36 @@ def read_config(run_dir: str) -> Config:
         return config_from_dict(json.load(f))
 
 
-def load(run_dir: str, world, config: Config | None = None) -> Agent:
-    """The agent of `run_dir` for `world` (built by the caller with the run's options: the
-    model's shapes come from its spec; a JAX world is also the one evaluation runs in)."""
+def load(run_dir: str, world=None, config: Config | None = None) -> Agent:
+    """The agent of `run_dir` at its newest checkpoint, read-only: nothing in the folder is
+    created, changed or removed.
+
+    `world`: the world to play, built with the run's options (the model's shapes come from its
+    spec; a JAX world is also the one `Agent.evaluate` runs in). By default the run's own world
+    is built from its config (a continual run: the first world of its sequence).
+    `config`: the run's config, if the caller has read it already.
+
+    Example::
+
+        import dreamer
+
+        agent = dreamer.load("runs/catch-s0")
+        print(agent.ledger.env_steps, agent.evaluate(10).mean())
+    """
+    config = read_config(run_dir) if config is None else config
+    built = world is None
+    if built:
+        world = make_world(config)
+    try:
+        return _load(run_dir, world, config)
+    finally:
+        if built:
+            world.close()  # `Agent.evaluate` builds a host world's evaluation copies itself
+
+
+def _load(run_dir: str, world, config: Config) -> Agent:
     from dreamer.train import DeviceLayoutError, compiled_programs
 
-    config = read_config(run_dir) if config is None else config
     checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"), 1, read_only=True)
     try:
         step = checkpointer.latest_step()
@@ -73,31 +207,15 @@ def load(run_dir: str, world, config: Config | None = None) -> Agent:
     finally:
         checkpointer.close()
     return Agent(config=config, ledger=SampleLedger.from_json(record["ledger"]),
-                 model=programs.model, params=train_state.params, programs=programs, mesh=mesh)
+                 model=programs.model, params=train_state.params, programs=programs, mesh=mesh,
+                 spec=world.spec, world=world if world.is_jax else None,
+                 eval_options=None if world.is_jax else dict(world.eval_options))
 
 
 def evaluate(run_dir: str, episodes: int | None = None, temperature: float | None = None):
     """(agent, returns) of `episodes` first episodes (run.eval_episodes by default) played by
     the run's newest checkpoint without root noise at `temperature` (run.eval_temperature by
     default), on the world's held-out episodes where it has them, with the key the run's own
-    evaluation at that step uses."""
-    import worlds
-    from dreamer.train import evaluate_policy, evaluation_key, make_eval_world
-
-    config = read_config(run_dir)
-    episodes = config.run.eval_episodes if episodes is None else episodes
-    temperature = config.run.eval_temperature if temperature is None else temperature
-    world = worlds.make(config.world, **config.world_kwargs())
-    host = not world.is_jax
-    if host:  # one copy per evaluation episode, with the world's held-out options
-        world.close()
-        world = make_eval_world(config, episodes, world.eval_options)
-    try:
-        agent = load(run_dir, world, config)
-        key = evaluation_key(config.seed, agent.ledger.env_steps)
-        returns = evaluate_policy(config, agent.programs, agent.mesh, agent.params, key, episodes,
-                                  temperature, world if host else None)
-    finally:
-        if host:
-            world.close()
-    return agent, returns
+    evaluation at that step uses (`Agent.evaluate`)."""
+    agent = load(run_dir)
+    return agent, agent.evaluate(episodes, temperature)

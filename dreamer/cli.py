@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config field, e.g. --set search.num_simulations=8")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--json", action="store_true",
+                   help="end by printing the sample ledger as one line of JSON (config left "
+                        "out) instead of the readable summary")
     t.add_argument("--distributed", action="store_true",
                    help="one process of a multi-process run (jax.distributed; reads "
                    "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID)")
@@ -52,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--temperature", type=float, default=None,
                    help="0 plays the search's best action; T > 0 samples the search policy "
                         "at T (default: the run's run.eval_temperature)")
+    e.add_argument("--video", default=None, metavar="FILE",
+                   help="also record the evaluation's episodes (--episodes, default 1) in FILE: "
+                        ".gif or .mp4 for image worlds (score and step shown), .txt for a "
+                        "transcript (any world, the one recording of text worlds)")
 
     r = sub.add_parser("report", help="plots and a table from run folders")
     r.add_argument("runs", nargs="+", help="run folders (or folders of runs)")
@@ -65,12 +72,16 @@ def _parser() -> argparse.ArgumentParser:
 
     play.add_arguments(sub.add_parser("play", help="play a world in the terminal (or watch an agent)"))
     sweep.add_arguments(sub.add_parser("sweep", help="a grid of runs at a fixed real budget + report"))
-    dream.add_arguments(sub.add_parser(
+    d = sub.add_parser(
         "dream", help="improve a trained run with zero new real steps (learn from its replay)",
         description="Learner updates and whole-replay reanalysis passes on a run's stored "
         "experience alone: no world step, the ledger's real counts unchanged, every model step "
         "counted. The result is a run folder that eval, report, play --agent and train --resume "
-        "accept."))
+        "accept.")
+    dream.add_arguments(d)
+    d.add_argument("--json", action="store_true",
+                   help="end by printing the sample ledger as one line of JSON (config left "
+                        "out) instead of the readable summary")
 
     baseline.add_parser(sub)
     b = sub.add_parser("bench", help="benchmarks: worlds, search, train, dream, gpu")
@@ -179,20 +190,72 @@ def _train(cfg, out: str, args, stop: dict) -> int:
     print(f"dreamer: training {what}{where}) -> {out}", flush=True)
     trainer = Trainer(cfg, out, resume=args.resume)
     ledger = trainer.run(progress=not args.no_progress, stop_flag=lambda: stop["flag"])
-    summary = ledger.to_json()
-    summary.pop("config")
-    print(json.dumps(summary))
+    if args.json:
+        _print_ledger_json(ledger)
+    else:
+        how = (f"stopped (checkpoint written; continue with `dreamer train --resume --out {out}`)"
+               if stop["flag"] else "done")
+        print(summary_text(ledger, out, how))
     return 130 if stop["flag"] else 0
 
 
+def _print_ledger_json(ledger) -> None:
+    """The ledger as one JSON line, its config left out (`--json`)."""
+    data = ledger.to_json()
+    data.pop("config")
+    print(json.dumps(data))
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60)} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def summary_text(ledger, out: str, how: str = "done") -> str:
+    """The few lines `dreamer train` and `dreamer dream` end with (`--json` prints the ledger
+    instead): real and dreamed steps, the dream ratio, the newest evaluation, the wall time and
+    the run folder."""
+    ratio = ledger.dream_ratio
+    lines = [f"dreamer: {ledger.world} (seed {ledger.seed}) {how}",
+             f"  real steps     {_count(ledger.env_steps)} ({_count(ledger.episodes)} episodes)"]
+    for name, counts in ledger.by_world.items():  # a continual run's worlds
+        lines.append(f"    {name}: {_count(counts['env_steps'])}")
+    dreamed = f"{_count(ledger.updates)} learner updates"
+    if ledger.dream_updates:
+        dreamed += f", {_count(ledger.dream_updates)} of them dreamed with no real step"
+    lines += [f"  dreamed steps  {_count(ledger.simulated)} model steps ({dreamed})",
+              f"  dream ratio    {ratio:,.0f} model steps per real step" if ratio >= 100 else
+              f"  dream ratio    {ratio:.1f} model steps per real step"]
+    if ledger.eval_mean_return is None:
+        lines.append("  eval return    none yet")
+    else:
+        lines.append(f"  eval return    {ledger.eval_mean_return:.2f} +/- "
+                     f"{ledger.eval_std_return or 0.0:.2f} over {ledger.eval_episodes} episodes")
+    lines += [f"  wall time      {_duration(ledger.wall_seconds)}",
+              f"  run folder     {out} (ledger.json, eval.csv; `dreamer eval --run {out}`)"]
+    return "\n".join(lines)
+
+
 def cmd_eval(args) -> int:
-    """Evaluates a run's newest checkpoint, read-only: writes RUN/eval.json and nothing else."""
+    """Evaluates a run's newest checkpoint, read-only: writes RUN/eval.json and nothing else
+    (and, with --video FILE, that file)."""
     from dreamer import agent as agent_lib
 
     if args.episodes is not None and args.episodes < 1:
         raise UserError(f"--episodes {args.episodes}: must be > 0")
     if args.temperature is not None and not args.temperature >= 0:
         raise UserError(f"--temperature {args.temperature}: must be >= 0 (0 = greedy)")
+    if args.video is not None:
+        from dreamer import video
+
+        video.check_path(args.video)
     try:
         config = agent_lib.read_config(args.run)
     except agent_lib.NotARunError:
@@ -201,8 +264,14 @@ def cmd_eval(args) -> int:
     t0 = time.perf_counter()
     temperature = config.run.eval_temperature if args.temperature is None else args.temperature
     if config.run.worlds:
+        if args.video is not None:
+            raise UserError(f"--video: {args.run} is a continual run (run.worlds), which eval "
+                            "cannot record yet; drop --video")
         return _eval_continual(args, config, temperature, t0)
-    agent, returns = agent_lib.evaluate(args.run, args.episodes, temperature)
+    if args.video is None:
+        agent, returns = agent_lib.evaluate(args.run, args.episodes, temperature)
+    else:
+        agent, returns = _eval_and_record(args, config, temperature)
     result = {
         "run": args.run,
         "env_steps": agent.ledger.env_steps,
@@ -219,6 +288,31 @@ def cmd_eval(args) -> int:
         json.dump(result, f, indent=2)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
     return 0
+
+
+def _eval_and_record(args, config, temperature: float):
+    """`dreamer eval --video FILE`: (agent, returns) of the evaluation of --episodes episodes
+    (default 1), whose episodes are recorded in FILE as well (`dreamer.video`)."""
+    from dreamer import agent as agent_lib
+    from dreamer import video
+
+    episodes = 1 if args.episodes is None else args.episodes
+    world = agent_lib.make_world(config)
+    try:
+        video.check_world(args.video, world.spec)  # before anything compiles
+        agent = agent_lib.load(args.run, world, config)
+    finally:
+        world.close()  # evaluation and recording build their own copies (a JAX world's is a no-op)
+    returns = agent.evaluate(episodes, temperature)
+    recorded = video.record(agent, args.video, episodes, temperature)
+    scores = ", ".join(f"{e.score:g}" for e in recorded)
+    width, height = video.frame_size(agent.spec) if agent.spec.observation_kind == "image" else (
+        0, 0)
+    what = (f"{video.frame_count(recorded)} frames of {width}x{height}"
+            if args.video.lower().endswith(video.MOVIE_FORMATS) else "a transcript")
+    print(f"dreamer: recorded {len(recorded)} episode(s), score {scores}: {what} -> {args.video}",
+          flush=True)
+    return agent, returns
 
 
 def _eval_continual(args, config, temperature: float, t0: float) -> int:
@@ -278,9 +372,10 @@ def cmd_dream(args) -> int:
         print(f"dreamer dream: stopped after {done * plan.updates_per_phase} of {plan.updates} "
               f"updates, checkpoint written; dream the rest with `dreamer dream --run {out} "
               f"--updates {left}`", flush=True)
-    summary = ledger.to_json()
-    summary.pop("config")
-    print(json.dumps(summary))
+    if args.json:
+        _print_ledger_json(ledger)
+    else:
+        print(summary_text(ledger, out, "dreamed" if done == plan.phases else "stopped"))
     return 130 if done < plan.phases else 0
 
 

@@ -198,9 +198,18 @@ def test_train_by_default_shows_the_bar_and_writes_runs_world_seed(default_train
     bars = [line for line in lines if line.startswith("real steps")]
     assert len(bars) == 1, printed
     assert re.search(r" 96/96 done .* ETA ", bars[0]), bars[0]
-    summary = json.loads(lines[-1])
-    assert summary["real"]["env_steps"] == 96
-    assert json.load(open(os.path.join(out, "ledger.json")))["real"] == summary["real"]
+    # a readable summary at the end (`--json` prints the ledger instead)
+    ledger = json.load(open(os.path.join(out, "ledger.json")))
+    summary = lines[lines.index("dreamer: catch (seed 0) done"):]
+    assert summary[1] == f"  real steps     96 ({ledger['real']['episodes']} episodes)"
+    assert summary[2].startswith(f"  dreamed steps  {ledger['simulated']['total']:,} model steps")
+    ratio = ledger["dream_ratio"]
+    assert summary[3] == f"  dream ratio    {ratio:,.0f} model steps per real step"
+    assert summary[4] == (f"  eval return    {ledger['eval']['mean_return']:.2f} +/- "
+                          f"{ledger['eval']['std_return']:.2f} over 4 episodes")
+    assert re.fullmatch(r"  wall time      [0-9.]+ s|  wall time      \d+ min \d+ s", summary[5])
+    assert summary[6].startswith(f"  run folder     {os.path.join('runs', 'catch-s0')} ")
+    assert len(summary) == 7 and "{" not in printed
 
 
 @TINY_CATCH
@@ -317,9 +326,10 @@ def test_no_subcommand_trains_cartpole_with_the_defaults(tmp_path, monkeypatch, 
 
     seen = []
 
-    class Ledger:
-        def to_json(self):
-            return {"config": {}, "real": {"env_steps": 0}}
+    from dreamer.ledger import SampleLedger
+
+    def Ledger():
+        return SampleLedger(world="cartpole", seed=0, config={})
 
     class StandInTrainer:
         def __init__(self, config, out_dir, resume=False):
@@ -377,7 +387,8 @@ def test_sigterm_writes_a_final_checkpoint(tmp_path):
     """SIGTERM (a scheduler's or `kill`'s stop) ends a run like Ctrl-C: a checkpoint at the step
     reached, exit 130 (tests/test_kill_resume.py::test_sigint_writes_a_final_checkpoint)."""
     out = str(tmp_path / "run")
-    argv = [*TRAIN, "--real-steps", "384", "--set", "run.checkpoint_interval=100000", "--out", out]
+    argv = [*TRAIN, "--real-steps", "384", "--set", "run.checkpoint_interval=100000", "--out", out,
+            "--json"]
     env = dict(os.environ, DREAMER_CACHE=jax_cache_dir())
     proc = subprocess.Popen([sys.executable, "-m", "dreamer.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -432,3 +443,44 @@ def test_eval_of_a_host_world_run(tmp_path, monkeypatch, capsys, restore_signals
     assert printed["mean_return"] == result["mean_return"]
     assert all(r == int(r) and 1 <= r <= 500 for r in result["returns"])  # CartPole: steps
     assert result["mean_return"] == final_mean
+    # --video of a host world: its evaluation copies stepped from here, the same episodes; a
+    # vector world gets a transcript
+    assert main(["eval", "--run", out, "--video", str(tmp_path / "cp.gif")]) == 2
+    assert "record a transcript instead: --video " in capsys.readouterr().err
+    assert main(["eval", "--run", out, "--video", str(tmp_path / "cp.txt"), "--episodes", "2"]) == 0
+    text = (tmp_path / "cp.txt").read_text()
+    returns = json.load(open(os.path.join(out, "eval.json")))["returns"]
+    assert returns == result["returns"]
+    for number, score in enumerate(returns, 1):
+        assert f"*** Episode {number} ended after {score:g} steps: score {score:g} ***" in text
+    assert text.count("[step 0] observation [") == 2
+
+
+def test_the_summary_reads_the_ledger():
+    """What `dreamer train` and `dreamer dream` end with (without --json): counts with thousands
+    separators, the dream ratio, the newest evaluation, the wall time and the run folder."""
+    from dreamer.cli import summary_text
+    from dreamer.ledger import SampleLedger
+
+    ledger = SampleLedger(world="minatar/breakout", seed=3, config={}, env_steps=100_000,
+                          episodes=412, search=5_000_000, reanalyse=7_000_000, dream=0,
+                          unroll=1_234_567, updates=25_000, dream_updates=5_000,
+                          eval_episodes=100, eval_mean_return=9.876, eval_std_return=3.21,
+                          wall_seconds=7_384.0)
+    assert summary_text(ledger, "runs/b", "dreamed").splitlines() == [
+        "dreamer: minatar/breakout (seed 3) dreamed",
+        "  real steps     100,000 (412 episodes)",
+        "  dreamed steps  13,234,567 model steps (25,000 learner updates, 5,000 of them dreamed "
+        "with no real step)",
+        "  dream ratio    132 model steps per real step",
+        "  eval return    9.88 +/- 3.21 over 100 episodes",
+        "  wall time      2 h 03 min",
+        "  run folder     runs/b (ledger.json, eval.csv; `dreamer eval --run runs/b`)"]
+    fresh = SampleLedger(world="catch", seed=0, config={}, env_steps=32, search=64,
+                         wall_seconds=75.5)
+    fresh.count_world("catch", 32, 32, 3)
+    lines = summary_text(fresh, "r").splitlines()
+    assert lines[2] == "    catch: 32"  # a continual run's worlds, one line each
+    assert lines[4] == "  dream ratio    2.0 model steps per real step"
+    assert lines[5] == "  eval return    none yet"
+    assert lines[6] == "  wall time      1 min 15 s"

@@ -5,6 +5,7 @@ run's own evaluation at that checkpoint did."""
 import hashlib
 import json
 import os
+import re
 
 import pytest
 
@@ -68,3 +69,27 @@ def test_agent_load_refuses_a_non_run_folder(tmp_path):
         agent_lib.read_config(str(tmp_path))
     assert cli.main(["eval", "--run", str(tmp_path)]) == 2
     assert not os.listdir(tmp_path)  # nothing created there either
+
+
+@pytest.mark.xdist_group("tiny_coin")  # watches the run of the text/coin learning test
+def test_eval_video_of_a_text_world_is_a_transcript(tiny_coin_run, tmp_path, capsys):
+    """A text world has no picture: `--video x.gif` is one line naming the fix, `--video x.txt`
+    writes the episodes as text (beside eval.json, the only other file eval writes)."""
+    before = _snapshot(tiny_coin_run)
+    gif = str(tmp_path / "coin.gif")
+    assert cli.main(["eval", "--run", tiny_coin_run, "--video", gif]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"dreamer: error: --video {gif}: text/coin is a text world, with no picture to "
+                   f"put in a .gif; record a transcript instead: --video {tmp_path / 'coin.txt'}")
+    assert _snapshot(tiny_coin_run) == before and not os.listdir(tmp_path)
+    txt = tmp_path / "coin.txt"
+    assert cli.main(["eval", "--run", tiny_coin_run, "--video", str(txt), "--episodes", "2"]) == 0
+    after = _snapshot(tiny_coin_run)
+    del after["eval.json"]
+    assert after == before and os.listdir(tmp_path) == ["coin.txt"]
+    text = txt.read_text()
+    returns = json.load(open(os.path.join(tiny_coin_run, "eval.json")))["returns"]
+    assert text.count("=== Episode") == 2 and "[step 0] You are in the" in text
+    for number, score in enumerate(returns, 1):
+        assert re.search(rf"\*\*\* Episode {number} (ended|ran out of steps) after \d+ steps: "
+                         rf"score {score:g} \*\*\*", text), text
