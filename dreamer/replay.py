@@ -130,6 +130,11 @@ def sample(
     total = flat.sum()
     probs = flat / jnp.maximum(total, 1e-12)
     index = jax.random.choice(key, flat.shape[0], (batch_size,), p=probs)
+    # `choice` inverts a float32 cumulative sum, which XLA does not compute monotonically: once
+    # in millions of draws it lands on a cell that cannot start a window (probability 0), whose
+    # importance weight 0^-beta is infinite and turns every loss of the batch into NaN (a
+    # minatar/breakout run stopped so at update 45,935). Such a draw takes the likeliest cell.
+    index = jnp.where(probs[index] > 0, index, jnp.argmax(probs))
     start, stream = index // num_streams, index % num_streams
     count = startable.sum() * num_streams
     weight = (count * probs[index]) ** (-beta)

@@ -97,3 +97,19 @@ def test_beta_anneals_linearly_to_one():
     got = [float(replay.annealed_beta(annealed, u)) for u in (0, 250, 500, 1000, 5000)]
     np.testing.assert_allclose(got, [0.4, 0.55, 0.7, 1.0, 1.0], rtol=1e-6)
     assert float(config_lib.preset("atari100k").replay.beta_anneal_updates) == 120_000
+
+
+def test_a_draw_on_a_cell_that_cannot_start_a_window_is_replaced(monkeypatch):
+    """`jax.random.choice` inverts a float32 cumulative sum that XLA does not compute monotonically,
+    so once in millions of draws it returns a cell of probability 0: the newest row of a stream or an
+    empty slot. Its importance weight 0^-beta is infinite and made every loss of a batch NaN. Forced
+    here: every draw lands on the newest row, which the sampler must replace by a startable one."""
+    state = replay.init(_rows(1, 1), capacity=8)
+    state = add(state, _rows(6, 1))  # rows 0..5 in slots 0..5; 5 (newest) and slots 6, 7 cannot start
+    state = update_priorities(state, jnp.array([2]), jnp.array([0]), jnp.array([9.0]))
+    for bad in (5, 6, 7):
+        monkeypatch.setattr(jax.random, "choice", lambda key, n, shape, p, bad=bad: jnp.full(
+            shape, bad, jnp.int32))
+        w = replay.sample(state, jax.random.key(0), 4, window=2, alpha=1.0, beta=1.0)
+        np.testing.assert_array_equal(np.asarray(w.start), 2)  # the likeliest startable row
+        assert np.isfinite(np.asarray(w.weight)).all() and np.asarray(w.present).all()
