@@ -164,15 +164,11 @@ def make_world(name: str):
     or one that masks actions)."""
     import worlds
 
-    if worlds.takes_copies(name):
+    if worlds.kind(name) == "host":
         raise BaselineError(
             f"{name} is a host world (stepped outside JAX) and rejax trains only on JAX worlds: "
             "use a JAX world such as catch, cartpole or minatar/breakout (`dreamer worlds`)")
     world = worlds.make(name)
-    if not world.is_jax:
-        raise BaselineError(
-            f"{name} has no JAX step and rejax trains only on JAX worlds: use a JAX world such "
-            "as catch, cartpole or minatar/breakout (`dreamer worlds`)")
     if world.spec.has_action_mask:
         raise BaselineError(
             f"{name} masks actions, which rejax's DQN and PPO cannot honour: use a world without "

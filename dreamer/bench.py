@@ -183,13 +183,10 @@ def _train_case(name, cfg, world_name, quick: bool) -> dict:
     from dreamer import replay as replay_lib
     from dreamer.networks import make_model
 
-    atari = world_name.startswith("atari/")
-    if atari:
-        world = worlds.make(world_name, num_envs=1)
-        spec = world.spec
-        world.close()
-    else:
-        spec = worlds.make(world_name).spec
+    atari = world_name.startswith("atari/")  # sized down below: one update takes seconds
+    world = worlds.make(world_name)
+    spec = world.spec
+    world.close()
     model = make_model(cfg.model, spec)
     n_streams, length = 2, min(cfg.replay.capacity, 256)
     key = jax.random.key(0)

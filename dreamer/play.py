@@ -95,8 +95,7 @@ def _open_session(name: str, seed: int, options: dict | None = None) -> _Session
     """The session of one copy of world `name`, built with `options`."""
     import worlds
 
-    copies = {"num_envs": 1} if worlds.takes_copies(name) else {}
-    world = worlds.make(name, **copies, **(options or {}))
+    world = worlds.make(name, num_envs=1, **(options or {}))
     return (_JaxSession if world.is_jax else _HostSession)(world, seed)
 
 

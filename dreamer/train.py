@@ -91,15 +91,10 @@ def config_mismatch(saved: dict, current: dict) -> list[str]:
 def make_training_world(config: Config, copies: int | None = None):
     """The world copies to collect from: one JAX world (vmapped over copies), or a host world with
     `copies` copies (default `run.num_envs`; a distributed run gives each process its share).
-    Built with `config.world_options`; Atari gets its training-only options too: life loss ends an
-    episode, rewards are clipped."""
-    name, options = config.world, config.world_kwargs()
+    Built with `config.world_options` over the world's training-only options (the registry's
+    `training=True`: e.g. Atari's life loss and reward clipping), which evaluation copies lack."""
     copies = config.run.num_envs if copies is None else copies
-    if name.startswith("atari/"):
-        options = {"terminal_on_life_loss": True, "reward_clip": True, **options}
-    if worlds.takes_copies(name):
-        return worlds.make(name, num_envs=copies, **options)
-    return worlds.make(name, **options)
+    return worlds.make(config.world, num_envs=copies, training=True, **config.world_kwargs())
 
 
 def make_continual_worlds(config: Config) -> list[PaddedWorld]:

@@ -326,7 +326,7 @@ def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
         assert ledger[key] == expected[key], key
     assert _run_state(resumed) == expected_state
 
-    worlds.register("test/unsavable-cartpole", UnsavableCartPole)
+    worlds.register("test/unsavable-cartpole", UnsavableCartPole, kind="host")
     cfg = tiny_cartpole("world=test/unsavable-cartpole", "run.eval_episodes=0")  # as above
     out = str(tmp_path / "unsavable")
     first = Trainer(cfg, out)

@@ -299,7 +299,7 @@ class CrashingCartPole(WrappedCartPole):
 
 
 def test_host_world_failure_gives_one_line(tmp_path, capsys):
-    worlds.register("test/crashing-cartpole", CrashingCartPole)
+    worlds.register("test/crashing-cartpole", CrashingCartPole, kind="host")
     out = str(tmp_path / "run")
     argv = ["train", "--world", "test/crashing-cartpole", "--preset", "tiny", "--real-steps", "64",
             "--no-progress", "--out", out, "--set", "run.num_envs=1",  # (bar: default_train)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from world_check import check_timestep, check_world
 
 import worlds
 from worlds.atari import ATARI_100K_GAMES, make_atari
@@ -9,14 +10,7 @@ from worlds.gym import UnsupportedWorldError, make_gym
 
 
 def _check_timestep(ts, world):
-    n, spec = world.num_envs, world.spec
-    assert ts.observation.shape == (n, *spec.observation_shape)
-    assert ts.observation.dtype == np.dtype(spec.observation_dtype)
-    assert ts.reward.shape == (n,) and ts.reward.dtype == np.float32
-    assert ts.terminated.shape == (n,) and ts.terminated.dtype == bool
-    assert ts.truncated.shape == (n,) and ts.truncated.dtype == bool
-    assert ts.action_mask.shape == (n, spec.num_actions) and ts.action_mask.all()
-    assert not (ts.terminated & ts.truncated).any()
+    check_timestep(ts, world.spec, world.num_envs)
 
 
 # --- gymnasium ------------------------------------------------------------------------------
@@ -35,10 +29,7 @@ def test_gym_shapes_and_spec(env_id, obs_shape, num_actions, max_steps):
         assert spec.observation_kind == "vector"
         assert spec.num_actions == num_actions
         assert spec.max_episode_steps == max_steps
-        _check_timestep(world.reset(seed=0), world)
-        rng = np.random.default_rng(0)
-        for _ in range(5):
-            _check_timestep(world.step(rng.integers(0, num_actions, 3)), world)
+        check_world(world, steps=5)
         assert world.frames == 15
 
 

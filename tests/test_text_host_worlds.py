@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from extras import require, require_program
+from world_check import check_timestep
 
 import worlds
 from worlds.text_tokens import SPECIAL_TOKENS, Vocabulary, tokenize
@@ -18,15 +19,8 @@ pytestmark = pytest.mark.xdist_group("text_host")
 
 
 def _check_timestep(ts, world):
-    n, spec = world.num_envs, world.spec
-    assert ts.observation.shape == (n, *spec.observation_shape)
+    check_timestep(ts, world.spec, world.num_envs)
     assert ts.observation.dtype == np.int32
-    assert ts.reward.shape == (n,) and ts.reward.dtype == np.float32
-    assert ts.terminated.shape == (n,) and ts.terminated.dtype == bool
-    assert ts.truncated.shape == (n,) and ts.truncated.dtype == bool
-    assert ts.action_mask.shape == (n, spec.num_actions) and ts.action_mask.dtype == bool
-    assert ts.action_mask.any(axis=1).all()
-    assert not (ts.terminated & ts.truncated).any()
     assert ((ts.observation >= 0) & (ts.observation < len(world.vocabulary))).all()
 
 

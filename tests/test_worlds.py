@@ -1,4 +1,5 @@
-"""JAX-native worlds: smoke episodes, compile-once, registry errors, CartPole vs gymnasium."""
+"""JAX-native worlds and the registry: batched steps, compile-once, registry errors and what it
+records (kind, training options, num_envs), CartPole vs gymnasium."""
 
 import chex
 import gymnasium
@@ -10,40 +11,8 @@ import pytest
 import worlds
 from worlds.cartpole import cartpole_dynamics, cartpole_terminated
 
-
-@pytest.mark.parametrize("name", ["catch", "cartpole"])
-def test_smoke_episode_under_scan(name):
-    world = worlds.make(name)
-    spec = world.spec
-    batch, steps = 8, 3 * spec.max_episode_steps if name == "catch" else 600
-
-    @jax.jit
-    def rollout(key):
-        keys = jax.random.split(key, batch)
-        state, ts = jax.vmap(world.reset)(keys)
-
-        def body(carry, key):
-            state, ts = carry
-            a_key, s_key = jax.random.split(key)
-            action = jax.random.randint(a_key, (batch,), 0, spec.num_actions)
-            state, ts = jax.vmap(world.step)(state, action, jax.random.split(s_key, batch))
-            return (state, ts), (ts, state.step_count)
-
-        _, out = jax.lax.scan(body, (state, ts), jax.random.split(key, steps))
-        return out
-
-    ts, step_count = rollout(jax.random.key(0))
-    assert ts.observation.shape == (steps, batch, *spec.observation_shape)
-    assert ts.observation.dtype == np.dtype(spec.observation_dtype)
-    assert ts.reward.dtype == jnp.float32 and ts.terminated.dtype == bool
-    assert ts.action_mask.shape == (steps, batch, spec.num_actions)
-    assert np.all(np.isfinite(ts.observation)) and np.all(np.isfinite(ts.reward))
-    assert np.all(ts.reward >= spec.reward_range[0]) and np.all(ts.reward <= spec.reward_range[1])
-    done = np.asarray(ts.terminated | ts.truncated)
-    assert done.any()
-    # auto-reset: the step count is 0 exactly where an episode ended
-    np.testing.assert_array_equal(np.asarray(step_count) == 0, done)
-    assert np.all(np.asarray(step_count) <= spec.max_episode_steps)
+# The smoke rollout of every registered world (shapes, dtypes, reward range, masks, auto-reset)
+# is the shared check: tests/world_check.py, run on each by tests/test_every_world.py.
 
 
 @pytest.mark.parametrize("name", ["catch", "minatar/asterix", "text/coin", "text/quest"])
@@ -170,12 +139,59 @@ def test_world_options_are_checked_by_signature_before_building():
         worlds.make("atari/pong", bogus=1)
 
 
-def test_takes_copies_reads_the_signature_without_building():
-    """Host worlds are built with a number of copies, JAX worlds are not; the registry knows
-    which from the factory's signature, so the trainer starts no JVM just to ask."""
-    assert not any(worlds.takes_copies(n) for n in ("catch", "cartpole", "minatar/breakout",
-                                                     "text/coin"))
-    assert all(worlds.takes_copies(n) for n in ("atari/pong", "gym:CartPole-v1", "twx/coin",
-                                                 "textworld/cooking"))
+def test_registry_records_kind_without_building():
+    """Host worlds are built with a number of copies, JAX worlds are not; the registry records
+    which, so the trainer starts no JVM just to ask."""
+    assert {worlds.kind(n) for n in ("catch", "cartpole", "minatar/breakout", "text/coin")} == {
+        "jax"}
+    assert {worlds.kind(n) for n in ("atari/pong", "gym:CartPole-v1", "twx/coin",
+                                     "textworld/cooking")} == {"host"}
     with pytest.raises(worlds.UnknownWorldError, match="cartpole"):
-        worlds.takes_copies("cartpol")
+        worlds.kind("cartpol")
+
+
+def test_num_envs_means_the_same_for_every_world():
+    """`num_envs` copies: a host world holds them, a JAX world is the one copy its user vmaps."""
+    world = worlds.make("catch", num_envs=8)
+    assert world.is_jax and world.spec == worlds.make("catch").spec
+    with worlds.make("gym:CartPole-v1", num_envs=3) as host:
+        assert host.num_envs == 3
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(worlds.WorldOptionError, match=r"^catch: num_envs must be >= 1, got "):
+            worlds.make("catch", num_envs=bad)
+
+
+def test_training_options_are_recorded_per_family_and_only_training_copies_get_them():
+    assert worlds.training_options("atari/pong") == {"terminal_on_life_loss": True,
+                                                     "reward_clip": True}
+    assert worlds.training_options("catch") == {} == worlds.training_options("gym:CartPole-v1")
+    world = worlds.make("catch", training=True)  # a world without any builds as usual
+    assert world.spec == worlds.make("catch").spec
+    with pytest.raises(ValueError, match="training_options are for host worlds"):
+        worlds.register("test/jax-trained", "worlds.catch:Catch", training_options={"rows": 4})
+    assert "test/jax-trained" not in worlds.names()
+
+
+def test_bind_failure_other_than_an_unknown_name_is_one_line():
+    def factory(rows, *, columns=3):  # a required option
+        return worlds.make("catch", rows=rows, columns=columns)
+
+    from worlds.errors import check_options
+    with pytest.raises(worlds.WorldOptionError, match=r"^world 'x': missing a required argument: "
+                                                      r"'rows'; it takes the options columns$"):
+        check_options("x", factory, {})
+    check_options("x", factory, {"rows": 3})
+
+
+def test_a_world_registered_as_the_wrong_kind_is_refused(monkeypatch):
+    from host_worlds import WrappedCartPole
+
+    from worlds import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    worlds.register("test/host", WrappedCartPole)  # kind defaults to "jax"
+    with pytest.raises(TypeError, match="register it with kind='host'"):
+        worlds.make("test/host", num_envs=2)
+    worlds.register("test/host-ok", WrappedCartPole, kind="host")
+    with worlds.make("test/host-ok", num_envs=2) as world:
+        assert world.num_envs == 2 and worlds.kind("test/host-ok") == "host"

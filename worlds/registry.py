@@ -1,56 +1,112 @@
-"""Name → world registry. Factories are imported lazily, so `import worlds` stays cheap."""
+"""Name → world registry. Factories are imported lazily, so `import worlds` stays cheap.
+
+What the registry records of each world (or family of worlds, such as `atari/<game>`), so that
+its users never name a world's options or build a world just to learn what it is:
+
+* **kind**: `"jax"` (a `JaxWorld`: one copy with pure `reset`/`step`, which its user vmaps) or
+  `"host"` (a `HostWorld`: `num_envs` copies stepped on the host). `kind(name)` reads it without
+  building the world (so no JVM starts for `twx/<game>` just to learn it is a host world).
+* **training options** (host worlds only): options the copies a learner *collects from* get,
+  under the user's own (an option the user sets wins), e.g. Atari's `terminal_on_life_loss` and
+  `reward_clip`. Evaluation copies never get them: `make(name, training=True)` adds them,
+  `make(name)` does not. (A JAX world is evaluated in the programs of its training world, so it
+  has no separate evaluation copies and may not declare any.)
+
+`make(name, num_envs=N, training=..., **options)` means the same for every world: "N copies of
+`name` will be stepped together". A host world is built with those N copies (`num_envs=N`); a
+JAX world is built once, as the one copy its user vmaps over N keys (the JAX collector does) —
+so `num_envs` is accepted and checked (>= 1) for a JAX world, but not passed to its factory.
+
+Options are checked before building, by binding them to the factory's signature
+(`worlds.errors.check_options`); a family factory that takes `**options` checks its own.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
-import inspect
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Literal
 
 from worlds.base import HostWorld, JaxWorld
-from worlds.errors import UnknownWorldError, check_options
+from worlds.errors import UnknownWorldError, WorldOptionError, check_options
 
-# name -> "module:callable" (imported on first use) or a callable.
-_REGISTRY: dict[str, str | Callable[..., JaxWorld | HostWorld]] = {}
-# prefix -> "module:callable" taking (suffix, **options); e.g. "gym:" and "atari/".
-_PREFIXES: dict[str, str] = {}
+Kind = Literal["jax", "host"]
 
 
-def register(name: str, factory: str | Callable[..., JaxWorld | HostWorld]) -> None:
-    """Registers a world factory under `name` (`factory(**options) -> World`)."""
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """What the registry knows of one world or family.
+
+    Attributes:
+      factory: `"module:callable"` (imported on first use) or a callable; `factory(**options)` for
+        a world, `factory(suffix, **options)` for a family, plus `num_envs=N` for a host world.
+      kind: `"jax"` or `"host"`.
+      training_options: options training copies get under the user's (see the module docstring).
+      listed: for a family, `"module:attribute"` of the suffixes `names()` lists (e.g. the Atari
+        100k games), or None to list none.
+    """
+
+    factory: str | Callable[..., JaxWorld | HostWorld]
+    kind: Kind
+    training_options: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    listed: str | None = None
+
+
+_REGISTRY: dict[str, Entry] = {}
+_PREFIXES: dict[str, Entry] = {}
+
+
+def _entry(factory, kind: str, training_options, listed=None) -> Entry:
+    if kind not in ("jax", "host"):
+        raise ValueError(f"a world's kind is 'jax' or 'host', not {kind!r}")
+    if kind == "jax" and training_options:
+        # A JAX world's evaluation runs in the programs built for its training world, so it
+        # cannot have copies that differ; a host world's evaluation copies are built apart.
+        raise ValueError("training_options are for host worlds: a JAX world is evaluated in "
+                         "its training world")
+    return Entry(factory, kind, MappingProxyType(dict(training_options or {})), listed)
+
+
+def register(name: str, factory: str | Callable[..., JaxWorld | HostWorld], *,
+             kind: Kind = "jax", training_options: Mapping | None = None) -> None:
+    """Registers a world factory under `name` (`factory(**options) -> World`; a host world's
+    factory also takes `num_envs`)."""
     if name in _REGISTRY:
         raise ValueError(f"world {name!r} is already registered")
-    _REGISTRY[name] = factory
+    _REGISTRY[name] = _entry(factory, kind, training_options)
 
 
-def register_prefix(prefix: str, factory: str) -> None:
+def register_prefix(prefix: str, factory: str, *, kind: Kind = "host",
+                    training_options: Mapping | None = None, listed: str | None = None) -> None:
     """Registers a family of worlds: `make(prefix + x)` calls `factory(x, **options)`."""
-    _PREFIXES[prefix] = factory
+    _PREFIXES[prefix] = _entry(factory, kind, training_options, listed)
 
 
-def names() -> list[str]:
-    """All registered world names (families such as `atari/<game>` listed by their games)."""
-    listed = sorted(_REGISTRY)
-    try:
-        from worlds.atari import ATARI_100K_GAMES
-
-        listed += [f"atari/{g}" for g in ATARI_100K_GAMES]
-    except ImportError:  # pragma: no cover - atari module is part of the package
-        pass
-    return listed
-
-
-def _resolve(factory):
-    if callable(factory):
-        return factory
-    module, attr = factory.split(":")
+def _resolve(ref):
+    if not isinstance(ref, str):
+        return ref
+    module, attr = ref.split(":")
     return getattr(importlib.import_module(module), attr)
 
 
-def _factory(name: str):
-    """(factory, leading positional args) of a world name, or UnknownWorldError."""
+def names() -> list[str]:
+    """All registered world names (families listed by their `listed` suffixes, e.g. the games of
+    `atari/<game>`; a family without a list, such as `gym:<ID>`, lists none)."""
+    listed = sorted(_REGISTRY)
+    for prefix, entry in _PREFIXES.items():
+        if entry.listed is not None:
+            listed += [prefix + suffix for suffix in _resolve(entry.listed)]
+    return listed
+
+
+def _lookup(name: str) -> tuple[Entry, tuple]:
+    """(entry, leading positional args of its factory) of a world name, or UnknownWorldError."""
     if name in _REGISTRY:
-        return _resolve(_REGISTRY[name]), ()
+        return _REGISTRY[name], ()
     prefix = next((p for p in _PREFIXES if name.startswith(p) and len(name) > len(p)), None)
     if prefix is None:
         close = difflib.get_close_matches(name, names(), n=3, cutoff=0.5)
@@ -59,28 +115,55 @@ def _factory(name: str):
             f"unknown world {name!r}.{hint} Run `dreamer worlds` to list them, or use "
             "'gym:<ID>' for any installed gymnasium env."
         )
-    return _resolve(_PREFIXES[prefix]), (name[len(prefix) :],)
+    return _PREFIXES[prefix], (name[len(prefix):],)
 
 
-def takes_copies(name: str) -> bool:
-    """Whether the world `name` is built with a number of copies (`num_envs`: a host world,
-    stepped on the host), read from its factory's signature without building it. A JAX world
-    is one copy, vmapped by its user."""
-    factory, _ = _factory(name)
-    return "num_envs" in inspect.signature(factory).parameters
+def kind(name: str) -> Kind:
+    """`"jax"` or `"host"`: the kind the world `name` is registered as, without building it.
+
+    Raises:
+      UnknownWorldError: with the closest registered names.
+    """
+    return _lookup(name)[0].kind
 
 
-def make(name: str, **options) -> JaxWorld | HostWorld:
+def training_options(name: str) -> dict:
+    """The options the training copies of `name` get under the user's (`make(training=True)`)."""
+    return dict(_lookup(name)[0].training_options)
+
+
+def make(name: str, *, num_envs: int = 1, training: bool = False,
+         **options) -> JaxWorld | HostWorld:
     """Builds the world registered as `name`.
 
     Args:
       name: e.g. `"catch"`, `"cartpole"`, `"minatar/breakout"`, `"atari/pong"`, `"gym:Acrobot-v1"`.
-      **options: world options (e.g. `num_envs=8` for host worlds).
+      num_envs: copies stepped together (>= 1): a host world is built with that many; a JAX world
+        is built as one copy, which its user vmaps over `num_envs` keys.
+      training: True for the copies a learner collects from: the world's training-only options
+        (`training_options(name)`, e.g. Atari's life loss and reward clipping) are added under
+        `options`. Evaluation copies are built without them.
+      **options: world options (e.g. `rows=8` for catch, `frame_skip=4` for Atari).
 
     Raises:
       UnknownWorldError: with the closest registered names.
-      WorldOptionError: for an option the world does not take.
+      WorldOptionError: for an option the world does not take, or `num_envs` < 1.
     """
-    factory, args = _factory(name)
-    check_options(name, factory, options, positional=len(args))
-    return factory(*args, **options)
+    entry, args = _lookup(name)
+    whole = isinstance(num_envs, numbers.Integral) and not isinstance(num_envs, bool)
+    if not whole or num_envs < 1:
+        kind_of = "" if whole else " (not an int)"
+        raise WorldOptionError(f"{name}: num_envs must be >= 1, got {num_envs!r}{kind_of}")
+    num_envs = int(num_envs)
+    if training:
+        options = {**entry.training_options, **options}
+    factory = _resolve(entry.factory)
+    copies = {"num_envs": num_envs} if entry.kind == "host" else {}
+    check_options(name, factory, options, positional=len(args), passed=copies)
+    world = factory(*args, **copies, **options)
+    if world.is_jax != (entry.kind == "jax"):
+        world.close()
+        actual = "jax" if world.is_jax else "host"
+        raise TypeError(f"world {name!r} is registered as kind {entry.kind!r} but its factory "
+                        f"built a {type(world).__name__}: register it with kind={actual!r}")
+    return world
