@@ -78,7 +78,8 @@ def test_gym_saved_state_continues_the_same_episodes():
             for field in ("observation", "reward", "terminated", "truncated"):
                 np.testing.assert_array_equal(getattr(ours, field), getattr(theirs, field))
             ends += int(ours.terminated.sum())
-        assert ends >= 3  # the copies auto-reset from the saved RNGs too
+        # 10 episodes end in the 90 steps after the save: the copies auto-reset from the saved RNGs
+        assert ends == 10
         assert copy.frames == world.frames
         with make_gym("CartPole-v1", num_envs=2) as other, pytest.raises(ValueError, match="3 copies"):
             other.set_state(state)
