@@ -371,15 +371,27 @@ def tiny() -> Config:
 
 def minatar() -> Config:
     """MinAtar games on a laptop CPU at EfficientZero's budget: one update of 128 sampled
-    positions per 2 real steps, 99% of them with policy targets reanalysed by the target network
-    (EfficientZero: one update of 256 per real step, 99%).
+    positions per 2 real steps, about 99% of them with policy targets the current target network
+    made (EfficientZero: one update of 256 per real step, 99% reanalysed).
+
+    The fresh targets come from the buffer-wide reanalysis pass (`dreamer.reanalyse`), not from
+    searching inside every update: the target network is refreshed every 128 updates, which is
+    every second learner phase of 64 (16 copies x 8 steps x 0.5), and the pass re-searches the
+    whole replay right after each refresh (`reanalyse_pass_interval=128`), so the next 128
+    updates read targets of the current target network (`targets/fresh` 0.98-0.99 from 8k real
+    steps on). A stored row is then searched once per refresh instead of once per sampling.
+    minatar/breakout, seed 7, 100k real steps, greedy (10 episodes): with the pass 6.0-7.0 from
+    25k to 90k (dips to 3.5 and 4.5) and 1,640 s for its first 92k; with per-update reanalysis
+    3.0-3.6 until 55k and 6.0 at 100k in 3,226 s; rejax's DQN 7.5. A pass every 100 updates
+    with the refresh inside a phase left a third of the targets stale (`targets/fresh` 0.61-0.81)
+    and reached 6.0 at 100k in 2,256 s. Files: notebooks/results/reanalyse_pass_minatar/.
 
     The network is an MLP over the flattened 10x10xC frame (`model.encoder=mlp`): on one core of a
     2-core CPU its learner ran 31x the updates/s of the 16-channel conv stack at batch 128 without
-    reanalysis (72.9 vs 2.36), and `dreamer bench train` measured this preset at 23.3 updates/s
+    reanalysis (72.9 vs 2.36), and `dreamer bench train` measured it (99% reanalysed in the update) at 23.3 updates/s
     against 0.223 for the conv stack at batch 256 and 99% reanalysed (the budget the conv preset
     could not afford), in one process.
-    minatar/breakout, seed 7, 100k real steps, greedy (10 episodes): this preset 6.0 in 3,226 s
+    minatar/breakout, seed 7, 100k real steps, greedy (10 episodes): the MLP with per-update reanalysis 6.0 in 3,226 s
     on one core (eval 3.0 from 10k to 30k, 3.5 at 50k, 5.6 at 75k); the previous preset (the conv
     stack, one update of 64 per 10 real steps, 25% reanalysed) 4.6 in 1,870 s; the MLP at that
     small budget 4.2 in 767 s; rejax's DQN (seed 0) 7.5. Files: notebooks/results/minatar_preset/.
@@ -397,7 +409,8 @@ def minatar() -> Config:
                    reward_support=5),
         search=dict(algorithm="gumbel", num_simulations=16, temperature_decay_steps=40_000),
         train=dict(discount=0.997, td_steps=5, batch_size=128, train_ratio=0.5,
-                   learning_starts=1_000, reanalyse_fraction=0.99),
+                   learning_starts=1_000, reanalyse_fraction=0.0, reanalyse_pass_interval=128,
+                   target_update_interval=128),
         replay=dict(capacity=20_000),
         run=dict(real_steps=50_000, num_envs=16, collect_steps=8, eval_interval=5_000,
                  checkpoint_interval=5_000),

@@ -44,7 +44,7 @@ def read_eval_rows(out) -> list[list[str]]:
 
 
 def check_run(out, ledger, cfg, *, env_steps, updates, search, unroll, reanalyse, learn_rows,
-              returns_within):
+              returns_within, dream=0):
     """The exact ledger, written and returned; one evaluation at the end with the preset's
     episode count; `learn_rows` metric rows with finite losses."""
     assert (ledger.env_steps, ledger.frames, ledger.updates) == (env_steps, env_steps, updates)
@@ -55,16 +55,15 @@ def check_run(out, ledger, cfg, *, env_steps, updates, search, unroll, reanalyse
     simulated = saved["simulated"]
     assert (simulated["search"], simulated["reanalyse"], simulated["unroll"]) == (
         search, reanalyse, unroll)
-    # no preset runs buffer-wide reanalysis passes (where the ledger counts them, as `dream`)
-    assert simulated.get("dream", 0) == 0
-    assert simulated["total"] == search + reanalyse + unroll
+    assert simulated["dream"] == ledger.dream == dream  # buffer-wide reanalysis passes
+    assert simulated["total"] == search + reanalyse + unroll + dream
     assert saved["updates"] == updates
     # one evaluation, at the end, of run.eval_episodes episodes
     rows = read_eval_rows(out)
     assert len(rows) == 1
     step, ups, simulated, mean, _, episodes = rows[0]
     assert (int(step), int(ups), int(simulated)) == (env_steps, updates,
-                                                     search + reanalyse + unroll)
+                                                     search + reanalyse + unroll + dream)
     assert int(episodes) == cfg.run.eval_episodes == saved["eval"]["episodes"]
     low, high = returns_within
     assert low <= float(mean) <= high and float(mean) == saved["eval"]["mean_return"]
@@ -97,9 +96,9 @@ def test_cartpole_at_the_small_preset(tmp_path):
 
 def test_breakout_at_the_minatar_preset(tmp_path):
     """minatar/breakout at `minatar`: Gumbel search and the MLP encoder over the flattened frame,
-    at EfficientZero's budget (one update of 128 per 2 real steps, 99% reanalysed), through
-    Trainer."""
-    cfg = user_config("minatar/breakout", 1024)
+    at EfficientZero's budget (one update of 128 per 2 real steps), its fresh policy targets from
+    the buffer-wide pass right after each target refresh, through Trainer."""
+    cfg = user_config("minatar/breakout", 1152)
     assert config_lib.default_preset("minatar/breakout") == "minatar"
     assert cfg.search.algorithm == "gumbel" and cfg.model.encoder == "mlp"
     trainer = Trainer(cfg, str(tmp_path))
@@ -110,13 +109,18 @@ def test_breakout_at_the_minatar_preset(tmp_path):
     assert (N, C, B, K, S) == (16, 8, 128, 5, 16)
     assert (cfg.train.learning_starts, cfg.train.train_ratio) == (1_000, 0.5)
     assert config_lib.updates_per_phase(cfg) == 64  # 0.5 x 128
-    # 8 collections (1,024 steps). The learner starts after the 8th (1,024 >= 1,000): one phase
-    # of 64 updates (one phase is enough for the counts: each of the preset's updates is costly on
-    # a CPU). Each reanalyses round(0.99 x 128) = 127 samples at 6 positions, 16 simulations each.
-    reanalysed = 127
-    check_run(tmp_path, ledger, cfg, env_steps=1024, updates=64, search=1024 * 16,
-              unroll=64 * 128 * 5, reanalyse=64 * reanalysed * 6 * 16,
-              learn_rows=[1024], returns_within=(0, 1_000))  # breakout: +1 a brick
+    t = cfg.train
+    assert (t.reanalyse_fraction, t.target_update_interval, t.reanalyse_pass_interval,
+            t.reanalyse_pass_rows, t.reanalyse_pass_chunk) == (0.0, 128, 128, 0, 128)
+    # 9 collections (1,152 steps). The learner starts after the 8th (1,024 >= 1,000): two phases
+    # of 64 updates. Nothing is reanalysed inside an update. The second phase ends at update 128,
+    # where the target network refreshes, and the pass then searches every stored row (1,152:
+    # 72 rows x 16 streams) in ceil(1,152 / 128) = 9 calls of 128 roots, 16 simulations each.
+    check_run(tmp_path, ledger, cfg, env_steps=1152, updates=128, search=1152 * 16,
+              unroll=128 * 128 * 5, reanalyse=0, dream=9 * 128 * 16,
+              learn_rows=[1024, 1152], returns_within=(0, 1_000))  # breakout: +1 a brick
+    (pass_row,) = [m for m in read_metrics(tmp_path) if "reanalyse_pass/chunks" in m]
+    assert pass_row["env_steps"] == 1152 and pass_row["reanalyse_pass/chunks"] == 9
 
 
 # Wall time, 2 CPU cores shared with other jobs: 77 s with a cold XLA cache, 43 s warm.
