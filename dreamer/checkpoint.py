@@ -25,11 +25,16 @@ class CheckpointError(UserError, RuntimeError):
 
 
 class _ReadOnlyNotice(logging.Filter):
-    """Drops orbax's warning that a read-only manager's folder is read only: `eval` and `play`
-    open runs read-only on purpose, and the warning told their users nothing."""
+    """Drops orbax's notices that a read-only manager is read only ("Given directory is read
+    only", "CheckpointManagerOptions.read_only=True, setting create=False" and the same for
+    save_interval_steps): `eval` and `play` open runs read-only on purpose, and the notices told
+    their users nothing."""
+
+    _NOTICES = ("Given directory is read only", "CheckpointManagerOptions.read_only=True, setting")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Given directory is read only" not in record.getMessage()
+        message = record.getMessage()
+        return not any(notice in message for notice in self._NOTICES)
 
 
 logging.getLogger("absl").addFilter(_ReadOnlyNotice())

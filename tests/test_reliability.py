@@ -75,7 +75,7 @@ class FailingHostWorld(WrappedCartPole):
 
 
 def test_host_world_failure_names_world_and_step(tmp_path):
-    worlds.register("test/failing", FailingHostWorld)
+    worlds.register("test/failing", FailingHostWorld, kind="host")
     # checkpoints every 48 real steps: the failure at step 39 comes before the second one, so
     # the run writes one itself at the end of the last complete iteration (32)
     cfg = _cfg("world=test/failing", "run.num_envs=1", "run.checkpoint_interval=48",
