@@ -1,7 +1,6 @@
 """The Python API: `dreamer.fit(config, out)`, `dreamer.load(run_dir)`, `Agent.act` and
 `Agent.evaluate`, with `import dreamer` as cheap as the command line's help."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -10,25 +9,13 @@ import sys
 import jax
 import numpy as np
 import pytest
+from snapshot import snapshot
 
 import dreamer
 import worlds
 from dreamer import cli
 from dreamer.errors import UserError
 from dreamer.ledger import SampleLedger
-
-
-def _snapshot(folder):
-    """{relative path: (size, mtime_ns, sha256)} of every file under `folder`."""
-    files = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                digest = hashlib.sha256(f.read()).hexdigest()
-            stat = os.stat(path)
-            files[os.path.relpath(path, folder)] = (stat.st_size, stat.st_mtime_ns, digest)
-    return files
 
 
 def test_import_dreamer_is_cheap_and_its_names_resolve():
@@ -48,7 +35,7 @@ def test_train_load_act_and_evaluate(tmp_path):
         "world=catch", "run.real_steps=96", "run.eval_episodes=4", "train.learning_starts=64"])
     ledger = dreamer.fit(config, out, progress=False)
     assert isinstance(ledger, SampleLedger) and ledger.env_steps == 96 and ledger.updates > 0
-    before = _snapshot(out)
+    before = snapshot(out)
 
     agent = dreamer.load(out)
     assert agent.ledger.env_steps == 96 and agent.config == config
@@ -72,7 +59,7 @@ def test_train_load_act_and_evaluate(tmp_path):
     # the run's own final evaluation (same parameters, key and episodes) ...
     final = open(os.path.join(out, "eval.csv")).read().splitlines()[-1].split(",")
     assert final[0] == "96" and float(final[3]) == pytest.approx(float(returns.mean()))
-    assert _snapshot(out) == before  # load, act and evaluate changed nothing in the run folder
+    assert snapshot(out) == before  # load, act and evaluate changed nothing in the run folder
     # ... and `dreamer eval` of it
     assert cli.main(["eval", "--run", out, "--episodes", "4"]) == 0
     result = json.load(open(os.path.join(out, "eval.json")))

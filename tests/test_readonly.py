@@ -2,30 +2,17 @@
 parameters, write nothing into the run folder but `eval.json` (eval), and evaluate exactly what the
 run's own evaluation at that checkpoint did."""
 
-import hashlib
 import json
 import os
 import re
 
 import pytest
+from snapshot import snapshot
 
 from dreamer import agent as agent_lib
 from dreamer import cli
 from dreamer import config as config_lib
 from dreamer.train import Trainer
-
-
-def _snapshot(folder):
-    """{relative path: (size, mtime_ns, sha256)} of every file under `folder`."""
-    files = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                digest = hashlib.sha256(f.read()).hexdigest()
-            stat = os.stat(path)
-            files[os.path.relpath(path, folder)] = (stat.st_size, stat.st_mtime_ns, digest)
-    return files
 
 
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
@@ -42,10 +29,10 @@ def test_eval_of_a_killed_run_changes_nothing_and_repeats_its_evaluation(tmp_pat
         f.write(json.dumps({"env_steps": 128, "loss/total": 1.0}) + "\n")
     with open(os.path.join(out, "eval.csv"), "a") as f:
         f.write("128,96,1,0.5,0.5,10\n")
-    before = _snapshot(out)
+    before = snapshot(out)
 
     assert cli.main(["eval", "--run", out, "--episodes", "10"]) == 0
-    after = _snapshot(out)
+    after = snapshot(out)
     result = json.loads(open(os.path.join(out, "eval.json")).read())
     del after["eval.json"]
     assert after == before  # no file created, changed (even rewritten) or removed
@@ -58,10 +45,10 @@ def test_eval_of_a_killed_run_changes_nothing_and_repeats_its_evaluation(tmp_pat
 
 @pytest.mark.xdist_group("tiny_coin")  # watches the run of the text/coin learning test
 def test_play_agent_changes_nothing(tiny_coin_run, capsys):
-    before = _snapshot(tiny_coin_run)
+    before = snapshot(tiny_coin_run)
     assert cli.main(["play", "--agent", tiny_coin_run, "--episodes", "1", "--seed", "2"]) == 0
     assert "Agent: 1 episode(s)" in capsys.readouterr().out
-    assert _snapshot(tiny_coin_run) == before
+    assert snapshot(tiny_coin_run) == before
 
 
 def test_agent_load_refuses_a_non_run_folder(tmp_path):
@@ -75,16 +62,16 @@ def test_agent_load_refuses_a_non_run_folder(tmp_path):
 def test_eval_video_of_a_text_world_is_a_transcript(tiny_coin_run, tmp_path, capsys):
     """A text world has no picture: `--video x.gif` is one line naming the fix, `--video x.txt`
     writes the episodes as text (beside eval.json, the only other file eval writes)."""
-    before = _snapshot(tiny_coin_run)
+    before = snapshot(tiny_coin_run)
     gif = str(tmp_path / "coin.gif")
     assert cli.main(["eval", "--run", tiny_coin_run, "--video", gif]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"dreamer: error: --video {gif}: text/coin is a text world, with no picture to "
                    f"put in a .gif; record a transcript instead: --video {tmp_path / 'coin.txt'}")
-    assert _snapshot(tiny_coin_run) == before and not os.listdir(tmp_path)
+    assert snapshot(tiny_coin_run) == before and not os.listdir(tmp_path)
     txt = tmp_path / "coin.txt"
     assert cli.main(["eval", "--run", tiny_coin_run, "--video", str(txt), "--episodes", "2"]) == 0
-    after = _snapshot(tiny_coin_run)
+    after = snapshot(tiny_coin_run)
     del after["eval.json"]
     assert after == before and os.listdir(tmp_path) == ["coin.txt"]
     text = txt.read_text()

@@ -1,13 +1,13 @@
 """`dreamer eval --run RUN --video FILE`: the evaluation's episodes recorded as a GIF or an MP4
 (image worlds) or a transcript (any world), the one file eval writes besides RUN/eval.json."""
 
-import hashlib
 import json
 import os
 
 import jax
 import numpy as np
 import pytest
+from snapshot import snapshot
 
 import worlds
 from dreamer import cli, video
@@ -20,19 +20,6 @@ from worlds.base import WorldSpec
 TINY_CATCH = pytest.mark.xdist_group("tiny_catch")
 CATCH_STEPS = 9  # every catch episode: the ball falls 9 rows
 CATCH_FRAME = (176, 188)  # 10x5 board x16 = 160x80, under a 28-pixel strip, at least 176 wide
-
-
-def _snapshot(folder):
-    """{relative path: (size, mtime_ns, sha256)} of every file under `folder`."""
-    files = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                digest = hashlib.sha256(f.read()).hexdigest()
-            stat = os.stat(path)
-            files[os.path.relpath(path, folder)] = (stat.st_size, stat.st_mtime_ns, digest)
-    return files
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +41,11 @@ def _one_line_error(capsys) -> str:
 def test_eval_records_a_gif_of_its_episodes(catch_run, tmp_path, capsys):
     from PIL import Image
 
-    before = _snapshot(catch_run)
+    before = snapshot(catch_run)
     path = str(tmp_path / "catch.gif")
     assert cli.main(["eval", "--run", catch_run, "--video", path, "--episodes", "3"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
-    after = _snapshot(catch_run)
+    after = snapshot(catch_run)
     del after["eval.json"]
     assert after == before  # read-only: the video is written where asked, nothing else
     assert sorted(os.listdir(tmp_path)) == ["catch.gif"]  # and no temporary file is left
