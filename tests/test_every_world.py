@@ -35,6 +35,30 @@ def test_world_passes_the_shared_check(name):
         world.close()
 
 
+HISTORY_WORLDS = ["catch", "cartpole", "text/coin", "gym:CartPole-v1", "twx/coin"]
+"""An image, a vector and a token JAX world, a vector and a token host world."""
+
+
+@pytest.mark.parametrize("name", HISTORY_WORLDS)
+def test_world_with_history_passes_the_shared_check(name):
+    """`history=3` (worlds.history) on each kind of world: the check's stack rule on every
+    step, past episode ends."""
+    if name.startswith("twx/"):
+        require("textworld_express", "the 'text' extra is not installed")
+        require_program("java", "Java is not installed (apt install openjdk-17-jre-headless)")
+    try:
+        world = worlds.make(name, num_envs=2, max_episode_steps=8, history=3)
+    except worlds.WorldOptionError:  # catch: no time limit option
+        world = worlds.make(name, num_envs=2, history=3)
+    try:
+        shape = world.world.spec.observation_shape  # the world's own
+        assert world.spec.observation_shape == (*shape[:-1], 3 * shape[-1])
+        assert world.spec.name == name and world.is_jax == (worlds.kind(name) == "jax")
+        check_world(world, steps=20, copies=2, expect_episode_end=True)
+    finally:
+        world.close()
+
+
 def test_every_listed_name_is_checked():
     """The parametrization is read from the registry, so a newly registered world is checked."""
     listed = set(worlds.names())

@@ -372,7 +372,7 @@ def test_text_world_options_are_checked_before_a_game_starts(world):
         ({"max_episode_steps": 0}, "max_episode_steps must be >= 1, got 0"),
         ({"observation_fields": ()}, f"observation_fields must be a non-empty subset of {fields}"),
         ({"observation_fields": ("nope",)}, "observation_fields must be a non-empty subset"),
-        ({"history": -1}, "history must be >= 0, got -1"),
+        ({"history_commands": -1}, "history_commands must be >= 0, got -1"),
     ]:
         with pytest.raises(worlds.WorldOptionError) as error:
             worlds.make(world, **options)

@@ -12,7 +12,10 @@ and of a host world (its own `num_envs` copies) alike:
   spec says the world does not mask);
 * auto-reset: stepping goes on past episode ends; a JAX world's step count restarts at every
   end, and truncation fires exactly at the time limit; a JAX world's reset is a function of its
-  key; a host world counts `frames_per_step` frames a step of each copy.
+  key; a host world counts `frames_per_step` frames a step of each copy;
+* a world built with `history=k` (`worlds.history`): a reset's stack is its first observation k
+  times, a step's drops the oldest and appends one, and an episode end's is the next episode's
+  first observation k times.
 """
 
 from __future__ import annotations
@@ -37,6 +40,27 @@ def check_timestep(ts, spec, copies: int) -> None:
     assert ts.action_mask.any(axis=1).all(), "a copy has no legal action"
     if not spec.has_action_mask:
         assert ts.action_mask.all()
+
+
+def check_stack(world, before, ts) -> None:
+    """Asserts the stack rule of a `history=k` world (a no-op for other worlds): `ts` [copies]
+    follows the observations `before` (None after a reset)."""
+    from worlds.history import HistoryWorld, HostHistoryWorld
+
+    if not isinstance(world, HistoryWorld | HostHistoryWorld):
+        return
+    k, width = world.history, world.world.spec.observation_shape[-1]
+    obs = np.asarray(ts.observation)
+    slots = np.split(obs, k, axis=-1)
+    new = slots[-1]
+    assert new.shape[-1] == width
+    done = np.zeros(obs.shape[:1], bool) if before is None else np.asarray(ts.done)
+    for i in range(obs.shape[0]):
+        if before is None or done[i]:  # a new episode: its first observation k times
+            for slot in slots:
+                np.testing.assert_array_equal(slot[i], new[i])
+        else:  # the oldest dropped, the rest shifted
+            np.testing.assert_array_equal(obs[i, ..., :-width], np.asarray(before)[i, ..., width:])
 
 
 def random_legal_actions(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
@@ -68,6 +92,7 @@ def _check_jax(world, steps, copies, seed, rng) -> int:
     keys = jax.random.split(jax.random.key(seed), copies)
     state, ts = jax.device_get(reset(keys))
     check_timestep(ts, spec, copies)
+    check_stack(world, None, ts)
     assert not ts.done.any() and (ts.reward == 0).all()
     np.testing.assert_array_equal(np.asarray(state.step_count), 0)
     again = jax.device_get(reset(keys)[1])
@@ -76,8 +101,10 @@ def _check_jax(world, steps, copies, seed, rng) -> int:
     for t in range(steps):
         previous = np.asarray(state.step_count)
         actions = random_legal_actions(rng, ts.action_mask)
+        before = ts.observation
         state, ts = jax.device_get(step(state, actions, jax.random.split(jax.random.key(t), copies)))
         check_timestep(ts, spec, copies)
+        check_stack(world, before, ts)
         counts = np.asarray(state.step_count)
         done = ts.terminated | ts.truncated
         np.testing.assert_array_equal(counts, np.where(done, 0, previous + 1))  # auto-reset
@@ -92,12 +119,14 @@ def _check_host(world, steps, seed, rng) -> int:
     frames = world.frames
     ts = world.reset(seed=seed)
     check_timestep(ts, spec, copies)
+    check_stack(world, None, ts)
     assert not (ts.terminated | ts.truncated).any()
     ends = 0
     for _ in range(steps):
-        before = world.frames
+        before, observation = world.frames, ts.observation
         ts = world.step(random_legal_actions(rng, ts.action_mask))
         check_timestep(ts, spec, copies)
+        check_stack(world, observation, ts)
         assert world.frames >= before + copies * spec.frames_per_step, (before, world.frames)
         ends += int((ts.terminated | ts.truncated).sum())
     assert world.frames > frames

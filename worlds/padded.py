@@ -32,6 +32,7 @@ import numpy as np
 
 from worlds.base import JaxWorld, WorldSpec
 from worlds.errors import WorldError
+from worlds.history import HistoryWorld, with_history
 
 
 class IncompatibleWorldsError(WorldError, ValueError):
@@ -187,20 +188,30 @@ class PaddedWorld(JaxWorld):
         return f"<PaddedWorld {self.spec.name} {self.spec.observation_shape}x{self.spec.num_actions}>"
 
 
-def pad_worlds(worlds: Sequence[JaxWorld]) -> list[PaddedWorld]:
-    """The worlds of a sequence, each seen through their common interface.
+def pad_worlds(worlds: Sequence[JaxWorld]) -> list[JaxWorld]:
+    """The worlds of a sequence, each seen through their common interface: `PaddedWorld`s, or,
+    for worlds built with the same `history=k` option, `HistoryWorld`s of k padded observations
+    (each observation is padded before it is stacked, so the k slots line up across worlds).
 
     Raises:
-      IncompatibleWorldsError: a host world, or worlds that cannot share one network.
+      IncompatibleWorldsError: a host world, worlds that cannot share one network, or worlds
+        built with different `history` options.
     """
     for world in worlds:
         if not world.is_jax:
             raise IncompatibleWorldsError(
                 f"world {world.spec.name} is a host world; a sequence of worlds takes JAX worlds "
                 "(catch, cartpole, minatar/*, text/*)")
+    histories = [w.history if isinstance(w, HistoryWorld) else 1 for w in worlds]
+    if len(set(histories)) > 1:
+        raise IncompatibleWorldsError(
+            "worlds of one sequence must show the same history (observations stacked), got "
+            + ", ".join(f"{w.spec.name}: {k}" for w, k in zip(worlds, histories, strict=True))
+            + "; give them one history option")
+    worlds = [w.world if isinstance(w, HistoryWorld) else w for w in worlds]
     interface = common_interface([w.spec for w in worlds],
                                  [getattr(w, "vocabulary", None) for w in worlds])
-    return [PaddedWorld(w, interface) for w in worlds]
+    return [with_history(PaddedWorld(w, interface), histories[0]) for w in worlds]
 
 
 __all__ = ["CommonInterface", "IncompatibleWorldsError", "PaddedWorld", "common_interface",

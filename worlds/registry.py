@@ -19,6 +19,10 @@ so `num_envs` is accepted and checked (>= 1) for a JAX world, but not passed to 
 
 Options are checked before building, by binding them to the factory's signature
 (`worlds.errors.check_options`); a family factory that takes `**options` checks its own.
+
+One option is the registry's own, for every world, and never reaches a factory: `history=k`
+(default 1) shows the agent the episode's last k observations stacked along their last axis
+(`worlds.history`); k = 1 is the world exactly as its factory builds it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Literal
 
 from worlds.base import HostWorld, JaxWorld
 from worlds.errors import UnknownWorldError, WorldOptionError, check_options
+from worlds.history import check_history, with_history
 
 Kind = Literal["jax", "host"]
 
@@ -143,7 +148,9 @@ def make(name: str, *, num_envs: int = 1, training: bool = False,
       training: True for the copies a learner collects from: the world's training-only options
         (`training_options(name)`, e.g. Atari's life loss and reward clipping) are added under
         `options`. Evaluation copies are built without them.
-      **options: world options (e.g. `rows=8` for catch, `frame_skip=4` for Atari).
+      **options: world options (e.g. `rows=8` for catch, `frame_skip=4` for Atari), and
+        `history=k` for any world: observations of the last k steps, stacked along their last
+        axis (`worlds.history`; 1, the default, is the world unchanged).
 
     Raises:
       UnknownWorldError: with the closest registered names.
@@ -157,6 +164,7 @@ def make(name: str, *, num_envs: int = 1, training: bool = False,
     num_envs = int(num_envs)
     if training:
         options = {**entry.training_options, **options}
+    history = check_history(name, options.pop("history", 1))
     factory = _resolve(entry.factory)
     copies = {"num_envs": num_envs} if entry.kind == "host" else {}
     check_options(name, factory, options, positional=len(args), passed=copies)
@@ -166,4 +174,8 @@ def make(name: str, *, num_envs: int = 1, training: bool = False,
         actual = "jax" if world.is_jax else "host"
         raise TypeError(f"world {name!r} is registered as kind {entry.kind!r} but its factory "
                         f"built a {type(world).__name__}: register it with kind={actual!r}")
-    return world
+    try:
+        return with_history(world, history)
+    except BaseException:
+        world.close()
+        raise

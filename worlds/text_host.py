@@ -62,7 +62,7 @@ class TextHostWorld(HostWorld):
       commands: action id -> command text (the same as `spec.action_names`).
       family: name of the family file the vocabulary and commands come from.
       max_tokens: length of an observation.
-      history: how many past commands the `history` field shows.
+      history_commands: how many past commands the `history` field shows.
       success: [N] bool, whether each copy's last step won its game.
       unlisted_commands: valid commands met while playing that are not in the command list.
     """
@@ -75,7 +75,7 @@ class TextHostWorld(HostWorld):
 
     @classmethod
     def _check_options(cls, name: str, num_envs: int, max_episode_steps: int,
-                       observation_fields: Sequence[str], history: int) -> tuple[str, ...]:
+                       observation_fields: Sequence[str], history_commands: int) -> tuple[str, ...]:
         """Raises WorldOptionError for a bad common option; returns `observation_fields` as a tuple."""
         if num_envs < 1:
             raise WorldOptionError(f"{name}: num_envs must be >= 1, got {num_envs}")
@@ -87,13 +87,14 @@ class TextHostWorld(HostWorld):
                 f"{name}: observation_fields must be a non-empty subset of "
                 f"{cls.OBSERVATION_FIELDS}, got {observation_fields}"
             )
-        if history < 0:
-            raise WorldOptionError(f"{name}: history must be >= 0, got {history}")
+        if history_commands < 0:
+            raise WorldOptionError(
+                f"{name}: history_commands must be >= 0, got {history_commands}")
         return observation_fields
 
     def __init__(self, name: str, num_envs: int, family_name: str, family: dict, *,
                  max_episode_steps: int, max_tokens: int | None,
-                 observation_fields: tuple[str, ...], history: int,
+                 observation_fields: tuple[str, ...], history_commands: int,
                  reward_range: tuple[float, float]):
         """Sets up the vocabulary, command list, spec and per-copy buffers from a family file.
 
@@ -102,7 +103,8 @@ class TextHostWorld(HostWorld):
           num_envs: number of copies.
           family_name, family: the family file's name and contents (`vocabulary`, `commands`,
             `max_tokens`).
-          max_episode_steps, max_tokens, observation_fields, history: the world's options, checked
+          max_episode_steps, max_tokens, observation_fields, history_commands: the world's options,
+            checked
             by `_check_options`.
           reward_range: (lowest, highest) reward of a step.
         """
@@ -114,9 +116,9 @@ class TextHostWorld(HostWorld):
         self._vocab = Vocabulary(self.vocabulary)
         self._command_ids = {c: i for i, c in enumerate(self.commands)}
         self._fields_shown = observation_fields
-        self.history = history
+        self.history_commands = history_commands
         self.max_tokens, self.spec = token_world_spec(
-            name, self.commands, family["max_tokens"], history, observation_fields, max_tokens,
+            name, self.commands, family["max_tokens"], history_commands, observation_fields, max_tokens,
             max_episode_steps, reward_range)
         self.unlisted_commands: set[str] = set()
         self.success = np.zeros((num_envs,), bool)
@@ -149,7 +151,8 @@ class TextHostWorld(HostWorld):
         return list(self._pool.map(fn, items))
 
     def _show(self, i: int, turn: Turn) -> None:
-        history = self._histories[i][-self.history :] if self.history else ()
+        shown = self.history_commands
+        history = self._histories[i][-shown:] if shown else ()
         self._observation[i] = self._vocab.encode(
             field_texts(turn.texts, self._fields_shown, history), self.max_tokens
         )

@@ -131,13 +131,14 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]", "_", text)
 
 
-def token_world_spec(name: str, commands: Sequence[str], family_max_tokens: int, history: int,
+def token_world_spec(name: str, commands: Sequence[str], family_max_tokens: int,
+                     history_commands: int,
                      observation_fields: Sequence[str], max_tokens: int | None,
                      max_episode_steps: int, reward_range: tuple[float, float]):
     """The WorldSpec of a host text world over a family's fixed command list.
 
     Without an explicit `max_tokens`, observations are long enough for the family's longest
-    observation plus `history` past commands (rounded up to a multiple of 16).
+    observation plus `history_commands` past commands (rounded up to a multiple of 16).
 
     Returns:
       (max_tokens, spec).
@@ -146,7 +147,7 @@ def token_world_spec(name: str, commands: Sequence[str], family_max_tokens: int,
 
     if max_tokens is None:
         longest_command = max(len(tokenize(c)) for c in commands)
-        room = (longest_command + 1) * history if "history" in observation_fields else 0
+        room = (longest_command + 1) * history_commands if "history" in observation_fields else 0
         max_tokens = family_max_tokens + -(-room // 16) * 16
     max_tokens = int(max_tokens)
     spec = WorldSpec(

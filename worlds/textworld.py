@@ -18,7 +18,7 @@ An episode ends with `terminated` when the game is won or lost, with `truncated`
 `max_episode_steps` commands; `success[i]` tells whether copy i's last step won.
 
 Observations are token ids (`observation_kind="tokens"`) of the fields `objective`, `history`
-(the episode's last `history` commands, 4 by default, as in `worlds.twx`), `feedback` (the game's
+(the episode's last `history_commands` commands, 4 by default, as in `worlds.twx`), `feedback` (the game's
 answer without the prompt and status line; empty where it repeats the room description, and at
 the start of an episode), `inventory` and `description` (the room), joined by `<sep>`. The vocabulary is built once per game file (its entity names and descriptions, objective
 and commands, plus every text met along the walkthrough and a few seeded random walks) and cached
@@ -170,12 +170,12 @@ class TextWorldWorld(TextHostWorld):
         max_episode_steps: int = 100,
         max_tokens: int | None = None,
         observation_fields: tuple[str, ...] = OBSERVATION_FIELDS,
-        history: int = 4,
+        history_commands: int = 4,
     ):
         name = f"textworld/{path}"
         textworld = _import_textworld(name)
         observation_fields = self._check_options(
-            name, num_envs, max_episode_steps, observation_fields, history)
+            name, num_envs, max_episode_steps, observation_fields, history_commands)
         game_path = Path(path).expanduser()
         if not game_path.is_file():
             raise FileNotFoundError(
@@ -198,7 +198,8 @@ class TextWorldWorld(TextHostWorld):
             write_family(family_name, family)
         super().__init__(
             name, num_envs, family_name, family, max_episode_steps=max_episode_steps,
-            max_tokens=max_tokens, observation_fields=observation_fields, history=history,
+            max_tokens=max_tokens, observation_fields=observation_fields,
+            history_commands=history_commands,
             reward_range=(-float(game.max_score), float(game.max_score)))
         self._envs = []
         try:
@@ -233,7 +234,9 @@ def make_textworld(path: str, num_envs: int = 1, **options) -> TextWorldWorld:
       num_envs: parallel copies (interpreters in this process, stepped in sequence).
       **options: `max_episode_steps` (100), `max_tokens` (the game's longest observation seen
         when its vocabulary was built, plus room for the history), `observation_fields` (subset of
-        `OBSERVATION_FIELDS`), `history` (4: how many past commands the `history` field shows).
+        `OBSERVATION_FIELDS`), `history_commands` (4: how many past commands the `history` field
+        shows; the registry's own `history` option, for every world, stacks whole observations
+        instead).
 
     Returns:
       A `TextWorldWorld` with token observations [num_envs, max_tokens] int32 and masked commands.

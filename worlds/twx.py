@@ -15,7 +15,7 @@ of TextWorldExpress's normalised score (in [-1, 1]); `success[i]` tells whether 
 won its game.
 
 Observations are token ids (`observation_kind="tokens"`): the fields `task` (the task
-description), `history` (the episode's last `history` commands, 4 by default), `feedback` (the
+description), `history` (the episode's last `history_commands` commands, 4 by default), `feedback` (the
 game's answer to the last command; empty where it repeats the room description), `inventory` and
 `look` (the room description), each tokenised by `worlds.text_tokens` and joined by `<sep>`, cut
 or padded with 0 to `max_tokens`. The history is there because the rest does not say which rooms
@@ -373,14 +373,14 @@ class TwxWorld(TextHostWorld):
         max_episode_steps: int = 100,
         max_tokens: int | None = None,
         observation_fields: tuple[str, ...] = OBSERVATION_FIELDS,
-        history: int = 4,
+        history_commands: int = 4,
         game_params: str = "",
         threads: int | None = None,
         **game_options,
     ):
         name = f"twx/{game}"
         observation_fields = self._check_options(
-            name, num_envs, max_episode_steps, observation_fields, history)
+            name, num_envs, max_episode_steps, observation_fields, history_commands)
         if fold not in FOLDS:
             raise WorldOptionError(f"{name}: fold must be one of {', '.join(FOLDS)}, got {fold!r}")
         self.game = game
@@ -405,7 +405,8 @@ class TwxWorld(TextHostWorld):
             raise
         super().__init__(
             name, num_envs, family_name, family, max_episode_steps=max_episode_steps,
-            max_tokens=max_tokens, observation_fields=observation_fields, history=history,
+            max_tokens=max_tokens, observation_fields=observation_fields,
+            history_commands=history_commands,
             reward_range=(-1.0, 1.0))
         self.game_seeds = np.zeros((num_envs,), np.int64)
         self._rngs = [np.random.default_rng(i) for i in range(num_envs)]
@@ -445,8 +446,9 @@ def make_twx(game: str, num_envs: int = 1, **options) -> TwxWorld:
       **options: `fold` ("train", "dev" or "test": the seed list episodes are drawn from),
         `max_episode_steps` (100), `max_tokens` (the family's longest observation seen, plus
         room for the history), `observation_fields` (subset of `OBSERVATION_FIELDS`, in order),
-        `history` (4: how many past commands the `history` field shows), `threads`
-        (min(num_envs, 8); 1 steps the copies in sequence), `game_params`
+        `history_commands` (4: how many past commands the `history` field shows; the
+        registry's own `history` option, for every world, stacks whole observations instead),
+        `threads` (min(num_envs, 8); 1 steps the copies in sequence), `game_params`
         (TextWorldExpress's string, e.g. `"numLocations=5,includeDoors=0"`), and any game option
         as a keyword, snake_case or camelCase (`num_locations=5`, `include_doors=False`,
         `num_distractor_items=0`, `num_ingredients=2`, ...).
