@@ -3,9 +3,11 @@
 Every run here passes `progress=False`: the bar only draws to a terminal, and test_cli.py's
 `default_train` runs `dreamer train` with it on."""
 
+import collections
 import json
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,12 +15,31 @@ import pytest
 from host_worlds import WrappedCartPole
 
 import worlds
+from dreamer import actor, learner, programs
 from dreamer import config as config_lib
 from dreamer.train import Trainer
 
 
 def tiny_catch(*overrides):
     return config_lib.override(config_lib.tiny(), ["world=catch", *overrides])
+
+
+@pytest.fixture
+def limit_traces(monkeypatch):
+    """`limit_traces(train_many=1, collect=1)`: programs built afterwards in the test fail on a
+    trace past their limit (`chex.assert_max_traces`), so the learner phase and each collection
+    round's length compile once for the whole test. The session's program cache is set aside so
+    the test's trainers build their own programs."""
+
+    def install(train_many: int = 1, collect: int = 1):
+        monkeypatch.setattr(programs, "_PROGRAMS", collections.OrderedDict())
+        for module, name, limit in ((learner, "make_train_many", train_many),
+                                    (actor, "make_collect", collect)):
+            factory = getattr(module, name)
+            monkeypatch.setattr(module, name, lambda *a, _f=factory, _n=limit, **k:
+                                chex.assert_max_traces(_f(*a, **k), n=_n))
+
+    return install
 
 
 def random_policy_return(world_name: str, episodes: int, seed: int = 0) -> float:
@@ -49,7 +70,8 @@ def random_policy_return(world_name: str, episodes: int, seed: int = 0) -> float
 # test_stop_and_resume_is_bit_identical's
 @pytest.mark.slow
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
-def test_tiny_catch_learns_beyond_random(tmp_path):
+def test_tiny_catch_learns_beyond_random(tmp_path, limit_traces):
+    limit_traces()
     cfg = tiny_catch("seed=0", "run.eval_episodes=20")
     trainer = Trainer(cfg, str(tmp_path))
     ledger = trainer.run(progress=False)
@@ -58,9 +80,8 @@ def test_tiny_catch_learns_beyond_random(tmp_path):
     # (return near -0.6), and 0.6 is 16 catches out of the 20 evaluation episodes
     assert random_return < -0.4
     assert ledger.eval_mean_return >= 0.6, (ledger.eval_mean_return, random_return)
-    # the jitted collector and train chunk compiled exactly once over the whole run
-    assert trainer._train_many._cache_size() == 1
-    assert trainer.programs.collect._cache_size() == 1
+    # the jitted collector and train chunk compiled exactly once over the whole run: a second
+    # trace would have failed it (`limit_traces`)
     saved = json.load(open(tmp_path / "ledger.json"))
     assert saved["eval"]["mean_return"] == ledger.eval_mean_return
     # 32 real steps an iteration, the last (of 6 steps a copy) only the 24 left of the 3000;
@@ -73,7 +94,8 @@ def test_tiny_catch_learns_beyond_random(tmp_path):
 
 
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
-def test_ledger_counts_are_exact(tmp_path):
+def test_ledger_counts_are_exact(tmp_path, limit_traces):
+    limit_traces()
     # N=4 copies x 8 steps = 32 real steps per iteration; 256 steps = 8 iterations.
     # Training starts once 100 steps are collected: after iterations 4..8 (5 iterations), each
     # earning 1 x 32 = 32 updates (one chunk of 32): 160 updates.
@@ -84,9 +106,7 @@ def test_ledger_counts_are_exact(tmp_path):
     trainer = Trainer(cfg, str(tmp_path))
     ledger = trainer.run(progress=False)
     # the jitted collector and train chunk compiled exactly once over the 8 collections, 5
-    # learner phases and 4 evaluations
-    assert trainer._train_many._cache_size() == 1
-    assert trainer.programs.collect._cache_size() == 1
+    # learner phases and 4 evaluations: a second trace would have failed the run (`limit_traces`)
     S, B, K = 8, 32, 3
     reanalysed = 16  # round(0.5 x 32)
 
@@ -219,7 +239,7 @@ def test_resume_refuses_a_different_network(tmp_path):
 
 
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs
-def test_the_real_budget_is_a_hard_cap(tmp_path):
+def test_the_real_budget_is_a_hard_cap(tmp_path, limit_traces):
     """A budget that is not a whole number of rounds (but is of copies) collects exactly that many
     real steps: the last round steps each copy only for what is left. Stopped before or after the
     short round, the resumed run equals the uninterrupted one bit for bit; resumed with a larger
@@ -227,6 +247,7 @@ def test_the_real_budget_is_a_hard_cap(tmp_path):
     # N=4 copies x 8 steps = 32 real steps a round; 80 = 32 + 32 + a short round of 4 steps a
     # copy (16 real steps). Learning from 32: 32 updates (one phase) after each full round; the
     # short round earns 16 credit, less than a phase, carried over.
+    limit_traces(collect=2)  # the full round's length and the short round's
     overrides = ["train.learning_starts=32", "run.eval_interval=64", "run.eval_episodes=10",
                  "run.checkpoint_interval=32"]
     S, B, K, reanalysed = 8, 32, 3, 16
@@ -240,10 +261,9 @@ def test_the_real_budget_is_a_hard_cap(tmp_path):
     assert int(straight.replay.num_rows) == 20  # rows a stream
     assert _eval_steps(str(tmp_path / "a")) == [64, 80]
     assert straight.checkpointer.latest_step() == 80
-    # the short program is built once, beside the full round's, and shared by later runs
-    assert straight.programs.collect._cache_size() == 1
-    short = straight.programs.collect_of_length(4)
-    assert short is not straight.programs.collect and short._cache_size() == 1
+    # the short program is built beside the full round's and shared by later runs; each length
+    # is traced once over all the runs below (`limit_traces`)
+    assert straight.programs.collect_of_length(4) is not straight.programs.collect
 
     for stop_at in (64, 80):  # before the short round, and after it (its evaluation still due)
         out = str(tmp_path / f"stop{stop_at}")
