@@ -16,7 +16,7 @@ from flax import struct
 from dreamer.config import Config
 from dreamer.networks import WorldModel
 from dreamer.replay import Rows
-from dreamer.search import run_search
+from dreamer.search import make_search_for
 
 
 @struct.dataclass
@@ -54,13 +54,12 @@ def temperature_at(real_steps: int, config: Config) -> float:
 
 
 def make_act(model: WorldModel, config: Config, explore: bool = True):
-    """`act(params, key, observation [B,...], action_mask [B,A], temperature) -> SearchOutput`."""
+    """`act(params, key, observation [B,...], action_mask [B,A], temperature) -> SearchOutput`:
+    the run's search (`search.make_search_for`), with root noise when `explore`."""
+    search = make_search_for(model, config)
 
     def act(params, key, observation, action_mask, temperature):
-        return run_search(
-            model, params, key, observation, action_mask, config.search,
-            config.train.discount, config.train.value_prefix_horizon, temperature, explore,
-        )
+        return search(params, key, observation, action_mask, temperature, explore)
 
     return act
 

@@ -126,15 +126,45 @@ def _world_rollout(world, batch: int, steps: int, batched: bool):
     return jax.jit(rollout)
 
 
+def raw_mctx_search(fns, params, key, observation, config, discount: float) -> jax.Array:
+    """A baseline for `dreamer bench search`: the same network, plain per-step rewards; [B]
+    actions for observations [B, *obs] from the latent model `fns` (`networks.LatentModel`).
+
+    Uses the model's value prefix directly as the reward, with no reset bookkeeping, in mctx's
+    own search at its defaults (`search.plain_mctx_action`, which calls mctx, so that
+    `dreamer.search` stays the only module importing it): what a user would write with mctx alone
+    and the network. It differs from the run's search (`search.make_search`) only by the
+    value-prefix handling (and the masks, noise and Q normalisation mctx's defaults leave out).
+    """
+    from dreamer import search
+    from dreamer.transforms import categorical_to_scalar
+
+    def step(params, action, embedding):
+        latent, lstm = embedding
+        latent = fns.dynamics(params, latent, action)
+        prefix_logits, lstm = fns.value_prefix(params, latent, lstm)
+        policy_logits, value_logits = fns.predict(params, latent)
+        return (categorical_to_scalar(prefix_logits, fns.reward_support),
+                jnp.full(action.shape, discount, jnp.float32), policy_logits,
+                categorical_to_scalar(value_logits, fns.value_support), (latent, lstm))
+
+    latent = fns.represent(params, observation)
+    policy_logits, value_logits = fns.predict(params, latent)
+    value = categorical_to_scalar(value_logits, fns.value_support)
+    embedding = (latent, fns.initial_lstm(observation.shape[0]))
+    return search.plain_mctx_action(params, key, policy_logits, value, embedding, step, config)
+
+
 def bench_search(quick: bool) -> dict:
     import worlds
     from dreamer import config as config_lib
     from dreamer import learner, search
-    from dreamer.networks import make_model
+    from dreamer.networks import latent_model, make_model
 
     cfg = config_lib.minatar()
     world = worlds.make("minatar/breakout")
     model = make_model(cfg.model, world.spec)
+    fns = latent_model(model)
     obs = np.zeros(world.spec.observation_shape, np.float32)
     params = learner.init_train_state(model, cfg, jax.random.key(0), obs).params
     cases = [(16, 16)] if quick else [(1, 16), (16, 16), (256, 16), (1, 50), (16, 50),
@@ -146,10 +176,11 @@ def bench_search(quick: bool) -> dict:
         s_cfg = config_lib.dataclasses.replace(cfg.search, algorithm="muzero", num_simulations=sims)
         observation = jax.random.uniform(jax.random.key(1), (batch, *world.spec.observation_shape))
         mask = jnp.ones((batch, world.spec.num_actions), bool)
-        ours = jax.jit(lambda p, k, o, m, s_cfg=s_cfg: search.run_search(
-            model, p, k, o, m, s_cfg, cfg.train.discount, cfg.train.value_prefix_horizon).action)
-        raw = jax.jit(lambda p, k, o, s_cfg=s_cfg: search.raw_mctx_search(
-            model, p, k, o, s_cfg, cfg.train.discount))
+        ours_search = search.make_search(fns, s_cfg, cfg.train.discount,
+                                         cfg.train.value_prefix_horizon)
+        ours = jax.jit(lambda p, k, o, m, run=ours_search: run(p, k, o, m).action)
+        raw = jax.jit(lambda p, k, o, s_cfg=s_cfg: raw_mctx_search(
+            fns, p, k, o, s_cfg, cfg.train.discount))
         # Interleaved rounds, so machine noise hits both alike; each timing is the mean over at
         # least half a second of calls (single calls of a few ms read up to 20% apart).
         window = 0.0 if quick else 0.5
@@ -317,15 +348,17 @@ def limit_programs(model, params, spec, config, batches, steps: int) -> dict:
     code (summing the values alone let it drop both: the figure then was a network without them,
     about 2.4x faster on this CPU). With their observations: {batch: (program, observation)}."""
     from dreamer import search
+    from dreamer.networks import latent_model
 
-    recurrent_fn = search.make_recurrent_fn(model, config.train.discount,
+    fns = latent_model(model)
+    recurrent_fn = search.make_recurrent_fn(fns, config.train.discount,
                                             config.train.value_prefix_horizon)
     programs = {}
     for batch in batches:
         observation = jax.random.uniform(jax.random.key(1), (batch, *spec.observation_shape))
 
         def unroll(params, observation, batch=batch):
-            embedding = search.root(model, params, observation).embedding
+            embedding = search.root(fns, params, observation).embedding
             actions = jnp.arange(batch, dtype=jnp.int32) % spec.num_actions
 
             def body(i, carry):
@@ -455,7 +488,7 @@ def bench_gpu(quick: bool, game: str = "pong") -> dict:
     from dreamer import config as config_lib
     from dreamer import learner, search
     from dreamer import replay as replay_lib
-    from dreamer.networks import make_model
+    from dreamer.networks import latent_model, make_model
 
     cfg = config_lib.atari100k()
     search_batch, search_sims, ale_steps = 256, cfg.search.num_simulations, 2000
@@ -511,15 +544,15 @@ def bench_gpu(quick: bool, game: str = "pong") -> dict:
               f"{cfg.train.reanalyse_batches}: {out['grouped_vs_preset_ratio']:.2f}x")
 
     # search throughput at a large batch, and acting latency at the preset's N copies
-    params = tstate.params
+    params, fns = tstate.params, latent_model(model)
     acting = ("act", N, cfg.search.num_simulations)
     for name, batch, sims in (("search", search_batch, search_sims), acting):
         s_cfg = config_lib.dataclasses.replace(cfg.search, num_simulations=sims)
         obs = rows.observation[:1, 0].repeat(batch, 0)
         mask = jnp.ones((batch, spec.num_actions), bool)
-        fn = jax.jit(lambda p, k, o, m, s_cfg=s_cfg: search.run_search(
-            model, p, k, o, m, s_cfg, cfg.train.discount, cfg.train.value_prefix_horizon).action
-        ).lower(params, key, obs, mask).compile()
+        run = search.make_search(fns, s_cfg, cfg.train.discount, cfg.train.value_prefix_horizon)
+        fn = jax.jit(lambda p, k, o, m, run=run: run(p, k, o, m).action).lower(
+            params, key, obs, mask).compile()
         out[f"{name}_peak_bytes"] = memory.program_bytes(fn)["peak"]
         seconds = _timed(fn, 3, params, key, obs, mask)
         out[f"{name}_batch"], out[f"{name}_s_per_call"] = batch, seconds

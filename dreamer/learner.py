@@ -27,7 +27,7 @@ from dreamer import replay as replay_lib
 from dreamer import targets as targets_lib
 from dreamer.config import Config, ConfigError
 from dreamer.networks import WorldModel
-from dreamer.search import run_search
+from dreamer.search import make_search_for
 from dreamer.transforms import categorical_to_scalar, scalar_to_categorical
 
 
@@ -182,8 +182,8 @@ def _flatten2(x):
 
 class TrainParts(NamedTuple):
     """The two halves of an update. `prepare(train_state, replay_state, keys [G],
-    age_per_step) -> (windows, targets)` samples G batches with the current priorities and
-    reanalyses them in one search (leading [G] axis on both); `apply_update(train_state,
+    age_per_step) -> (windows, targets.Targets)` samples G batches with the current priorities
+    and reanalyses them in one search (leading [G] axis on both); `apply_update(train_state,
     replay_state, window, targets, key=None) -> (train_state, replay_state, metrics)` applies
     one (`key` draws its augmentation, needed only when `augmenting`).
 
@@ -231,6 +231,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
     optimizer = make_optimizer(config)
     num_reanalysed = reanalysed_count(config)
     value_support, reward_support = model.config.value_support, model.config.reward_support
+    search = make_search_for(model, config)
 
     def predict_values(params, observation):  # [B, J, *obs] -> [B, J]
         flat = _flatten2(observation)
@@ -241,12 +242,12 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
 
     def search_targets(params, key, observation, action_mask):  # [R, J, ...] -> policy, value
         flat, mask = _flatten2(observation), _flatten2(action_mask)
-        out = run_search(model, params, key, flat, mask, s, t.discount, t.value_prefix_horizon)
+        out = search(params, key, flat, mask)
         shape = observation.shape[:2]
         return out.policy.reshape(*shape, -1), out.value.reshape(shape)
 
     def make_targets(train_state: TrainState, window: replay_lib.Window, key, age_per_step,
-                     reanalysed):
+                     reanalysed) -> targets_lib.Targets:
         """Targets of a (possibly grouped) batch; `reanalysed` ([R] int32) are the rows whose
         policy (and with `reanalyse_value` bootstrap value) come from fresh search."""
         rows = window.rows
@@ -302,14 +303,15 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         fresh = window.version[:, : K + 1] >= target_version(train_state.updates, config)
         if num_reanalysed > 0:
             fresh = fresh.at[reanalysed].set(True)
-        return value_target, plan.valid, prefix_target, policy_target, masks, fresh
+        return targets_lib.Targets(value=value_target, value_valid=plan.valid,
+                                   value_prefix=prefix_target, policy=policy_target, masks=masks,
+                                   fresh=fresh)
 
-    def loss_fn(params, window: replay_lib.Window, targets, key=None):
-        value_target, value_valid, prefix_target, policy_target, masks, _ = targets
+    def loss_fn(params, window: replay_lib.Window, targets: targets_lib.Targets, key=None):
         rows = window.rows
         batch = rows.action.shape[0]
-        alive, absorbing = masks.alive, masks.absorbing
-        value_weight = (value_valid | absorbing).astype(jnp.float32)  # [B, K+1]
+        alive, absorbing = targets.masks.alive, targets.masks.absorbing
+        value_weight = (targets.value_valid | absorbing).astype(jnp.float32)  # [B, K+1]
         policy_weight = alive.astype(jnp.float32)
         prefix_weight = (alive | absorbing)[:, :K].astype(jnp.float32)  # step k uses row k-1
 
@@ -348,9 +350,9 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         def ce(logits, target):
             return -jnp.sum(target * jax.nn.log_softmax(logits), axis=-1)
 
-        value_ce = ce(value_logits, scalar_to_categorical(value_target, value_support))
-        prefix_ce = ce(prefix_logits, scalar_to_categorical(prefix_target, reward_support))
-        policy_ce = ce(policy_logits, policy_target)
+        value_ce = ce(value_logits, scalar_to_categorical(targets.value, value_support))
+        prefix_ce = ce(prefix_logits, scalar_to_categorical(targets.value_prefix, reward_support))
+        policy_ce = ce(policy_logits, targets.policy)
 
         # SimSiam temporal consistency: predicted projection of the unrolled latent vs the
         # stop-gradient projection of the encoded real next observation.
@@ -407,7 +409,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         return windows, targets
 
     def apply_update(train_state: TrainState, replay_state: replay_lib.ReplayState, window,
-                     targets, key=None):
+                     targets: targets_lib.Targets, key=None):
         """One gradient update on a prepared batch, then its new priorities. `key` draws the
         augmentation of the loss's observations (required when augmenting, else unused)."""
         if augment_on and key is None:
@@ -432,7 +434,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             lambda online, target: jnp.where(refresh, online, target),
             params, train_state.target_params,
         )
-        value_target0 = targets[0][:, 0]
+        value_target0 = targets.value[:, 0]
         priority = jnp.abs(root_value - value_target0) + config.replay.priority_eps
         replay_state = replay_lib.update_priorities(
             replay_state, window.start, window.stream, jnp.where(finite, priority, 1.0)
@@ -449,8 +451,8 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             "value_target_mean": jnp.mean(value_target0),
             # share of the policy targets of this batch's live positions made by the current
             # target network (fresh search), the rest being older searches' (acting or a pass)
-            "targets/fresh": jnp.sum(targets[5] & targets[4].alive) / jnp.maximum(
-                jnp.sum(targets[4].alive), 1),
+            "targets/fresh": jnp.sum(targets.fresh & targets.masks.alive) / jnp.maximum(
+                jnp.sum(targets.masks.alive), 1),
         }
         return new_state, replay_state, metrics
 

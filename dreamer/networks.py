@@ -11,6 +11,9 @@ generic convolution.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import flax.linen as nn
@@ -286,3 +289,42 @@ def make_model(config: ModelConfig, spec) -> WorldModel:
     if config.encoder == "conv" and spec.observation_kind != "image":
         raise ValueError(f"model.encoder=conv needs image observations; {spec.name} gives vectors")
     return WorldModel(config=config, num_actions=spec.num_actions, image=image)
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentModel:
+    """The latent model search plans with, as pure functions of (params, ...): the seam between a
+    network and the search, so the search needs no flax module (and a test can hand it a bandit
+    written as plain functions). Build it from a `WorldModel` with `latent_model`.
+
+    Attributes:
+      represent: (params, observation [B, *obs]) -> latent [B, *latent].
+      dynamics: (params, latent [B, *latent], action [B] int32) -> next latent [B, *latent].
+      predict: (params, latent [B, *latent]) -> (policy logits [B, A], value logits [B, 2V+1]).
+      value_prefix: (params, latent [B, *latent], LSTMState) -> (value-prefix logits
+        [B, 2R+1], LSTMState): one LSTM step over a new latent.
+      initial_lstm: (batch) -> the zero LSTMState, each [batch, lstm_hidden].
+      value_support: V, the value logits' atoms -V..V (`transforms.categorical_to_scalar`).
+      reward_support: R, the value-prefix logits' atoms -R..R.
+    """
+
+    represent: Callable
+    dynamics: Callable
+    predict: Callable
+    value_prefix: Callable
+    initial_lstm: Callable
+    value_support: int
+    reward_support: int
+
+
+def latent_model(model: WorldModel) -> LatentModel:
+    """`model`'s methods as a LatentModel: each is `model.apply(params, ..., method=...)`."""
+    return LatentModel(
+        represent=functools.partial(model.apply, method=WorldModel.represent),
+        dynamics=functools.partial(model.apply, method=WorldModel.dynamics),
+        predict=functools.partial(model.apply, method=WorldModel.predict),
+        value_prefix=functools.partial(model.apply, method=WorldModel.value_prefix),
+        initial_lstm=model.initial_lstm_state,
+        value_support=model.config.value_support,
+        reward_support=model.config.reward_support,
+    )

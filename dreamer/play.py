@@ -183,18 +183,17 @@ def _watch_agent(session: _Session, args, config, params, model, ledger) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from dreamer.search import run_search
+    from dreamer.search import make_search_for
 
     names = session.spec.action_names
 
     temperature = config.run.eval_temperature
+    search = make_search_for(model, config)
 
     @jax.jit
     def act(params, key, observation, action_mask):
-        return run_search(model, params, key, observation[None], action_mask[None],
-                          config.search, config.train.discount,
-                          config.train.value_prefix_horizon, temperature=temperature,
-                          explore=False)
+        return search(params, key, observation[None], action_mask[None], temperature=temperature,
+                      explore=False)
 
     how = "greedy search" if temperature == 0 else f"search sampled at temperature {temperature}"
     print(f"{session.spec.name} (seed {session.seed}): agent {args.agent} after "

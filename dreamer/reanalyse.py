@@ -6,10 +6,10 @@ and writes the fresh policy targets and root values into the replay, each row st
 version of the network that made it (`ReplayState.target_version`). Sampled windows then read
 fresh targets without searching inside the update.
 
-The search is the one per-update reanalysis runs (`run_search` with the target network, root
-noise on, as EfficientZero's reanalysis does), so the targets are the same for the same network,
-rows and keys (a test checks it bit for bit); the off-policy horizon, value prefixes and value
-targets are still computed per sampled window by the learner.
+The search is the one per-update reanalysis runs (the run's search, `search.make_search_for`,
+with the target network and root noise on, as EfficientZero's reanalysis does), so the targets are
+the same for the same network, rows and keys (a test checks it bit for bit); the off-policy
+horizon, value prefixes and value targets are still computed per sampled window by the learner.
 
 Which rows first: those whose targets are oldest (acting search, then older networks), and among
 equals `train.reanalyse_pass_order`: "newest" rows first, or highest "priority" first.
@@ -24,7 +24,7 @@ from dreamer import replay as replay_lib
 from dreamer.config import Config
 from dreamer.learner import TrainState, target_version
 from dreamer.networks import WorldModel
-from dreamer.search import run_search
+from dreamer.search import make_search_for
 
 
 def pass_chunks(config: Config, stored_rows: int, whole: bool = False) -> int:
@@ -67,16 +67,17 @@ def make_reanalyse_pass(model: WorldModel, config: Config):
     in `pass_order`, and writes their search policy, root value and the target network's version
     into the replay. One compile serves every pass: the chunk count is an argument.
 
-    Chunk i is one `run_search` call keyed `chunk_key(key, i)`. Gumbel noise is drawn per call
-    ([chunk, A] from its key), so a row's target depends on the chunk size through the noise it
-    draws (another chunk size: other draws from the same distribution), and on nothing else.
+    Chunk i is one call of the run's search (`search.make_search_for`) keyed
+    `chunk_key(key, i)`. Gumbel noise is drawn per call ([chunk, A] from its key), so a row's
+    target depends on the chunk size through the noise it draws (another chunk size: other draws
+    from the same distribution), and on nothing else.
     """
-    t, s = config.train, config.search
+    t = config.train
     chunk = t.reanalyse_pass_chunk
+    search = make_search_for(model, config)
 
     def search_chunk(params, key, observation, action_mask):
-        out = run_search(model, params, key, observation, action_mask, s, t.discount,
-                         t.value_prefix_horizon)
+        out = search(params, key, observation, action_mask)
         return out.policy, out.value
 
     def reanalyse_pass(train_state: TrainState, replay_state: replay_lib.ReplayState, key,

@@ -1,5 +1,10 @@
 """MCTS inside the learned model, on top of `mctx` (the only module that imports it).
 
+The search sees the model only through a `networks.LatentModel` (pure functions of the
+parameters), and is built once per setting: `make_search(fns, config, discount, horizon)` returns
+a `SearchFn(params, key, observation, action_mask, temperature, explore) -> SearchOutput`
+(`make_search_for(model, config)` builds the run's).
+
 The model predicts a *value prefix* (the discounted-free sum of rewards since the last LSTM reset)
 rather than a per-step reward. `recurrent_fn` turns prefixes into the per-edge rewards mctx needs:
 reward = child prefix - parent prefix, where the LSTM and the parent prefix are reset to zero every
@@ -10,15 +15,15 @@ applies `recurrent_fn` once per root, so a search costs exactly `B * num_simulat
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 import mctx
 from flax import struct
 
-from dreamer.config import SearchConfig
-from dreamer.networks import LSTMState, WorldModel
+from dreamer.config import Config, SearchConfig
+from dreamer.networks import LatentModel, LSTMState, WorldModel, latent_model
 from dreamer.transforms import categorical_to_scalar
 
 
@@ -57,44 +62,42 @@ def value_prefix_to_reward(
     return child_prefix - jnp.where(reset, 0.0, parent_prefix)
 
 
-def make_recurrent_fn(model: WorldModel, discount: float, horizon: int):
-    """Builds mctx's `recurrent_fn(params, key, action, embedding)` for `model`."""
-    value_support = model.config.value_support
-    reward_support = model.config.reward_support
+def make_recurrent_fn(fns: LatentModel, discount: float, horizon: int):
+    """Builds mctx's `recurrent_fn(params, key, action, embedding)` over the latent model `fns`."""
 
     def recurrent_fn(params, rng_key, action, embedding: SearchEmbedding):
         del rng_key
         reset = (embedding.depth % horizon) == 0
         lstm = jax.tree.map(lambda x: jnp.where(reset[:, None], 0.0, x), embedding.lstm)
-        latent = model.apply(params, embedding.latent, action, method=WorldModel.dynamics)
-        prefix_logits, lstm = model.apply(params, latent, lstm, method=WorldModel.value_prefix)
-        policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
-        prefix = categorical_to_scalar(prefix_logits, reward_support)
+        latent = fns.dynamics(params, embedding.latent, action)
+        prefix_logits, lstm = fns.value_prefix(params, latent, lstm)
+        policy_logits, value_logits = fns.predict(params, latent)
+        prefix = categorical_to_scalar(prefix_logits, fns.reward_support)
         reward = value_prefix_to_reward(prefix, embedding.prefix, embedding.depth, horizon)
         batch = action.shape[0]
         out = mctx.RecurrentFnOutput(
             reward=reward,
             discount=jnp.full((batch,), discount, jnp.float32),
             prior_logits=policy_logits,
-            value=categorical_to_scalar(value_logits, value_support),
+            value=categorical_to_scalar(value_logits, fns.value_support),
         )
         return out, SearchEmbedding(latent, lstm, prefix, embedding.depth + 1)
 
     return recurrent_fn
 
 
-def root(model: WorldModel, params, observation: jax.Array):
-    """Encodes observations into mctx's RootFnOutput with a fresh search embedding."""
-    latent = model.apply(params, observation, method=WorldModel.represent)
-    policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
+def root(fns: LatentModel, params, observation: jax.Array):
+    """Encodes observations [B, *obs] into mctx's RootFnOutput with a fresh search embedding."""
+    latent = fns.represent(params, observation)
+    policy_logits, value_logits = fns.predict(params, latent)
     batch = observation.shape[0]
     embedding = SearchEmbedding(
         latent=latent,
-        lstm=model.initial_lstm_state(batch),
+        lstm=fns.initial_lstm(batch),
         prefix=jnp.zeros((batch,), jnp.float32),
         depth=jnp.zeros((batch,), jnp.int32),
     )
-    value = categorical_to_scalar(value_logits, model.config.value_support)
+    value = categorical_to_scalar(value_logits, fns.value_support)
     return mctx.RootFnOutput(prior_logits=policy_logits, value=value, embedding=embedding)
 
 
@@ -153,87 +156,98 @@ def qtransform_tree_completed_by_mix_value(tree: mctx.Tree, node_index, *, floor
     return (50.0 + jnp.max(visits)) * 0.1 * normalised
 
 
-def run_search(
-    model: WorldModel,
-    params,
-    key: jax.Array,
-    observation: jax.Array,
-    action_mask: jax.Array,
-    config: SearchConfig,
-    discount: float,
-    horizon: int,
-    temperature: jax.Array | float = 1.0,
-    explore: bool = True,
-) -> SearchOutput:
-    """Searches from a batch of observations.
+class SearchFn(Protocol):
+    """A search policy built once by `make_search`; pure, jit it (`explore` static)."""
 
-    Args:
-      model, params: the world model.
-      key: PRNG key (consumed).
-      observation: [B, *obs].
-      action_mask: [B, A] bool, valid actions at the root.
-      config: search settings.
-      discount: gamma used inside the tree.
-      horizon: value-prefix LSTM horizon.
-      temperature: with `explore`, muzero's visit-count temperature for the chosen action (0 is
-        greedy; Gumbel picks by sequential halving). Without `explore` (evaluation): 0 plays the
-        search's best action, T > 0 samples the search policy sharpened to p^(1/T) (visit counts
-        ^(1/T) for muzero, softmax(logits / T) for Gumbel's improved policy and the policy head).
-      explore: add root noise (Dirichlet / Gumbel); off for evaluation.
+    def __call__(self, params, key: jax.Array, observation: jax.Array, action_mask: jax.Array,
+                 temperature: jax.Array | float = 1.0, explore: bool = True) -> SearchOutput:
+        """Searches from a batch of observations.
 
-    Returns:
-      SearchOutput with the action, the search policy and values.
-    """
-    root_output = root(model, params, observation)
-    recurrent_fn = make_recurrent_fn(model, discount, horizon)
-    invalid = ~action_mask
-    if config.algorithm == "none":
-        return policy_head_action(root_output, key, action_mask, temperature)
-    if config.algorithm == "muzero":
-        if explore and config.dirichlet_fraction > 0:  # noise over the legal actions only
-            root_output = root_output.replace(prior_logits=legal_root_noise(
-                jax.random.fold_in(key, 2), root_output.prior_logits, action_mask,
-                config.dirichlet_fraction, config.dirichlet_alpha))
-        out = mctx.muzero_policy(
-            params,
-            key,
-            root_output,
-            recurrent_fn,
-            config.num_simulations,
-            invalid_actions=invalid,
-            dirichlet_fraction=0.0,  # added above, over the legal actions
-            pb_c_init=config.pb_c_init,
-            pb_c_base=config.pb_c_base,
-            temperature=temperature if explore else 0.0,
-            qtransform=(qtransform_tree_min_max if config.q_normalisation == "tree"
-                        else mctx.qtransform_by_parent_and_siblings),
+        Args:
+          params: the latent model's parameters.
+          key: PRNG key (consumed).
+          observation: [B, *obs].
+          action_mask: [B, A] bool, valid actions at the root.
+          temperature: with `explore`, muzero's visit-count temperature for the chosen action (0
+            is greedy; Gumbel picks by sequential halving). Without `explore` (evaluation): 0
+            plays the search's best action, T > 0 samples the search policy sharpened to
+            p^(1/T) (visit counts ^(1/T) for muzero, softmax(logits / T) for Gumbel's improved
+            policy and the policy head).
+          explore: add root noise (Dirichlet / Gumbel); off for evaluation.
+
+        Returns:
+          SearchOutput with the action, the search policy and values.
+        """
+
+
+def make_search(fns: LatentModel, config: SearchConfig, discount: float,
+                horizon: int) -> SearchFn:
+    """The search policy of `config` over the latent model `fns` (see SearchFn), with `discount`
+    (gamma inside the tree) and `horizon` (the value-prefix LSTM's reset interval) fixed here,
+    so callers pass only what changes per call."""
+    recurrent_fn = make_recurrent_fn(fns, discount, horizon)
+
+    def search(params, key, observation, action_mask, temperature=1.0,
+               explore=True) -> SearchOutput:
+        root_output = root(fns, params, observation)
+        invalid = ~action_mask
+        if config.algorithm == "none":
+            return policy_head_action(root_output, key, action_mask, temperature)
+        if config.algorithm == "muzero":
+            if explore and config.dirichlet_fraction > 0:  # noise over the legal actions only
+                root_output = root_output.replace(prior_logits=legal_root_noise(
+                    jax.random.fold_in(key, 2), root_output.prior_logits, action_mask,
+                    config.dirichlet_fraction, config.dirichlet_alpha))
+            out = mctx.muzero_policy(
+                params,
+                key,
+                root_output,
+                recurrent_fn,
+                config.num_simulations,
+                invalid_actions=invalid,
+                dirichlet_fraction=0.0,  # added above, over the legal actions
+                pb_c_init=config.pb_c_init,
+                pb_c_base=config.pb_c_base,
+                temperature=temperature if explore else 0.0,
+                qtransform=(qtransform_tree_min_max if config.q_normalisation == "tree"
+                            else mctx.qtransform_by_parent_and_siblings),
+            )
+        else:
+            out = mctx.gumbel_muzero_policy(
+                params,
+                key,
+                root_output,
+                recurrent_fn,
+                config.num_simulations,
+                invalid_actions=invalid,
+                max_num_considered_actions=config.max_num_considered_actions,
+                gumbel_scale=1.0 if explore else 0.0,
+                qtransform=(qtransform_tree_completed_by_mix_value
+                            if config.q_normalisation == "tree"
+                            else mctx.qtransform_completed_by_mix_value),
+            )
+        action = out.action
+        if not explore:
+            weights = out.action_weights
+            logits = jnp.where(action_mask & (weights > 0),
+                               jnp.log(jnp.maximum(weights, 1e-30)), -jnp.inf)
+            sampled = sample_at_temperature(jax.random.fold_in(key, 1), logits, temperature)
+            action = jnp.where(jnp.asarray(temperature) > 0, sampled, action)
+        return SearchOutput(
+            action=action.astype(jnp.int32),
+            policy=out.action_weights,
+            value=out.search_tree.node_values[:, mctx.Tree.ROOT_INDEX],
+            predicted_value=root_output.value,
         )
-    else:
-        out = mctx.gumbel_muzero_policy(
-            params,
-            key,
-            root_output,
-            recurrent_fn,
-            config.num_simulations,
-            invalid_actions=invalid,
-            max_num_considered_actions=config.max_num_considered_actions,
-            gumbel_scale=1.0 if explore else 0.0,
-            qtransform=(qtransform_tree_completed_by_mix_value if config.q_normalisation == "tree"
-                        else mctx.qtransform_completed_by_mix_value),
-        )
-    action = out.action
-    if not explore:
-        weights = out.action_weights
-        logits = jnp.where(action_mask & (weights > 0), jnp.log(jnp.maximum(weights, 1e-30)),
-                           -jnp.inf)
-        sampled = sample_at_temperature(jax.random.fold_in(key, 1), logits, temperature)
-        action = jnp.where(jnp.asarray(temperature) > 0, sampled, action)
-    return SearchOutput(
-        action=action.astype(jnp.int32),
-        policy=out.action_weights,
-        value=out.search_tree.node_values[:, mctx.Tree.ROOT_INDEX],
-        predicted_value=root_output.value,
-    )
+
+    return search
+
+
+def make_search_for(model: WorldModel, config: Config) -> SearchFn:
+    """The run's search: `model`'s latent model with `config.search`, `train.discount` and
+    `train.value_prefix_horizon` (what acting, reanalysis and the learner search with)."""
+    return make_search(latent_model(model), config.search, config.train.discount,
+                       config.train.value_prefix_horizon)
 
 
 def sample_at_temperature(key, logits: jax.Array, temperature) -> jax.Array:
@@ -258,36 +272,31 @@ def policy_head_action(root_output, key, action_mask, temperature) -> SearchOutp
     )
 
 
-def raw_mctx_search(model: WorldModel, params, key, observation, config: SearchConfig, discount):
-    """A baseline for `dreamer bench search`: the same network, plain per-step rewards.
+def plain_mctx_action(params, key, prior_logits: jax.Array, value: jax.Array, embedding, step,
+                      config: SearchConfig) -> jax.Array:
+    """[B] actions of mctx's own search at its defaults (`muzero_policy`, or
+    `gumbel_muzero_policy` with `config.max_num_considered_actions`), none of this module's
+    additions: no value-prefix bookkeeping, masks, legal-only noise or Q normalisation. It is
+    what a user writes with mctx alone, the baseline of `dreamer bench search`
+    (`bench.raw_mctx_search`), kept here so that this module stays the only one importing mctx.
 
-    Uses the model's value prefix directly as the reward, with no reset bookkeeping; it is what a
-    user would write with mctx alone and the network, and differs from `run_search` only by the
-    value-prefix handling.
+    Args:
+      params, key: passed to mctx (the key is consumed).
+      prior_logits, value: [B, A] and [B], the root's prior and value.
+      embedding: the roots' embedding (any pytree with leading [B]).
+      step: `(params, action [B], embedding) -> (reward [B], discount [B], prior_logits [B, A],
+        value [B], embedding)`, one model step from every node of the batch.
+      config: the algorithm, simulations and considered actions.
     """
-    value_support = model.config.value_support
-    reward_support = model.config.reward_support
 
     def recurrent_fn(params, rng_key, action, embedding):
-        latent, lstm = embedding
-        latent = model.apply(params, latent, action, method=WorldModel.dynamics)
-        prefix_logits, lstm = model.apply(params, latent, lstm, method=WorldModel.value_prefix)
-        policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
-        out = mctx.RecurrentFnOutput(
-            reward=categorical_to_scalar(prefix_logits, reward_support),
-            discount=jnp.full(action.shape, discount, jnp.float32),
-            prior_logits=policy_logits,
-            value=categorical_to_scalar(value_logits, value_support),
-        )
-        return out, (latent, lstm)
+        del rng_key
+        reward, discount, prior_logits, value, embedding = step(params, action, embedding)
+        out = mctx.RecurrentFnOutput(reward=reward, discount=discount,
+                                     prior_logits=prior_logits, value=value)
+        return out, embedding
 
-    latent = model.apply(params, observation, method=WorldModel.represent)
-    policy_logits, value_logits = model.apply(params, latent, method=WorldModel.predict)
-    root_output = mctx.RootFnOutput(
-        prior_logits=policy_logits,
-        value=categorical_to_scalar(value_logits, value_support),
-        embedding=(latent, model.initial_lstm_state(observation.shape[0])),
-    )
+    root_output = mctx.RootFnOutput(prior_logits=prior_logits, value=value, embedding=embedding)
     policy = mctx.muzero_policy if config.algorithm == "muzero" else functools.partial(
         mctx.gumbel_muzero_policy, max_num_considered_actions=config.max_num_considered_actions
     )

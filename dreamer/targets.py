@@ -41,6 +41,29 @@ class NStepPlan(NamedTuple):
     valid: jax.Array
 
 
+class Targets(NamedTuple):
+    """What one update's loss trains toward, for B windows unrolled K steps (the learner's
+    `prepare` returns them with a leading [G] axis, one per batch of its group).
+
+    Attributes:
+      value: [B, K+1] float32 value targets (n-step, or the search value on stale rows with
+        `train.value_target=mixed`); 0 where none exists.
+      value_valid: [B, K+1] bool, a value target exists (`NStepPlan.valid`).
+      value_prefix: [B, K] float32 value-prefix targets of unrolled steps 1..K.
+      policy: [B, K+1, A] float32 policy targets: search policies, stored or fresh (without
+        planning, advantage-weighted one-hots).
+      masks: EpisodeMasks, each [B, K+1].
+      fresh: [B, K+1] bool, the policy target was made by the current target network.
+    """
+
+    value: jax.Array
+    value_valid: jax.Array
+    value_prefix: jax.Array
+    policy: jax.Array
+    masks: EpisodeMasks
+    fresh: jax.Array
+
+
 def episode_ends(terminated, truncated, time_limit: str) -> tuple[jax.Array, jax.Array]:
     """The (terminated, truncated) flags the targets use, given what a time-limit cut means.
 

@@ -58,6 +58,23 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+def importers_of(library: str) -> set[str]:
+    """Modules of `dreamer`/`worlds` with an import statement (anywhere) naming `library` or one
+    of its submodules."""
+    found = set()
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                sources = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                sources = [node.module or ""]
+            else:
+                continue
+            if any(source.split(".")[0] == library for source in sources):
+                found.add(name)
+    return found
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One cycle as [a, b, ..., a], or None (depth-first search, three colours)."""
     state: dict[str, int] = {}  # 1 on the stack, 2 done
@@ -96,3 +113,11 @@ def test_find_cycle_finds_one():
 def test_no_import_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_search_is_the_only_module_importing_mctx():
+    """mctx stays behind `dreamer.search`'s seam (`make_search`; `plain_mctx_action` for the
+    bench's raw baseline): no other module imports it."""
+    assert importers_of("mctx") == {"dreamer.search"}
+    # the reader sees both forms: `import optax` (learner) and `from flax import struct` (search)
+    assert "dreamer.learner" in importers_of("optax") and "dreamer.search" in importers_of("flax")

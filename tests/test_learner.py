@@ -75,7 +75,7 @@ def test_nan_policy_skip_drops_a_non_finite_update():
                                               jnp.float32(1e9))
     window = jax.tree.map(lambda x: x[0], windows)
     good = jax.tree.map(lambda x: x[0], targets)
-    bad = (jnp.full_like(good[0], jnp.nan), *good[1:])  # NaN value targets: a NaN loss
+    bad = good._replace(value=jnp.full_like(good.value, jnp.nan))  # NaN value targets: a NaN loss
     apply = jax.jit(parts.apply_update)
     # the warm-up's first learning rate is 0, so one finite update first: from there on an
     # applied update moves the parameters
@@ -111,7 +111,7 @@ def test_value_target_mixed_takes_the_search_value_on_stale_rows():
         ts, rstate, parts = _parts(cfg)
         windows, targets = jax.jit(parts.prepare)(
             ts, rstate, jax.random.split(jax.random.key(3), 1), jnp.float32(age_per_step))
-        return windows, np.asarray(targets[0][0]), np.asarray(targets[1][0])
+        return windows, np.asarray(targets.value[0]), np.asarray(targets.value_valid[0])
 
     windows, nstep, valid = prepared("nstep")
     mixed_windows, mixed, mixed_valid = prepared("mixed")
@@ -139,7 +139,7 @@ def test_mixed_value_target_by_age_after_a_warm_up():
         ts, rstate, parts = _parts(cfg)
         windows, targets = jax.jit(parts.prepare)(
             ts, rstate, jax.random.split(jax.random.key(3), 1), jnp.float32(20.0))
-        return windows, np.asarray(targets[0][0]), np.asarray(targets[1][0])
+        return windows, np.asarray(targets.value[0]), np.asarray(targets.value_valid[0])
 
     windows, nstep, valid = prepared("train.value_target=nstep")
     _, mixed, _ = prepared("train.value_target=mixed", "train.mixed_value_age=40")
@@ -199,7 +199,8 @@ def test_reanalyse_value_bootstraps_the_reanalysed_rows_with_search():
         ts, rstate, parts = _parts(cfg, perturb=True)
         windows, targets = jax.jit(parts.prepare)(
             ts, rstate, jax.random.split(jax.random.key(4), 1), jnp.float32(1e9))
-        return windows, [np.asarray(x[0]) for x in targets[:4]]
+        return windows, [np.asarray(x[0]) for x in (targets.value, targets.value_valid,
+                                                     targets.value_prefix, targets.policy)]
 
     windows, (value, valid, prefix, policy) = prepared(False)
     search_windows, (s_value, s_valid, s_prefix, s_policy) = prepared(True)
@@ -286,3 +287,21 @@ def test_nan_policy_skip_keeps_training_through_non_finite_updates(tmp_path):
     assert trainer.checkpointer.latest_step() == 96
     losses = [json.loads(line)["loss/total"] for line in open(tmp_path / "metrics.jsonl")]
     assert len(losses) == 2 and not np.isfinite(losses).all()  # non-finite updates happened
+
+
+def test_prepare_returns_named_targets_of_the_documented_shapes():
+    """`prepare` returns a `targets.Targets`, each field of the shape and dtype its docstring
+    gives, behind the group's leading [G] axis (traced only: nothing is compiled)."""
+    cfg = _config("train.batch_size=8")
+    ts, rstate, parts = _parts(cfg)
+    G, B, K, A = 2, 8, cfg.train.unroll_steps, 2
+    _, targets = jax.eval_shape(parts.prepare, ts, rstate, jax.random.split(jax.random.key(1), G),
+                                jnp.float32(1e9))
+    assert isinstance(targets, targets_lib.Targets)
+    assert isinstance(targets.masks, targets_lib.EpisodeMasks)
+    got = {name: (x.shape, x.dtype) for name, x in
+           {**targets._asdict(), **targets.masks._asdict()}.items() if name != "masks"}
+    assert got == {"value": ((G, B, K + 1), jnp.float32), "value_valid": ((G, B, K + 1), bool),
+                   "value_prefix": ((G, B, K), jnp.float32),
+                   "policy": ((G, B, K + 1, A), jnp.float32), "fresh": ((G, B, K + 1), bool),
+                   "alive": ((G, B, K + 1), bool), "absorbing": ((G, B, K + 1), bool)}

@@ -4,7 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dreamer.networks import Conv3x3
+import worlds
+from dreamer import config as config_lib
+from dreamer.networks import Conv3x3, LSTMState, WorldModel, latent_model, make_model
 
 
 def _shifted_copies_dense(x, kernel, bias):
@@ -53,3 +55,38 @@ def test_conv3x3_equals_lax_conv_with_the_same_weights():
     other = jax.lax.conv_general_dilated(x, transposed, (1, 1), "SAME",
                                          dimension_numbers=("NHWC", "HWIO", "NHWC"))
     assert float(jnp.abs(other + params["params"]["Dense_0"]["bias"] - reference).max()) > 0.1
+
+
+def test_latent_model_is_the_world_models_methods():
+    """`latent_model(model)`'s pure functions are `model.apply(params, ..., method=...)` of the
+    four methods, bit for bit, with the model's supports and zero LSTM state. The value-prefix
+    and policy heads initialise to zeros, so the check runs on random parameters."""
+    cfg = config_lib.tiny()
+    model = make_model(cfg.model, worlds.make("catch").spec)
+    obs = jax.random.uniform(jax.random.key(0), (3, *worlds.make("catch").spec.observation_shape))
+    params = model.init(jax.random.key(1), obs, jnp.zeros((3,), jnp.int32))
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(2), len(leaves))
+    params = jax.tree.unflatten(tree, [jax.random.normal(k, x.shape) for x, k in
+                                       zip(leaves, keys, strict=True)])
+    fns = latent_model(model)
+    action = jnp.array([0, 1, 2])
+    lstm = LSTMState(*jax.random.normal(jax.random.key(3), (2, 3, cfg.model.lstm_hidden)))
+    latent = model.apply(params, obs, method=WorldModel.represent)
+    pairs = [
+        (fns.represent(params, obs), latent),
+        (fns.dynamics(params, latent, action),
+         model.apply(params, latent, action, method=WorldModel.dynamics)),
+        (fns.predict(params, latent), model.apply(params, latent, method=WorldModel.predict)),
+        (fns.value_prefix(params, latent, lstm),
+         model.apply(params, latent, lstm, method=WorldModel.value_prefix)),
+    ]
+    for ours, reference in pairs:
+        for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert float(jnp.abs(pairs[2][0][0]).max()) > 0  # the policy logits are not all zero
+    assert (fns.value_support, fns.reward_support) == (cfg.model.value_support,
+                                                       cfg.model.reward_support)
+    zero = fns.initial_lstm(5)
+    assert zero.cell.shape == zero.hidden.shape == (5, cfg.model.lstm_hidden)
+    assert not np.any(np.asarray(zero.cell)) and not np.any(np.asarray(zero.hidden))

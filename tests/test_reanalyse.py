@@ -9,7 +9,7 @@ import pytest
 from dreamer import config as config_lib
 from dreamer import reanalyse
 from dreamer.learner import target_version
-from dreamer.search import run_search
+from dreamer.search import make_search_for
 from dreamer.train import Trainer
 
 # one worker runs the tiny catch runs, so they reuse each other's compiled programs
@@ -36,8 +36,9 @@ def collected(tmp_path_factory):
 
 
 def test_pass_targets_are_the_reanalysis_search_of_the_target_network(collected):
-    """Each search call of the pass is the search per-update reanalysis runs (run_search with
-    the target network, root noise on) on the same observations, masks and key: bit for bit."""
+    """Each search call of the pass is the search per-update reanalysis runs (the run's search,
+    `make_search_for`, with the target network, root noise on) on the same observations, masks
+    and key: bit for bit."""
     t = collected
     cfg, replay = t.config, t.replay
     order = np.asarray(reanalyse.pass_order(replay, "newest"))
@@ -47,8 +48,7 @@ def test_pass_targets_are_the_reanalysis_search_of_the_target_network(collected)
         t.train_state, replay, key, jnp.int32(1))
     streams, chunk = replay.num_streams, cfg.train.reanalyse_pass_chunk
     slot, stream = order[:chunk] // streams, order[:chunk] % streams
-    expected = jax.jit(lambda p, k, o, m: run_search(
-        t.model, p, k, o, m, cfg.search, cfg.train.discount, cfg.train.value_prefix_horizon))(
+    expected = jax.jit(make_search_for(t.model, cfg))(
         t.train_state.target_params, reanalyse.chunk_key(key, 0),
         before.rows.observation[slot, stream], before.rows.action_mask[slot, stream])
     policy, value = np.asarray(out.rows.policy), np.asarray(out.rows.value)
@@ -71,9 +71,10 @@ def test_pass_targets_are_the_reanalysis_search_of_the_target_network(collected)
 def test_pass_chunks_each_search_their_rows_with_their_own_key(collected):
     """A pass of several chunks (16 roots each, 4 calls over the 64 stored rows) is one fori_loop
     over chunks: chunk i searches the rows order[16 i : 16 (i + 1)] with `chunk_key(key, i)`,
-    exactly as a separate `run_search` call would. A row's target depends on the chunk size only
-    through the key of its call: Gumbel noise is drawn per search call ([chunk, A] from one
-    key), so another chunk size draws other noise for the same row (the same distribution)."""
+    exactly as a separate call of the run's search would. A row's target depends on the chunk
+    size only through the key of its call: Gumbel noise is drawn per search call ([chunk, A]
+    from one key), so another chunk size draws other noise for the same row (the same
+    distribution)."""
     t = collected
     cfg = config_lib.override(t.config, ["train.reanalyse_pass_chunk=16"])
     replay = t.replay
@@ -84,8 +85,7 @@ def test_pass_chunks_each_search_their_rows_with_their_own_key(collected):
     assert chunks == 4
     out = jax.jit(reanalyse.make_reanalyse_pass(t.model, cfg))(
         t.train_state, replay, key, jnp.int32(chunks))
-    search = jax.jit(lambda p, k, o, m: run_search(
-        t.model, p, k, o, m, cfg.search, cfg.train.discount, cfg.train.value_prefix_horizon))
+    search = jax.jit(make_search_for(t.model, cfg))
     streams = replay.num_streams
     policy, value = np.asarray(out.rows.policy), np.asarray(out.rows.value)
     for i in range(chunks):

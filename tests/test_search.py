@@ -1,4 +1,7 @@
-"""Search: value prefix -> reward conversion, LSTM resets by depth, masks, and exact costs."""
+"""Search: value prefix -> reward conversion, LSTM resets by depth, masks, exact costs, and exact
+visit counts and policies on bandits written as plain functions (no network)."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +11,7 @@ import pytest
 import worlds
 from dreamer import config as config_lib
 from dreamer import learner, search
-from dreamer.networks import WorldModel, make_model
+from dreamer.networks import LatentModel, LSTMState, WorldModel, latent_model, make_model
 from dreamer.transforms import categorical_to_scalar
 
 
@@ -45,9 +48,10 @@ def test_recurrent_fn_resets_lstm_every_horizon():
         "bias": head["bias"],
     }
     horizon = 2
-    recurrent_fn = jax.jit(search.make_recurrent_fn(model, 0.9, horizon))
+    fns = latent_model(model)
+    recurrent_fn = jax.jit(search.make_recurrent_fn(fns, 0.9, horizon))
     obs = jax.random.normal(jax.random.key(1), (3, 4))
-    emb = search.root(model, params, obs).embedding
+    emb = search.root(fns, params, obs).embedding
     action = jnp.array([0, 1, 0])
     fresh = model.initial_lstm_state(3)
     for depth in range(4):  # the edge leaving a node at `depth`
@@ -79,8 +83,8 @@ def test_masked_actions_are_never_chosen_and_get_no_policy():
     mask = jnp.array([[True, False, True]] * 16)
     for algorithm in ["muzero", "gumbel"]:
         s_cfg = config_lib.dataclasses.replace(cfg.search, algorithm=algorithm, num_simulations=8)
-        out = jax.jit(lambda k, s_cfg=s_cfg: search.run_search(
-            model, params, k, obs, mask, s_cfg, 0.99, 5))(jax.random.key(0))
+        run = search.make_search(latent_model(model), s_cfg, 0.99, 5)
+        out = jax.jit(lambda k, run=run: run(params, k, obs, mask))(jax.random.key(0))
         assert not np.any(np.asarray(out.action) == 1)
         np.testing.assert_allclose(np.asarray(out.policy)[:, 1], 0.0)
         np.testing.assert_allclose(np.asarray(out.policy).sum(-1), 1.0, rtol=1e-5)
@@ -89,7 +93,8 @@ def test_masked_actions_are_never_chosen_and_get_no_policy():
 def test_search_costs_one_model_step_per_simulation_per_root():
     cfg, world, model, params = _model()
     calls = {"roots": 0}
-    inner = search.make_recurrent_fn(model, 0.99, 5)
+    fns = latent_model(model)
+    inner = search.make_recurrent_fn(fns, 0.99, 5)
 
     def counting(params, key, action, emb):
         calls["roots"] += action.shape[0]
@@ -98,7 +103,7 @@ def test_search_costs_one_model_step_per_simulation_per_root():
     import mctx
 
     def policy(params, key):
-        root = search.root(model, params, jnp.zeros((7, 4)))
+        root = search.root(fns, params, jnp.zeros((7, 4)))
         # unrolled python loop so every recurrent application is counted at trace time
         return mctx.muzero_policy(params, key, root, counting, 6,
                                   loop_fn=lambda lo, hi, body, init: _python_loop(lo, hi, body, init))
@@ -123,26 +128,22 @@ def test_policy_head_acting_respects_mask_and_spends_nothing():
     obs = jax.random.uniform(jax.random.key(3), (64, *world.spec.observation_shape))
     mask = jnp.tile(jnp.array([True, False, True]), (64, 1))
     calls = {"dynamics": 0}
-    original = WorldModel.dynamics
+    fns = latent_model(model)
 
-    def counting(self, *a, **k):
+    def counting(*args):
         calls["dynamics"] += 1
-        return original(self, *a, **k)
+        return fns.dynamics(*args)
 
-    WorldModel.dynamics = counting
-    try:
-        act = jax.jit(lambda k, t, explore: search.run_search(
-            model, params, k, obs, mask, none, 0.99, 5, temperature=t, explore=explore),
-            static_argnums=2)  # traced here, so the count sees every model call
-        out = act(jax.random.key(4), 1.0, True)
-        greedy = act(jax.random.key(4), 0.0, False)
-    finally:
-        WorldModel.dynamics = original
+    run = search.make_search(dataclasses.replace(fns, dynamics=counting), none, 0.99, 5)
+    act = jax.jit(lambda k, t, explore: run(params, k, obs, mask, temperature=t, explore=explore),
+                  static_argnums=2)  # traced here, so the count sees every model call
+    out = act(jax.random.key(4), 1.0, True)
+    greedy = act(jax.random.key(4), 0.0, False)
     assert calls["dynamics"] == 0
     assert not np.any(np.asarray(out.action) == 1)
     np.testing.assert_allclose(np.asarray(out.policy)[:, 1], 0.0)
     np.testing.assert_allclose(np.asarray(out.policy).sum(-1), 1.0, rtol=1e-5)
-    root = search.root(model, params, obs)
+    root = search.root(fns, params, obs)
     expected = np.argmax(np.where(np.asarray(mask), np.asarray(root.prior_logits), -np.inf), -1)
     np.testing.assert_array_equal(np.asarray(greedy.action), expected)
 
@@ -157,8 +158,9 @@ def test_evaluation_temperature_samples_the_search_policy():
     mask = jnp.tile(jnp.array([True, False, True]), (n, 1))
     for algorithm in ["muzero", "gumbel", "none"]:
         s_cfg = config_lib.dataclasses.replace(cfg.search, algorithm=algorithm, num_simulations=8)
-        act = jax.jit(lambda k, t, s_cfg=s_cfg: search.run_search(
-            model, params, k, obs, mask, s_cfg, 0.99, 5, temperature=t, explore=False))
+        run = search.make_search(latent_model(model), s_cfg, 0.99, 5)
+        act = jax.jit(lambda k, t, run=run: run(params, k, obs, mask, temperature=t,
+                                                explore=False))
         greedy = act(jax.random.key(0), 0.0)
         policy = np.asarray(greedy.policy)
         chosen = policy[np.arange(n), np.asarray(greedy.action)]
@@ -283,3 +285,100 @@ def test_tree_normalisation_needs_a_search():
     for preset in (config_lib.small(), config_lib.minatar()):  # PUCT and Gumbel both take it
         cfg = config_lib.override(preset, ["search.q_normalisation=tree"])
         assert cfg.search.q_normalisation == "tree"
+
+
+def _bandit(prior_logits, reward_atoms, support: int = 3) -> LatentModel:
+    """A one-step bandit as a LatentModel of plain functions (no network, no parameters).
+
+    The latent [B, 1] is 0 at the root and a + 1 after action a; the policy logits are
+    `prior_logits` at every node and the value is 0. The value prefix after action a puts all its
+    mass on the atom `reward_atoms[a]` of -support..support (every other logit -inf), so an edge
+    leaving the root (where the LSTM resets) has the reward h^-1(atom) exactly. With discount 0
+    the Q of a root action is its reward alone, whatever the tree below it holds."""
+    prior = jnp.asarray(prior_logits, jnp.float32)
+    atoms = jnp.arange(-support, support + 1)
+
+    def all_on(atom):  # [B] int -> [B, 2S+1] logits with all mass on `atom`
+        return jnp.where(atoms == atom[:, None], 0.0, -jnp.inf)
+
+    def represent(params, observation):
+        return jnp.zeros((observation.shape[0], 1))
+
+    def dynamics(params, latent, action):
+        return (action + 1).astype(jnp.float32)[:, None]
+
+    def predict(params, latent):
+        batch = latent.shape[0]
+        return jnp.broadcast_to(prior, (batch, prior.shape[0])), all_on(jnp.zeros(batch, int))
+
+    def value_prefix(params, latent, lstm):
+        action = latent[:, 0].astype(jnp.int32) - 1
+        return all_on(jnp.asarray(reward_atoms)[action]), lstm
+
+    def initial_lstm(batch):
+        zeros = jnp.zeros((batch, 1))
+        return LSTMState(zeros, zeros)
+
+    return LatentModel(represent, dynamics, predict, value_prefix, initial_lstm,
+                       value_support=support, reward_support=support)
+
+
+def _reward(atom) -> float:
+    """h^-1(atom): the bandit's reward for a value prefix all on `atom`."""
+    return float(categorical_to_scalar(jnp.where(jnp.arange(-3, 4) == atom, 0.0, -jnp.inf), 3))
+
+
+def test_puct_bandit_exact_visit_counts():
+    """PUCT (no noise, temperature 0) on a bandit: legal actions 0 and 1 with priors 0.3 and 0.7
+    and rewards r0 = h^-1(1) ~ 2.99 and 0; action 2 is illegal (the highest prior and reward).
+    Simulations 1 and 2 follow the prior to action 1 (policy scores 0.3 vs 0.7, then 0.3 / 1 vs
+    0.7 / 2) and find reward 0; simulation 3 tries action 0 (0.3 vs 0.7 / 3), whose normalised
+    Q of 1 then keeps every later simulation there (at simulation 8: 1 + sqrt(8) 1.25 0.3 / 6 =
+    1.18 vs sqrt(8) 1.25 0.7 / 3 = 0.83). 8 simulations: visits 6 and 2, root value the mean of
+    the root's own 0 and the 8 returns, 6 r0 / 9."""
+    fns = _bandit([np.log(3.0), np.log(7.0), 5.0], [1, 0, 3])
+    s_cfg = config_lib.SearchConfig(algorithm="muzero", num_simulations=8)
+    run = jax.jit(search.make_search(fns, s_cfg, 0.0, 5), static_argnames="explore")
+    mask = jnp.array([[True, True, False]])
+    out = run((), jax.random.key(0), jnp.zeros((1, 2)), mask, 0.0, explore=False)
+    np.testing.assert_array_equal(np.asarray(out.policy), [[6 / 8, 2 / 8, 0.0]])
+    np.testing.assert_array_equal(np.asarray(out.action), [0])
+    r0 = _reward(1)
+    assert 2.9 < r0 < 3.0
+    np.testing.assert_allclose(np.asarray(out.value), [6 * r0 / 9], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(out.predicted_value), [0.0])
+    # the rewards swapped: action 1's normalised Q of 1 from the first simulation on, and the
+    # unvisited action 0's Q of 0 (mctx completes it with the minimum), keep all 8 simulations
+    # on action 1 (at simulation 8: 1 + sqrt(8) 1.25 0.7 / 8 = 1.31 vs sqrt(8) 1.25 0.3 = 1.06)
+    fns = _bandit([np.log(3.0), np.log(7.0), 5.0], [0, 1, 3])
+    out = jax.jit(search.make_search(fns, s_cfg, 0.0, 5), static_argnames="explore")(
+        (), jax.random.key(0), jnp.zeros((1, 2)), mask, 0.0, explore=False)
+    np.testing.assert_array_equal(np.asarray(out.policy), [[0.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(np.asarray(out.action), [1])
+    np.testing.assert_allclose(np.asarray(out.value), [8 * r0 / 9], rtol=1e-6)
+
+
+def test_gumbel_bandit_exact_sequential_halving():
+    """Gumbel search without noise on a bandit of 4 legal actions (action 4 illegal: the highest
+    prior and reward), m = 4 considered actions and 8 simulations: sequential halving visits
+    each once, then the two best by logit + sigma(Q) three times each (mctx's visit sequence
+    0, 0, 0, 0, 1, 1, 2, 2). Prior logits 2, 1, 0, 0 and rewards 0, 0, r2 = h^-1(3) ~ 14.9,
+    r3 = h^-1(2) ~ 7.95: with sigma = (50 + 1) x 0.1 x the min-max normalised Q, the scores are
+    2, 1, 5.1 and 5.1 r3 / r2 ~ 2.7, so actions 2 and 3 go on, and action 2 (5.3 vs 2.8 at 3
+    visits) is played. The root value, the mean of its own 0 and the 8 returns,
+    (3 r2 + 3 r3) / 9, pins the visit counts; the policy is mctx's improved policy
+    softmax(logits + (50 + 3) x 0.1 x Q / r2) over the legal actions."""
+    prior = [2.0, 1.0, 0.0, 0.0, 9.0]
+    fns = _bandit(prior, [0, 0, 3, 2, 3])
+    s_cfg = config_lib.SearchConfig(algorithm="gumbel", num_simulations=8,
+                                    max_num_considered_actions=4)
+    run = jax.jit(search.make_search(fns, s_cfg, 0.0, 5), static_argnames="explore")
+    mask = jnp.array([[True, True, True, True, False]])
+    out = run((), jax.random.key(0), jnp.zeros((1, 2)), mask, 0.0, explore=False)
+    r2, r3 = _reward(3), _reward(2)
+    assert 14.8 < r2 < 14.9 and 7.9 < r3 < 8.0
+    np.testing.assert_array_equal(np.asarray(out.action), [2])
+    np.testing.assert_allclose(np.asarray(out.value), [(3 * r2 + 3 * r3) / 9], rtol=1e-6)
+    logits = np.array(prior[:4]) + 5.3 * np.array([0.0, 0.0, r2, r3]) / r2
+    expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    np.testing.assert_allclose(np.asarray(out.policy), [[*expected, 0.0]], rtol=1e-5, atol=1e-7)
