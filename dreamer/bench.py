@@ -239,6 +239,10 @@ def _train_case(name, cfg, world_name, quick: bool) -> dict:
     rate = updates / seconds
     case = {"world": world_name, "batch_size": cfg.train.batch_size,
             "fresh_share": learner.reanalysed_count(cfg) / cfg.train.batch_size,
+            # where fresh policy targets come from: searched inside the update, or read from the
+            # replay after a buffer-wide pass (timed apart, in `fresh_targets`)
+            "fresh_from": ("update" if learner.reanalysed_count(cfg) else
+                           "pass" if cfg.train.reanalyse_pass_interval else "none"),
             "updates_per_s": rate, "sampled_positions_per_s": rate * cfg.train.batch_size,
             "model_steps_per_update": steps_per_update,
             "model_steps_per_s": rate * steps_per_update,
@@ -246,10 +250,16 @@ def _train_case(name, cfg, world_name, quick: bool) -> dict:
             "efficiency": rate * steps_per_update / limit,
             "compile_s": compile_s, "peak_bytes": peak, "updates_per_call": updates}
     print(f"{name:14s}{world_name:18s} batch {cfg.train.batch_size:4d} "
-          f"fresh {case['fresh_share']:4.2f}: {rate:8.3g} updates/s, "
+          f"{_fresh_label(case)}: {rate:8.3g} updates/s, "
           f"{case['sampled_positions_per_s']:8,.0f} positions/s, {case['efficiency']:.2f} x limit "
           f"(compile {compile_s:.1f} s, peak {memory.size(peak)}{_of_device()})")
     return case
+
+
+def _fresh_label(case: dict) -> str:
+    if case["fresh_from"] == "pass":
+        return "fresh from the pass"
+    return f"fresh {case['fresh_share']:4.2f} in update"
 
 
 def bench_train(quick: bool) -> dict:

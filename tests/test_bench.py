@@ -71,13 +71,13 @@ def test_bench_train_quick(capsys):
     assert set(result) == HEADER | {"cases", "fresh_targets"}
     (name,) = result["cases"]
     small = result["cases"]["small"]
-    assert set(small) == {"world", "batch_size", "fresh_share", "updates_per_s",
+    assert set(small) == {"world", "batch_size", "fresh_share", "fresh_from", "updates_per_s",
                           "sampled_positions_per_s", "model_steps_per_update",
                           "model_steps_per_s", "limit_model_steps_per_s", "limit_batch",
                           "efficiency", "compile_s", "peak_bytes", "updates_per_call"}
     assert small["world"] == "cartpole" and small["batch_size"] == 16  # the quick override
     # the `small` preset reanalyses 99%: round(0.99 x 16) = 16 of 16
-    assert small["fresh_share"] == 1.0
+    assert small["fresh_share"] == 1.0 and small["fresh_from"] == "update"
     # the ledger's count per update: 16 x K=5 unrolled steps + 16 x 6 roots x 16 simulations
     assert small["model_steps_per_update"] == 16 * 5 + 16 * 6 * 16
     # XLA's peak holds at least the batch's observations (16 x (K + 1) x 4 floats)
