@@ -363,3 +363,25 @@ def test_tiny_agent_beats_random_play_on_a_small_coin_map(tiny_coin_run):
     assert ledger["real"]["env_steps"] == 1536 and ledger["eval"]["episodes"] == 200
     success = ledger["eval"]["mean_return"]
     assert success >= random_rate + 0.25, (success, random_rate)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_without_marks_the_same_play_shows_no_marks(name):
+    """`marks=False` plays the same adventures (same keys, actions: the same rewards, ends and
+    masks), and each observation is the marked one with its "( explored )" and "( way back )"
+    notes taken out: the walked passages are never shown, so the agent must remember them."""
+    marked, unmarked = _random_rollout(name), _random_rollout(name, marks=False)
+    for field in ("reward", "terminated", "truncated", "action_mask"):
+        np.testing.assert_array_equal(getattr(marked[0], field), getattr(unmarked[0], field))
+    np.testing.assert_array_equal(marked[3], unmarked[3])  # the same actions were drawn
+    world = _world(name)[0]
+    with_marks = marked[0].observation.reshape(-1, world.spec.observation_shape[0])
+    without = unmarked[0].observation.reshape(with_marks.shape)
+    notes = [f" ({note})" for note in ("explored", "way back")]
+    shown = [world.render(o) for o in with_marks[:2000]]
+    assert any(note in text for text in shown for note in notes)  # the marked world shows them
+    for text, observation in zip(shown, without[:2000], strict=True):
+        for note in notes:
+            text = text.replace(note, "")
+        assert world.render(observation) == text
+    assert TOKEN["explored"] not in without and TOKEN["way"] not in without

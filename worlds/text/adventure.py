@@ -166,12 +166,16 @@ class TextAdventure(JaxWorld):
       max_episode_steps: time limit.
       extra_door_probability: chance of a passage between two neighbouring rooms beyond the
         spanning tree (maps get loops).
+      marks: show Tremaux's marks ("explored", "way back") on the exits. Without them the
+        observation tells nothing of where the player has been, so a memoryless policy cannot
+        explore a map: a world that needs the agent's own memory (`history=k`, issue #24). The
+        observation keeps its length either way.
 
     Observations are as long as the longest one the world can produce, padded with 0.
     """
 
     def __init__(self, name: str, rooms: int, items: tuple[str, ...], door: bool,
-                 max_episode_steps: int, extra_door_probability: float = 0.2):
+                 max_episode_steps: int, extra_door_probability: float = 0.2, marks: bool = True):
         if not 2 <= rooms <= len(ROOM_NAMES):
             raise WorldOptionError(f"{name}: rooms must be in [2, {len(ROOM_NAMES)}], got {rooms}")
         if door and ("key" not in items or rooms < 2):
@@ -180,6 +184,7 @@ class TextAdventure(JaxWorld):
             raise WorldOptionError(f"{name}: max_episode_steps must be >= 1, got {max_episode_steps}")
         self.rooms, self.items, self.door = rooms, tuple(items), door
         self.extra_door_probability = float(extra_door_probability)
+        self.marks = bool(marks)
         self.grid = rooms  # a grid with more cells than rooms always has a free cell to grow into
         self.commands = tuple(f"go {d}" for d in DIRECTIONS) + tuple(f"take {i}" for i in items)
         if door:
@@ -337,8 +342,9 @@ class TextAdventure(JaxWorld):
         return {
             "always": jnp.ones((1,), bool),
             "exit": passable,
-            "explored": s.walked[s.room] & passable & (jnp.arange(4) != s.entry[s.room]),
-            "way_back": passable & (jnp.arange(4) == s.entry[s.room]),
+            "explored": (s.walked[s.room] & passable & (jnp.arange(4) != s.entry[s.room])
+                         & self.marks),
+            "way_back": passable & (jnp.arange(4) == s.entry[s.room]) & self.marks,
             "exit_comma": passable & (later_exits > 0),
             "no_exits": ~passable.any(keepdims=True),
             "first_here": here & (here_before == 0),
