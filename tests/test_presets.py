@@ -84,13 +84,14 @@ def test_cartpole_at_the_small_preset(tmp_path):
     N, C = cfg.run.num_envs, cfg.run.collect_steps  # 8 copies x 8 steps = 64 real steps a phase
     B, K, S = cfg.train.batch_size, cfg.train.unroll_steps, cfg.search.num_simulations
     assert (N, C, B, K, S) == (8, 8, 128, 5, 16)
-    assert (cfg.train.learning_starts, cfg.train.train_ratio) == (400, 0.5)
+    assert (cfg.train.learning_starts, cfg.train.train_ratio) == (400, 1.0)
+    assert cfg.train.lr_decay_updates == 4_000
     # 7 collections (448 steps); the learner starts after the 7th (448 >= 400), one phase of
-    # 0.5 x 64 = 32 updates; each reanalyses round(0.99 x 128) = 127 samples at K + 1 = 6
+    # 1.0 x 64 = 64 updates; each reanalyses round(0.99 x 128) = 127 samples at K + 1 = 6
     # positions with 16 simulations each.
     reanalysed = 127
-    check_run(tmp_path, ledger, cfg, env_steps=448, updates=32, search=448 * 16,
-              unroll=32 * 128 * 5, reanalyse=32 * reanalysed * 6 * 16, learn_rows=[448],
+    check_run(tmp_path, ledger, cfg, env_steps=448, updates=64, search=448 * 16,
+              unroll=64 * 128 * 5, reanalyse=64 * reanalysed * 6 * 16, learn_rows=[448],
               returns_within=(1, 500))  # cartpole: +1 a step, at most 500 steps
 
 
