@@ -1,9 +1,11 @@
 """Test session setup: one persistent XLA cache per test run, shared by the pytest-xdist workers
 and every subprocess they start (CLI runs, notebook kernels), so identical programs compile once."""
 
+import collections
 import os
 import tempfile
 
+import chex
 import pytest
 
 from dreamer.jax_setup import enable_compilation_cache
@@ -54,3 +56,25 @@ def pytest_collection_modifyitems(items):
         if item.path.suffix == ".ipynb":
             group = NOTEBOOK_GROUPS.get(item.path.name, "notebooks")
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+@pytest.fixture
+def limit_traces(monkeypatch):
+    """`limit_traces(train_many=1, collect=1, reanalyse_pass=1)`: the programs built afterwards
+    in the test fail on a trace past their limit (`chex.assert_max_traces`), so the learner
+    phase, each collection round's length and the buffer-wide pass compile once for the whole
+    test. The session's program cache is set aside so the test's trainers build their own."""
+    from dreamer import actor, learner, programs, reanalyse
+
+    factories = {"train_many": (learner, "make_train_many"), "collect": (actor, "make_collect"),
+                 "reanalyse_pass": (reanalyse, "make_reanalyse_pass")}
+
+    def install(**limits):
+        monkeypatch.setattr(programs, "_PROGRAMS", collections.OrderedDict())
+        for name, limit in {"train_many": 1, "collect": 1, "reanalyse_pass": 1, **limits}.items():
+            module, attribute = factories[name]
+            factory = getattr(module, attribute)
+            monkeypatch.setattr(module, attribute, lambda *a, _f=factory, _n=limit, **k:
+                                chex.assert_max_traces(_f(*a, **k), n=_n))
+
+    return install

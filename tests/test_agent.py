@@ -3,11 +3,9 @@
 Every run here passes `progress=False`: the bar only draws to a terminal, and test_cli.py's
 `default_train` runs `dreamer train` with it on."""
 
-import collections
 import json
 import os
 
-import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,31 +13,12 @@ import pytest
 from host_worlds import WrappedCartPole
 
 import worlds
-from dreamer import actor, learner, programs
 from dreamer import config as config_lib
 from dreamer.train import Trainer
 
 
 def tiny_catch(*overrides):
     return config_lib.override(config_lib.tiny(), ["world=catch", *overrides])
-
-
-@pytest.fixture
-def limit_traces(monkeypatch):
-    """`limit_traces(train_many=1, collect=1)`: programs built afterwards in the test fail on a
-    trace past their limit (`chex.assert_max_traces`), so the learner phase and each collection
-    round's length compile once for the whole test. The session's program cache is set aside so
-    the test's trainers build their own programs."""
-
-    def install(train_many: int = 1, collect: int = 1):
-        monkeypatch.setattr(programs, "_PROGRAMS", collections.OrderedDict())
-        for module, name, limit in ((learner, "make_train_many", train_many),
-                                    (actor, "make_collect", collect)):
-            factory = getattr(module, name)
-            monkeypatch.setattr(module, name, lambda *a, _f=factory, _n=limit, **k:
-                                chex.assert_max_traces(_f(*a, **k), n=_n))
-
-    return install
 
 
 def random_policy_return(world_name: str, episodes: int, seed: int = 0) -> float:
