@@ -190,6 +190,41 @@ def test_update_cost_of_reanalyse_value_counts_the_bootstrap_search():
     assert none == learner.UpdateCost(unroll=32 * 3, reanalyse=0)
 
 
+@pytest.mark.parametrize("reanalyse_value", [False, True])
+def test_update_cost_is_what_prepare_searches(reanalyse_value, monkeypatch):
+    """The ledger adds `update_cost(config).reanalyse` per update (Trainer); that is what
+    `prepare` really searches: the roots of every search call it makes x the simulations per
+    root (one model step each: test_search), for one batch and for G = 2 grouped batches. With
+    train.reanalyse_value the second search, at the bootstrap states, doubles it.
+    (Traced only: nothing is compiled.)"""
+    searched = []
+    make = learner.make_search_for
+
+    def counting_search_for(model, config):
+        run = make(model, config)
+
+        def search(params, key, observation, action_mask, *args, **kwargs):
+            searched.append(observation.shape[0])  # [roots, *obs]
+            return run(params, key, observation, action_mask, *args, **kwargs)
+
+        return search
+
+    monkeypatch.setattr(learner, "make_search_for", counting_search_for)
+    cfg = _config("train.batch_size=8", f"train.reanalyse_value={reanalyse_value}")
+    ts, rstate, parts = _parts(cfg)
+    S, R, K = cfg.search.num_simulations, learner.reanalysed_count(cfg), cfg.train.unroll_steps
+    assert (S, R, K) == (8, 4, 3)
+    cost = learner.update_cost(cfg)
+    assert cost.reanalyse == R * (K + 1) * (2 if reanalyse_value else 1) * S
+    for G in (1, 2):
+        searched.clear()
+        jax.eval_shape(parts.prepare, ts, rstate, jax.random.split(jax.random.key(1), G),
+                       jnp.float32(1e9))
+        # the policy search over the R x (K + 1) positions, then (reanalyse_value) the bootstrap
+        assert searched == [G * R * (K + 1)] * (2 if reanalyse_value else 1)
+        assert sum(searched) * S == G * cost.reanalyse
+
+
 def test_reanalyse_value_bootstraps_the_reanalysed_rows_with_search():
     """train.reanalyse_value=True: the reanalysed rows (the first R of the batch) bootstrap their
     n-step targets with the search's root value instead of the target network's; the other rows'

@@ -84,6 +84,14 @@ SCRIPT = textwrap.dedent(
     first.run(progress=False, stop_flag=lambda: first.ledger.env_steps >= 32)
     assert first.ledger.env_steps == 32
     resumed = Trainer(tiny(after), f"{out}/after", resume=True)  # resumed on the mesh
+    result["resumed_from"] = resumed.ledger.env_steps  # from the checkpoint, not from scratch
+    result["restored"] = all(
+        np.array_equal(np.asarray(a), np.asarray(b))
+        and a.sharding.is_equivalent_to(b.sharding, np.ndim(a))
+        for a, b in zip(
+            jax.tree.leaves((first.train_state, first.replay, first.collector.state)),
+            jax.tree.leaves((resumed.train_state, resumed.replay, resumed.collector.state)),
+            strict=True))
     result["after"] = {
         "counts": counts(resumed.run(progress=False)),
         "bit_identical": all(
@@ -159,6 +167,9 @@ def test_four_devices_match_one_device(tmp_path):
     assert after["counts"] == [ledger.env_steps, ledger.episodes, ledger.updates, ledger.search,
                                ledger.unroll, ledger.reanalyse] and ledger.updates == 64
     assert after["bit_identical"] and after["eval_csv"] == after["straight_eval_csv"]
+    # the resumed trainer started from the stopped one's checkpoint (32 real steps, after the
+    # first update phase), its state restored onto the mesh as it was saved, shardings included
+    assert four["resumed_from"] == 32 and four["restored"]
     expected_csv = (tmp_path / "after" / "eval.csv").read_text()
     assert _counts_columns(after["eval_csv"]) == _counts_columns(expected_csv)
     assert [row[0] for row in _counts_columns(expected_csv)] == ["env_steps", "32", "64", "80"]

@@ -173,16 +173,43 @@ def tiny_catch(*overrides):
 
 
 # Wall time, 2 CPU cores shared with other jobs: 34 s with a cold XLA cache, 13 s warm.
-def test_planning_free_ablation_counts_no_search(tmp_path):
+def test_planning_free_ablation_counts_no_search(tmp_path, monkeypatch):
     """`search.algorithm=none` through Trainer: no simulation is spent acting or reanalysing, only
     the training unroll. (Not a learning test: tiny catch at 3,000 real steps, seed 0, reached
     only -0.2 greedy over 20 episodes (evaluations at 1k / 2k / 3k: 0.1, -0.3, -0.2; -0.14 over
-    100), against about -0.6 for random play: too weak and too slow a signal for the suite.)"""
+    100), against about -0.6 for random play: too weak and too slow a signal for the suite.)
+
+    The ledger's counts come from the config (`update_cost`, `simulations_per_root`), so the
+    programs the Trainer builds are also traced here through a latent model that counts its
+    calls: every search they hold (acting, evaluation, the learner) looks at its roots (the
+    policy head acts) and never applies the dynamics."""
+    from dreamer import programs
+    from dreamer import search as search_lib
+
+    calls = {"represent": 0, "dynamics": 0}
+    latent_model = search_lib.latent_model
+
+    def counting_latent_model(model):
+        fns = latent_model(model)
+
+        def counted(name):
+            def call(*args, **kwargs):
+                calls[name] += 1  # at trace time: once per call site in a program
+                return getattr(fns, name)(*args, **kwargs)
+            return call
+
+        return dataclasses.replace(fns, represent=counted("represent"),
+                                   dynamics=counted("dynamics"))
+
+    monkeypatch.setattr(search_lib, "latent_model", counting_latent_model)
+    # built here, not taken from the per-process cache of another test's programs
+    monkeypatch.setattr(programs, "_PROGRAMS", type(programs._PROGRAMS)())
     # Programs of their own (no search): not in the tiny_catch group, whose programs they would
     # push out of the per-process cache.
     cfg = tiny_catch("search.algorithm=none", "run.real_steps=256", "train.learning_starts=100",
                      "run.eval_interval=10000")
     ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
+    assert calls["represent"] >= 2 and calls["dynamics"] == 0, calls  # acting and evaluation
     B, K = cfg.train.batch_size, cfg.train.unroll_steps
     assert (B, K, cfg.run.num_envs, cfg.run.collect_steps, cfg.run.eval_episodes) == (32, 3, 4, 8, 10)
     # 4 copies x 8 steps = 32 real steps a phase, 8 phases; the learner runs after phases 4..8
