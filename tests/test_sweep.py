@@ -260,3 +260,41 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
     assert run_state(run) == "resume"
     _clear_partial(run.folder)
     assert os.listdir(run.folder) == ["checkpoints"]  # a finished checkpoint is never removed
+
+
+def test_cpu_groups_split_the_allowed_cpus_between_concurrent_runs():
+    from dreamer.sweep import cpu_groups
+
+    assert cpu_groups({0, 1}, 2) == [[0], [1]]
+    assert cpu_groups([5, 1, 3, 2, 4], 2) == [[1, 2, 3], [4, 5]]  # near-equal, disjoint, sorted
+    assert cpu_groups(range(8), 3) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    assert cpu_groups({0, 1}, 1) is None  # one run: it keeps every CPU (XLA's threads use them)
+    assert cpu_groups({0}, 2) is None  # fewer CPUs than runs: nothing to split
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs a Linux CPU mask of 2 or more CPUs")
+def test_concurrent_runs_are_started_on_their_own_cpus(tmp_path, monkeypatch, capsys):
+    """`--jobs 2`: each concurrent run's process gets its own group of the sweep's CPUs (its
+    train.log shows the mask it ran with), groups are handed back as runs end, and the sweep's
+    own mask is unchanged afterwards."""
+    from dreamer import sweep
+    from dreamer.cli import _parser
+
+    allowed = os.sched_getaffinity(0)
+    args = _parser().parse_args(["sweep", "--world", "catch", "--preset", "tiny", "--real-steps",
+                                 "128", "--seeds", "3", "--no-ablation", "--vary", "search.num_simulations=4",
+                                 "--jobs", "2", "--out",
+                                 str(tmp_path / "sweep")])
+    runs = sweep.plan(args)
+    assert len(runs) == 3
+    report = "import os; print(sorted(os.sched_getaffinity(0)))"
+    monkeypatch.setattr(sweep, "train_command",
+                        lambda run, args, resume: [sys.executable, "-c", report])
+    assert sweep.execute(runs, args) == []
+    groups = sweep.cpu_groups(allowed, 2)
+    masks = [json.loads(open(os.path.join(run.folder, "train.log")).read()) for run in runs]
+    assert masks[:2] == groups  # the first two runs start together, one group each
+    assert masks[2] in groups  # the third gets the group of the run that ended first
+    assert os.sched_getaffinity(0) == allowed
+    assert "2 at a time, each on its own CPUs (" in capsys.readouterr().out
