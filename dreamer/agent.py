@@ -51,8 +51,8 @@ class Agent:
       programs, mesh: the run's compiled programs and its device mesh.
       spec: the `WorldSpec` the agent acts in (observation shape, actions, action mask).
       world: the JAX world evaluation plays in; None for a host world (Atari, gymnasium, text
-        simulators), for which each `evaluate` builds the world's held-out copies and closes them.
-      eval_options: a host world's `eval_options` (its held-out episodes), None for a JAX world.
+        simulators), for which each `evaluate` builds the world's evaluation copies (its held-out
+        episodes: `worlds.eval_options`) and closes them.
     """
 
     config: Config
@@ -63,7 +63,6 @@ class Agent:
     mesh: Any
     spec: Any = None
     world: Any = None
-    eval_options: dict | None = None
 
     def act(self, observation, key=None, temperature: float = 0.0, action_mask=None) -> int:
         """The action the agent's search picks for one observation (no batch axis).
@@ -116,25 +115,13 @@ class Agent:
         if self.world is not None:
             return evaluate_policy(config, self.programs, self.mesh, self.params, key, episodes,
                                    temperature)
-        world = make_eval_world(config, episodes, self.host_eval_options())  # a copy an episode
+        world = make_eval_world(config, episodes)  # a copy an episode
         try:
             return evaluate_policy(config, self.programs, self.mesh, self.params, key, episodes,
                                    temperature, world)
         finally:
             world.close()
 
-
-    def host_eval_options(self) -> dict:
-        """The options a host world's evaluation copies are built with (`eval_options`)."""
-        if self.eval_options is not None:
-            return self.eval_options
-        import worlds
-
-        world = worlds.make(self.config.world, **self.config.world_kwargs())
-        try:
-            return world.eval_options
-        finally:
-            world.close()
 
 
 def make_world(config: Config):
@@ -208,8 +195,7 @@ def _load(run_dir: str, world, config: Config) -> Agent:
         checkpointer.close()
     return Agent(config=config, ledger=SampleLedger.from_json(record["ledger"]),
                  model=programs.model, params=train_state.params, programs=programs, mesh=mesh,
-                 spec=world.spec, world=world if world.is_jax else None,
-                 eval_options=None if world.is_jax else dict(world.eval_options))
+                 spec=world.spec, world=world if world.is_jax else None)
 
 
 def evaluate(run_dir: str, episodes: int | None = None, temperature: float | None = None):

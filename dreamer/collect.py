@@ -98,11 +98,11 @@ def host_act(act_fn, mesh, params, key, observation, action_mask, temperature):
     return parallel.to_local(out, mesh, spec)
 
 
-def make_eval_world(config: Config, episodes: int, eval_options: dict):
+def make_eval_world(config: Config, episodes: int):
     """A host world of this process's share of `episodes` copies, built with the run's options
-    and the world's held-out `eval_options` (`HostWorld.eval_options`)."""
+    and the world's evaluation options (its held-out episodes: `worlds.eval_options`)."""
     share = episodes // jax.process_count()
-    return worlds.make(config.world, num_envs=share, **{**config.world_kwargs(), **eval_options})
+    return worlds.make(config.world, num_envs=share, evaluation=True, **config.world_kwargs())
 
 
 def evaluate_policy(config: Config, programs, mesh, params, key, episodes: int,
@@ -236,7 +236,7 @@ class HostCollector:
         return Round(rows, np.asarray(finished_returns), frames, episodes)
 
     def evaluate(self, params, key, episodes: int, temperature: float) -> np.ndarray:
-        world = make_eval_world(self.config, episodes, self.world.eval_options)
+        world = make_eval_world(self.config, episodes)
         try:
             return evaluate_policy(self.config, self.programs, self.mesh, params, key, episodes,
                                    temperature, world)

@@ -687,7 +687,7 @@ class Trainer:
     def evaluate(self, episodes: int | None = None, temperature: float | None = None) -> np.ndarray:
         """Returns of `episodes` episodes (run.eval_episodes by default) of search play without
         root noise at `temperature` (run.eval_temperature by default; 0 = greedy), on the
-        world's held-out episodes where it has them (`HostWorld.eval_options`)."""
+        world's held-out episodes where it has them (`worlds.eval_options`)."""
         c = self.config
         episodes = c.run.eval_episodes if episodes is None else episodes
         temperature = c.run.eval_temperature if temperature is None else temperature

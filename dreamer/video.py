@@ -101,7 +101,7 @@ def play(agent, episodes: int, temperature: float) -> list[Episode]:
     key = evaluation_key(agent.config.seed, agent.ledger.env_steps)
     if agent.world is not None:
         return _play_jax(agent, agent.world, key, episodes, np.float32(temperature))
-    world = make_eval_world(agent.config, episodes, agent.host_eval_options())
+    world = make_eval_world(agent.config, episodes)
     try:
         return _play_host(agent, world, key, episodes, temperature)
     finally:
@@ -337,7 +337,7 @@ def record(agent, path: str, episodes: int, temperature: float) -> list[Episode]
         else:
             world = agent.world
             if world is None and agent.spec.observation_kind == "tokens":
-                world = make_eval_world(agent.config, 1, agent.host_eval_options())  # its words
+                world = make_eval_world(agent.config, 1)  # its words
             try:
                 header = (f"{agent.spec.name}: {len(recorded)} evaluation episode(s) after "
                           f"{agent.ledger.env_steps} real steps, temperature {temperature:g}")

@@ -381,29 +381,34 @@ def test_host_world_meets_the_real_budget_exactly(tmp_path):
 @pytest.mark.xdist_group("tiny_cartpole")
 def test_host_world_training_path(tmp_path, monkeypatch):
     """A gymnasium env through the host loop: collection, learning, evaluation, ledger; the
-    evaluation world is built with the world's held-out `eval_options`."""
+    evaluation world is built with the world's evaluation options (`worlds.eval_options`)."""
+    import dataclasses
+
     import worlds
     from dreamer import train as train_lib
+    from worlds import registry
 
+    # held-out episodes: the family's evaluation copies are cut at 7 steps
+    monkeypatch.setitem(registry._PREFIXES, "gym:", dataclasses.replace(
+        registry._PREFIXES["gym:"], eval_options={"max_episode_steps": 7}))
     cfg = tiny_cartpole("run.eval_episodes=2", "run.eval_interval=100000")
     trainer = Trainer(cfg, str(tmp_path))
     assert not trainer.world.is_jax
-    trainer.world.eval_options = {"max_episode_steps": 7}  # held-out episodes: cut at 7 steps
     made, make = [], worlds.make
     monkeypatch.setattr(train_lib.worlds, "make",
                         lambda name, **options: made.append(options) or make(name, **options))
     ledger = trainer.run(progress=False)
     assert ledger.env_steps == 128 and ledger.frames == 128
     assert ledger.updates == 3 * 32  # iterations 2..4 of 32 steps, 32 updates each
-    assert made == [{"num_envs": 2, "max_episode_steps": 7}]
+    assert made == [{"num_envs": 2, "evaluation": True}]
     # CartPole pays 1 a step, and the held-out episodes last 1 to 7 steps
     assert ledger.eval_episodes == 2 and 1 <= ledger.eval_mean_return <= 7
 
 
 def test_twx_evaluates_on_the_test_fold():
-    from worlds.twx import TwxWorld
+    import worlds
 
-    assert TwxWorld.eval_options == {"fold": "test"}
+    assert worlds.eval_options("twx/coin") == {"fold": "test"}  # read without starting a JVM
 
 
 def test_atari_network_downsamples_to_6x6():

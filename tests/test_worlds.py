@@ -172,6 +172,30 @@ def test_training_options_are_recorded_per_family_and_only_training_copies_get_t
     assert "test/jax-trained" not in worlds.names()
 
 
+def test_eval_options_are_recorded_per_family_and_only_evaluation_copies_get_them(monkeypatch):
+    """TextWorldExpress evaluates on its held-out test fold, read from the registry without
+    building a world (no JVM); `make(evaluation=True)` puts a family's evaluation options over the
+    user's, and training copies never get them."""
+    from worlds import registry
+
+    assert worlds.eval_options("twx/coin") == {"fold": "test"}
+    assert worlds.eval_options("catch") == {} == worlds.eval_options("atari/pong")
+    with pytest.raises(ValueError, match="eval_options are for host worlds"):
+        worlds.register("test/jax-evaluated", "worlds.catch:Catch", eval_options={"rows": 4})
+    monkeypatch.setattr(registry, "_PREFIXES", dict(registry._PREFIXES))
+    worlds.register_prefix("test-gym:", "worlds.gym:make_gym",
+                           eval_options={"max_episode_steps": 3})
+    with worlds.make("test-gym:CartPole-v1", evaluation=True, max_episode_steps=50) as world:
+        world.reset(0)
+        ends = [bool(world.step([0]).truncated[0]) for _ in range(3)]
+    assert ends == [False, False, True]  # cut at 3 steps: the evaluation option won
+    with worlds.make("test-gym:CartPole-v1", max_episode_steps=50) as world:
+        world.reset(0)
+        assert not any(world.step([0]).truncated[0] for _ in range(3))
+    with pytest.raises(ValueError, match="for training or for evaluation, not both"):
+        worlds.make("test-gym:CartPole-v1", training=True, evaluation=True)
+
+
 def test_bind_failure_other_than_an_unknown_name_is_one_line():
     def factory(rows, *, columns=3):  # a required option
         return worlds.make("catch", rows=rows, columns=columns)

@@ -3,7 +3,15 @@
 
 from worlds.base import EpisodeState, HostWorld, JaxWorld, TimeStep, WorldSpec
 from worlds.errors import MissingExtraError, UnknownWorldError, WorldOptionError
-from worlds.registry import kind, make, names, register, register_prefix, training_options
+from worlds.registry import (
+    eval_options,
+    kind,
+    make,
+    names,
+    register,
+    register_prefix,
+    training_options,
+)
 
 register("catch", "worlds.catch:Catch")
 register("cartpole", "worlds.cartpole:CartPole")
@@ -16,7 +24,8 @@ register("text/quest", "worlds.text:make_quest")
 register_prefix("atari/", "worlds.atari:make_atari", kind="host",
                 training_options={"terminal_on_life_loss": True, "reward_clip": True},
                 listed="worlds.atari:ATARI_100K_GAMES")
-register_prefix("twx/", "worlds.twx:make_twx", kind="host")
+# A TextWorldExpress run trains on the train fold's games and is evaluated on the test fold's.
+register_prefix("twx/", "worlds.twx:make_twx", kind="host", eval_options={"fold": "test"})
 register_prefix("textworld/", "worlds.textworld:make_textworld", kind="host")
 register_prefix("gym:", "worlds.gym:make_gym", kind="host")
 
@@ -29,6 +38,7 @@ __all__ = [
     "UnknownWorldError",
     "WorldOptionError",
     "WorldSpec",
+    "eval_options",
     "kind",
     "make",
     "names",

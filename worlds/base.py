@@ -235,13 +235,11 @@ class HostWorld:
     of numpy arrays with leading dim `num_envs`, auto-resetting finished copies. `frames` counts
     emulator frames consumed so far (agent steps times frame skip, plus no-op starts).
 
-    `eval_options` are the options the trainer adds when it builds this world for evaluation, for
-    worlds whose held-out episodes differ from the training ones (e.g. TextWorldExpress's test
-    fold of game seeds); empty when evaluation plays the training distribution.
+    Options that only evaluation copies get (held-out episodes) are the registry's
+    (`worlds.eval_options`), not the world's.
     """
 
     is_jax = False
-    eval_options: dict = {}
     spec: WorldSpec
     num_envs: int
     frames: int = 0

@@ -187,10 +187,6 @@ class HostHistoryWorld(_Forwarding, HostWorld):
     def frames(self) -> int:
         return self.world.frames
 
-    @property
-    def eval_options(self) -> dict:
-        return self.world.eval_options
-
     def reset(self, seed: int) -> TimeStep:
         ts = self.world.reset(seed)
         self._stack = fill(np.asarray(ts.observation), self.history)

@@ -6,6 +6,10 @@ its users never name a world's options or build a world just to learn what it is
 * **kind**: `"jax"` (a `JaxWorld`: one copy with pure `reset`/`step`, which its user vmaps) or
   `"host"` (a `HostWorld`: `num_envs` copies stepped on the host). `kind(name)` reads it without
   building the world (so no JVM starts for `twx/<game>` just to learn it is a host world).
+* **evaluation options** (host worlds only): options the copies an agent is *evaluated on* get,
+  over the user's, for worlds whose held-out episodes differ from the training ones, e.g.
+  TextWorldExpress's test fold of game seeds (`fold="test"`): `make(name, evaluation=True)`
+  adds them, and `eval_options(name)` reads them without building the world.
 * **training options** (host worlds only): options the copies a learner *collects from* get,
   under the user's own (an option the user sets wins), e.g. Atari's `terminal_on_life_loss` and
   `reward_clip`. Evaluation copies never get them: `make(name, training=True)` adds them,
@@ -51,6 +55,7 @@ class Entry:
         a world, `factory(suffix, **options)` for a family, plus `num_envs=N` for a host world.
       kind: `"jax"` or `"host"`.
       training_options: options training copies get under the user's (see the module docstring).
+      eval_options: options evaluation copies get over the user's (see the module docstring).
       listed: for a family, `"module:attribute"` of the suffixes `names()` lists (e.g. the Atari
         100k games), or None to list none.
     """
@@ -59,36 +64,41 @@ class Entry:
     kind: Kind
     training_options: Mapping[str, object] = dataclasses.field(default_factory=dict)
     listed: str | None = None
+    eval_options: Mapping[str, object] = dataclasses.field(default_factory=dict)
 
 
 _REGISTRY: dict[str, Entry] = {}
 _PREFIXES: dict[str, Entry] = {}
 
 
-def _entry(factory, kind: str, training_options, listed=None) -> Entry:
+def _entry(factory, kind: str, training_options, listed=None, eval_options=None) -> Entry:
     if kind not in ("jax", "host"):
         raise ValueError(f"a world's kind is 'jax' or 'host', not {kind!r}")
-    if kind == "jax" and training_options:
-        # A JAX world's evaluation runs in the programs built for its training world, so it
-        # cannot have copies that differ; a host world's evaluation copies are built apart.
-        raise ValueError("training_options are for host worlds: a JAX world is evaluated in "
-                         "its training world")
-    return Entry(factory, kind, MappingProxyType(dict(training_options or {})), listed)
+    for what, given in (("training_options", training_options), ("eval_options", eval_options)):
+        if kind == "jax" and given:
+            # A JAX world's evaluation runs in the programs built for its training world, so
+            # it cannot have copies that differ; a host world's evaluation copies are built apart.
+            raise ValueError(f"{what} are for host worlds: a JAX world is evaluated in its "
+                             "training world")
+    return Entry(factory, kind, MappingProxyType(dict(training_options or {})), listed,
+                 MappingProxyType(dict(eval_options or {})))
 
 
 def register(name: str, factory: str | Callable[..., JaxWorld | HostWorld], *,
-             kind: Kind = "jax", training_options: Mapping | None = None) -> None:
+             kind: Kind = "jax", training_options: Mapping | None = None,
+             eval_options: Mapping | None = None) -> None:
     """Registers a world factory under `name` (`factory(**options) -> World`; a host world's
     factory also takes `num_envs`)."""
     if name in _REGISTRY:
         raise ValueError(f"world {name!r} is already registered")
-    _REGISTRY[name] = _entry(factory, kind, training_options)
+    _REGISTRY[name] = _entry(factory, kind, training_options, eval_options=eval_options)
 
 
 def register_prefix(prefix: str, factory: str, *, kind: Kind = "host",
-                    training_options: Mapping | None = None, listed: str | None = None) -> None:
+                    training_options: Mapping | None = None, listed: str | None = None,
+                    eval_options: Mapping | None = None) -> None:
     """Registers a family of worlds: `make(prefix + x)` calls `factory(x, **options)`."""
-    _PREFIXES[prefix] = _entry(factory, kind, training_options, listed)
+    _PREFIXES[prefix] = _entry(factory, kind, training_options, listed, eval_options)
 
 
 def _resolve(ref):
@@ -137,7 +147,13 @@ def training_options(name: str) -> dict:
     return dict(_lookup(name)[0].training_options)
 
 
-def make(name: str, *, num_envs: int = 1, training: bool = False,
+def eval_options(name: str) -> dict:
+    """The options the evaluation copies of `name` get over the user's
+    (`make(evaluation=True)`), read without building the world."""
+    return dict(_lookup(name)[0].eval_options)
+
+
+def make(name: str, *, num_envs: int = 1, training: bool = False, evaluation: bool = False,
          **options) -> JaxWorld | HostWorld:
     """Builds the world registered as `name`.
 
@@ -148,6 +164,9 @@ def make(name: str, *, num_envs: int = 1, training: bool = False,
       training: True for the copies a learner collects from: the world's training-only options
         (`training_options(name)`, e.g. Atari's life loss and reward clipping) are added under
         `options`. Evaluation copies are built without them.
+      evaluation: True for the copies an agent is evaluated on: the world's evaluation options
+        (`eval_options(name)`, e.g. TextWorldExpress's held-out `fold="test"`) replace the
+        user's. Not with `training`.
       **options: world options (e.g. `rows=8` for catch, `frame_skip=4` for Atari), and
         `history=k` for any world: observations of the last k steps, stacked along their last
         axis (`worlds.history`; 1, the default, is the world unchanged).
@@ -162,8 +181,12 @@ def make(name: str, *, num_envs: int = 1, training: bool = False,
         kind_of = "" if whole else " (not an int)"
         raise WorldOptionError(f"{name}: num_envs must be >= 1, got {num_envs!r}{kind_of}")
     num_envs = int(num_envs)
+    if training and evaluation:
+        raise ValueError(f"{name}: a copy is built for training or for evaluation, not both")
     if training:
         options = {**entry.training_options, **options}
+    if evaluation:
+        options = {**options, **entry.eval_options}
     history = check_history(name, options.pop("history", 1))
     factory = _resolve(entry.factory)
     copies = {"num_envs": num_envs} if entry.kind == "host" else {}

@@ -361,8 +361,6 @@ class TwxWorld(TextHostWorld):
     """
 
     OBSERVATION_FIELDS = OBSERVATION_FIELDS
-    # A run trains on the train fold's games and is evaluated on the held-out test fold's.
-    eval_options = {"fold": "test"}
 
     def __init__(
         self,
