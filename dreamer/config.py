@@ -47,8 +47,19 @@ class ModelConfig:
       lstm_hidden: hidden size of the value-prefix LSTM.
       head_hidden: hidden width of the policy/value/value-prefix heads.
       projection_dim: width of the SimSiam projection and predictor.
-      value_support: categorical value support is the integers in [-S, S] of h(value).
+      value_support: S of the categorical value support: with support_bins=0 its atoms are the
+        integers in [-S, S] of h(value) (2S+1 atoms; EfficientZero V1, and V2 on Atari); with
+        support_bins=N, N atoms evenly spaced over [h(-S), h(S)], so S is then the largest
+        |value| represented (`dreamer.transforms.BinnedSupport`).
       reward_support: the same for the value prefix.
+      support_bins: 0 (integer atoms of h) or N >= 2 atoms for both supports, evenly spaced in
+        h-space over [h(-S), h(S)]: EfficientZero V2's `bins` over `range: [-S, S]`, which its
+        code uses for DMC and Gym only (`ez/utils/format.py`, `DiscreteSupport`: on Atari the
+        bins are ignored and the atoms are the integers of `range` in h-space).
+      action_embedding: how the dynamics takes the action. 0: a one-hot vector (as planes for
+        conv latents). D > 0: EfficientZero V2's learned D-wide embedding of a / A (a linear map,
+        LayerNorm, ReLU; `ez/agents/models/base_model.py`, `DynamicsNetwork`), as planes for
+        conv latents.
     """
 
     encoder: Literal["auto", "mlp", "conv", "atari"] = "auto"
@@ -61,6 +72,8 @@ class ModelConfig:
     projection_dim: int = 128
     value_support: int = 20
     reward_support: int = 10
+    support_bins: int = 0
+    action_embedding: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +188,11 @@ class TrainConfig:
       weight_decay: L2 / decoupled weight decay.
       max_grad_norm: global gradient norm clip.
       policy_weight, value_weight, value_prefix_weight, consistency_weight: loss weights.
+      entropy_weight: weight of the policy entropy bonus (EfficientZero V2's `entropy_coeff`):
+        the loss gains -weight x the entropy of the policy head's softmax at the root and at each
+        unrolled step, counted where the policy loss is (live steps), with the same per-step
+        scale (`loss_scale`) and importance weights; logged as `loss/entropy` (the negative
+        entropy). 0 = off. V2 adds it for its continuous-action worlds only (DMC, Gym).
       loss_scale: each unrolled step's losses count 1/K; the root's count 1 ("muzero", MuZero's
         pseudocode) or 1/K as well ("efficientzero": EfficientZero V1/V2 and LightZero scale the
         whole loss by 1/K, so with SGD their learning rate assumes it).
@@ -218,6 +236,7 @@ class TrainConfig:
     value_weight: float = 0.25
     value_prefix_weight: float = 1.0
     consistency_weight: float = 2.0
+    entropy_weight: float = 0.0
     loss_scale: Literal["muzero", "efficientzero"] = "muzero"
     target_update_interval: int = 100
     train_ratio: float = 0.25
@@ -494,30 +513,41 @@ def atari100k_v2() -> Config:
 
     - search: Gumbel with 16 simulations and m = 4 considered actions (`num_top_actions`),
       c_visit 50 and c_scale 0.1 (mctx's defaults), Q range floor 0.01 (`value_minmax_delta`,
-      which mctx's Gumbel transform does not take: it keeps its own).
+      which mctx's Gumbel transform does not take: it keeps its own). A difference: V2 sets m
+      by the action count (`ez/agents/ez_atari.py`: m = 2 with 4 simulations below 4 actions,
+      4 below 16, else 8), so m = 4 is V2's for games of 4 to 15 actions only (not Freeway's
+      3, nor the games with all 18).
     - train: the mixed value target (`value_target: 'mixed'`) with the reanalysing search's root
-      value; loss weights value 0.5 and consistency 5 (`value_loss_coeff`,
-      `consistency_coeff`).
+      value; loss weights value 0.25 and consistency 5: `value_loss_coeff` 0.5 times the 0.5
+      that V2's `Value_loss` (`ez/utils/loss.py`) weighs every value error by with
+      `use_IQL: False`; `consistency_coeff` 5.
     - replay: priorities alpha 1 and beta 1 (`priority_prob_alpha`, `priority_prob_beta`).
-    - model: narrower value and reward supports (V2: 51 bins over [-300, 300]; here the
-      integers in [-51, 51] of h(value), our support's convention: a difference).
+    - model: the dynamics takes a learned 16-wide embedding of the action
+      (model.action_embedding=16: `model.action_embedding: True`, `action_embedding_dim: 16`;
+      the embedding is `DynamicsNetwork` in `ez/agents/models/base_model.py`: a / A through a
+      1x1 convolution, LayerNorm over [16, 6, 6], ReLU). Value and reward supports as V1's, the
+      integers in [-300, 300] of h(x), 601 atoms (model.value_support=reward_support=300,
+      support_bins=0): the yaml's `value_support` / `reward_support` say `range: [-300, 300]`,
+      `scale: 1`, `bins: 51`, but `DiscreteSupport` (`ez/utils/format.py`) reads `bins` only
+      for DMC and Gym; for `env: Atari` its atoms are `np.arange(-300, 301, 1)` in h-space.
+    - train: no entropy bonus (train.entropy_weight=0): the yaml's `entropy_coeff: 5e-3` enters
+      the loss only `if self.config.env.env in ['DMC', 'Gym']` (`ez/agents/base.py`,
+      `update_weights`); on Atari its entropy term is zeros.
     - run: 10 evaluation episodes (`eval_n_episode`).
 
     - train: the search value for data older than 5,000 transitions, and only from update 30k
       on (`mixed_value_threshold`, `start_use_mix_training_steps`; its agent's loss takes the
       n-step target everywhere before that).
-
-    Not built: V2's entropy bonus (5e-3), its action embedding, and its support of 51 bins over
-    [-300, 300].
     """
     base = atari100k()
     return _replace(
         base,
-        model=dict(value_support=51, reward_support=51),
+        model=dict(value_support=300, reward_support=300, support_bins=0, action_embedding=16),
         search=dict(algorithm="gumbel", num_simulations=16, max_num_considered_actions=4,
                     q_normalisation="node"),
         train=dict(value_target="mixed", mixed_value_age=5_000, mixed_value_after=30_000,
-                   reanalyse_value=True, value_weight=0.5, consistency_weight=5.0),
+                   reanalyse_value=True, value_weight=0.25, consistency_weight=5.0,
+                   entropy_weight=0.0),
         replay=dict(alpha=1.0, beta=1.0),
         run=dict(eval_episodes=10),
     )
@@ -804,6 +834,15 @@ def validate(cfg: Config) -> None:
                           "gumbel); algorithm=none does not search")
     if cfg.train.train_ratio < 0:
         raise ConfigError(f"train.train_ratio must be >= 0, got {cfg.train.train_ratio}")
+    if cfg.model.support_bins < 0 or cfg.model.support_bins == 1:
+        raise ConfigError(f"model.support_bins must be 0 (integer atoms) or >= 2, got "
+                          f"{cfg.model.support_bins}")
+    if cfg.model.action_embedding < 0:
+        raise ConfigError(f"model.action_embedding must be >= 0 (0 = one-hot action), got "
+                          f"{cfg.model.action_embedding}")
+    if not cfg.train.entropy_weight >= 0:
+        raise ConfigError(f"train.entropy_weight must be >= 0 (0 = no entropy bonus), got "
+                          f"{cfg.train.entropy_weight}")
     if cfg.train.augment_shift < 0:
         raise ConfigError(
             f"train.augment_shift must be >= 0 (0 = no shift), got {cfg.train.augment_shift}")

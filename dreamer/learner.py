@@ -2,8 +2,9 @@
 runs the updates of one learner phase in one jitted `lax.scan`.
 
 Losses (EfficientZero): policy cross-entropy + value cross-entropy + value-prefix cross-entropy
-+ SimSiam temporal consistency, the unrolled steps' losses scaled by 1/K and the gradient entering
-the dynamics scaled by 1/2 (MuZero). Targets come from the target network, refreshed every
++ SimSiam temporal consistency (+ with `train.entropy_weight` V2's policy entropy bonus), the
+unrolled steps' losses scaled by 1/K and the gradient entering the dynamics scaled by 1/2
+(MuZero). Targets come from the target network, refreshed every
 `target_update_interval` updates; a fraction of each batch gets fresh policy targets from search
 with the target network (reanalysis). With `train.augment_shift` / `train.augment_intensity` the
 observations the loss encodes (the unroll's first and the consistency targets) are augmented
@@ -26,7 +27,7 @@ from dreamer import parallel
 from dreamer import replay as replay_lib
 from dreamer import targets as targets_lib
 from dreamer.config import Config, ConfigError
-from dreamer.networks import WorldModel
+from dreamer.networks import WorldModel, model_supports
 from dreamer.search import make_search_for
 from dreamer.transforms import categorical_to_scalar, scalar_to_categorical
 
@@ -61,6 +62,14 @@ class LossTerms(NamedTuple):
     value: jax.Array
     value_prefix: jax.Array
     consistency: jax.Array
+    entropy: jax.Array | None = None  # only with train.entropy_weight > 0
+
+
+def negative_entropy(logits: jax.Array) -> jax.Array:
+    """[..., A] logits -> [...] sum_a p_a log p_a of their softmax (minus the entropy): the
+    entropy bonus's loss term, lowest (-log A) at the uniform policy."""
+    log_p = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
 
 
 def scale_gradient(x, scale: float):
@@ -230,7 +239,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
     K, n = t.unroll_steps, t.td_steps
     optimizer = make_optimizer(config)
     num_reanalysed = reanalysed_count(config)
-    value_support, reward_support = model.config.value_support, model.config.reward_support
+    value_support, reward_support = model_supports(model.config)
     search = make_search_for(model, config)
 
     def predict_values(params, observation):  # [B, J, *obs] -> [B, J]
@@ -378,6 +387,11 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             value_prefix=jnp.sum(prefix_ce * prefix_weight * step_scale[1:], axis=1),
             consistency=jnp.sum(consistency * alive[:, 1:] * step_scale[1:], axis=1),
         )
+        if t.entropy_weight > 0:
+            # EfficientZero V2: minus the policy's entropy at the root and each unrolled step,
+            # masked and scaled as the policy loss is
+            per_sample = per_sample._replace(entropy=jnp.sum(
+                negative_entropy(policy_logits) * policy_weight * step_scale, axis=1))
         terms = jax.tree.map(lambda x: jnp.mean(x * window.weight), per_sample)
         total = (
             t.policy_weight * terms.policy
@@ -385,6 +399,8 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             + t.value_prefix_weight * terms.value_prefix
             + t.consistency_weight * terms.consistency
         )
+        if t.entropy_weight > 0:
+            total = total + t.entropy_weight * terms.entropy
         root_value = categorical_to_scalar(value_list[0], value_support)
         return total, (terms, root_value)
 
@@ -454,6 +470,8 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             "targets/fresh": jnp.sum(targets.fresh & targets.masks.alive) / jnp.maximum(
                 jnp.sum(targets.masks.alive), 1),
         }
+        if terms.entropy is not None:
+            metrics["loss/entropy"] = terms.entropy
         return new_state, replay_state, metrics
 
     return TrainParts(prepare, apply_update, augment_on)

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from dreamer.config import ModelConfig
+from dreamer.transforms import BinnedSupport, Support, support_size
 
 
 class LSTMState(NamedTuple):
@@ -147,6 +148,49 @@ class AtariDownsample(nn.Module):
         return nn.avg_pool(x, (3, 3), strides=(2, 2), padding="SAME")
 
 
+def model_supports(config: ModelConfig) -> tuple[Support, Support]:
+    """The value and value-prefix supports of a model config (`dreamer.transforms`): the ints
+    `value_support` / `reward_support` (integer atoms of h), or with `support_bins` N > 0 a
+    `BinnedSupport` of N atoms over [h(-S), h(S)] for each."""
+    if config.support_bins > 0:
+        return (BinnedSupport(float(config.value_support), config.support_bins),
+                BinnedSupport(float(config.reward_support), config.support_bins))
+    return config.value_support, config.reward_support
+
+
+def _uniform(scale: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+
+    return init
+
+
+class ActionEmbedding(nn.Module):
+    """EfficientZero V2's learned action embedding for the dynamics: the action index scaled to
+    a / A, a linear map 1 -> `features` (a 1x1 convolution over a constant plane in V2), a
+    LayerNorm and a ReLU. Called with `spatial` = (H, W) (conv latents) the embedding is
+    broadcast to [B, H, W, features] and normalised over all of (H, W, features) with a
+    per-element scale and bias, as V2's `nn.LayerNorm([D, 6, 6])`; without, it is [B, features].
+
+    The weight and bias start uniform in [-1, 1] (PyTorch's default for a fan-in of 1): with a
+    zero bias every action a > 0 would give the same embedding after the LayerNorm, which is
+    scale-invariant."""
+
+    features: int
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, action, spatial: tuple[int, int] | None = None):  # [B] int
+        scalar = (action.astype(jnp.float32) / self.num_actions)[:, None]
+        x = nn.Dense(self.features, kernel_init=_uniform(1.0), bias_init=_uniform(1.0))(scalar)
+        if spatial is None:
+            return nn.relu(nn.LayerNorm()(x))
+        height, width = spatial
+        x = jnp.broadcast_to(x[:, None, None, :], (x.shape[0], height, width, self.features))
+        axes = (-3, -2, -1)
+        return nn.relu(nn.LayerNorm(reduction_axes=axes, feature_axes=axes)(x))
+
+
 class WorldModel(nn.Module):
     """EfficientZero's networks; call the methods with `model.apply(params, ..., method=...)`.
 
@@ -181,12 +225,15 @@ class WorldModel(nn.Module):
             self.repr_blocks = [MLPResidualBlock(c.latent_dim, c.hidden) for _ in range(c.num_blocks)]
             self.dyn_in = nn.Dense(c.latent_dim)
             self.dyn_blocks = [MLPResidualBlock(c.latent_dim, c.hidden) for _ in range(c.num_blocks)]
+        if c.action_embedding > 0:
+            self.action_embed = ActionEmbedding(c.action_embedding, self.num_actions)
+        value_size, reward_size = (support_size(x) for x in model_supports(c))
         self.lstm_in = nn.Dense(c.lstm_hidden)
         self.lstm = nn.OptimizedLSTMCell(c.lstm_hidden)
         self.prefix_head = [nn.LayerNorm(), nn.Dense(c.head_hidden),
-                            nn.Dense(2 * c.reward_support + 1, kernel_init=nn.initializers.zeros)]
+                            nn.Dense(reward_size, kernel_init=nn.initializers.zeros)]
         self.value_head = [nn.Dense(c.head_hidden),
-                           nn.Dense(2 * c.value_support + 1, kernel_init=nn.initializers.zeros)]
+                           nn.Dense(value_size, kernel_init=nn.initializers.zeros)]
         self.policy_head = [nn.Dense(c.head_hidden),
                             nn.Dense(self.num_actions, kernel_init=nn.initializers.zeros)]
         self.projection = [nn.Dense(c.projection_dim), nn.LayerNorm(), nn.Dense(c.projection_dim),
@@ -220,19 +267,24 @@ class WorldModel(nn.Module):
         return min_max_normalise(x)
 
     def dynamics(self, latent: jax.Array, action: jax.Array) -> jax.Array:
-        """([B, *latent], [B] int) -> [B, *latent] next latent (residual, min-max normalised)."""
-        one_hot = jax.nn.one_hot(action, self.num_actions, dtype=latent.dtype)
-        if self.conv:
-            planes = jnp.broadcast_to(one_hot[:, None, None, :], (*latent.shape[:3], self.num_actions))
-            x = latent + self.dyn_in(jnp.concatenate([latent, planes], axis=-1))
+        """([B, *latent], [B] int) -> [B, *latent] next latent (residual, min-max normalised).
+
+        The action enters as a one-hot vector (as planes for conv latents), or with
+        `model.action_embedding` D > 0 as V2's learned D-wide embedding (`ActionEmbedding`)."""
+        if self.config.action_embedding > 0:
+            code = self.action_embed(action, latent.shape[1:3] if self.conv else None)
         else:
-            x = latent + self.dyn_in(jnp.concatenate([latent, one_hot], axis=-1))
+            code = jax.nn.one_hot(action, self.num_actions, dtype=latent.dtype)
+            if self.conv:  # as planes
+                code = jnp.broadcast_to(code[:, None, None, :], (*latent.shape[:3], self.num_actions))
+        x = latent + self.dyn_in(jnp.concatenate([latent, code], axis=-1))
         for block in self.dyn_blocks:
             x = block(x)
         return min_max_normalise(x)
 
     def value_prefix(self, latent: jax.Array, lstm_state: LSTMState) -> tuple[jax.Array, LSTMState]:
-        """One LSTM step over a new latent: ([B, *latent], state) -> ([B, 2R+1] logits, state)."""
+        """One LSTM step over a new latent: ([B, *latent], state) -> ([B, 2R+1] logits, state)
+        (with `model.support_bins` N: [B, N] logits)."""
         x = nn.relu(self.lstm_in(self._flat_features(latent)))
         (cell, hidden), out = self.lstm((lstm_state.cell, lstm_state.hidden), x)
         norm, hidden_layer, logits = self.prefix_head
@@ -240,7 +292,8 @@ class WorldModel(nn.Module):
         return y, LSTMState(cell, hidden)
 
     def predict(self, latent: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """[B, *latent] -> ([B, A] policy logits, [B, 2V+1] value logits)."""
+        """[B, *latent] -> ([B, A] policy logits, [B, 2V+1] value logits) (with
+        `model.support_bins` N: [B, N] value logits)."""
         x = self._flat_features(latent)
         policy = self.policy_head[1](nn.relu(self.policy_head[0](x)))
         value = self.value_head[1](nn.relu(self.value_head[0](x)))
@@ -304,8 +357,9 @@ class LatentModel:
       value_prefix: (params, latent [B, *latent], LSTMState) -> (value-prefix logits
         [B, 2R+1], LSTMState): one LSTM step over a new latent.
       initial_lstm: (batch) -> the zero LSTMState, each [batch, lstm_hidden].
-      value_support: V, the value logits' atoms -V..V (`transforms.categorical_to_scalar`).
-      reward_support: R, the value-prefix logits' atoms -R..R.
+      value_support: the value logits' support (`transforms.categorical_to_scalar`): an int V
+        (atoms -V..V of h) or a `transforms.BinnedSupport` (`model_supports`).
+      reward_support: the same for the value-prefix logits.
     """
 
     represent: Callable
@@ -313,18 +367,19 @@ class LatentModel:
     predict: Callable
     value_prefix: Callable
     initial_lstm: Callable
-    value_support: int
-    reward_support: int
+    value_support: Support
+    reward_support: Support
 
 
 def latent_model(model: WorldModel) -> LatentModel:
     """`model`'s methods as a LatentModel: each is `model.apply(params, ..., method=...)`."""
+    value_support, reward_support = model_supports(model.config)
     return LatentModel(
         represent=functools.partial(model.apply, method=WorldModel.represent),
         dynamics=functools.partial(model.apply, method=WorldModel.dynamics),
         predict=functools.partial(model.apply, method=WorldModel.predict),
         value_prefix=functools.partial(model.apply, method=WorldModel.value_prefix),
         initial_lstm=model.initial_lstm_state,
-        value_support=model.config.value_support,
-        reward_support=model.config.reward_support,
+        value_support=value_support,
+        reward_support=reward_support,
     )

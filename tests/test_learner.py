@@ -340,3 +340,81 @@ def test_prepare_returns_named_targets_of_the_documented_shapes():
                    "value_prefix": ((G, B, K), jnp.float32),
                    "policy": ((G, B, K + 1, A), jnp.float32), "fresh": ((G, B, K + 1), bool),
                    "alive": ((G, B, K + 1), bool), "absorbing": ((G, B, K + 1), bool)}
+
+
+def test_negative_entropy_hand_values_and_gradient_sign():
+    """The entropy bonus's term sum_a p log p: -log 2 at a uniform pair; at p = (3/4, 1/4)
+    3/4 log 3/4 + 1/4 log 1/4 = -0.5623. Its gradient points away from uniform, so descending
+    it lowers the larger logit and raises the smaller: the policy spreads."""
+    uniform = learner.negative_entropy(jnp.zeros(2))
+    assert float(uniform) == pytest.approx(-np.log(2), rel=1e-6)
+    logits = jnp.array([np.log(3.0), 0.0])
+    assert float(learner.negative_entropy(logits)) == pytest.approx(
+        0.75 * np.log(0.75) + 0.25 * np.log(0.25), rel=1e-6)
+    grad = jax.grad(learner.negative_entropy)(logits)
+    assert float(grad[0]) > 0 > float(grad[1])
+    # d/dz_0 of p log p summed, p_0 = sigmoid(z_0 - z_1): p_0 p_1 log(p_0 / p_1)
+    assert float(grad[0]) == pytest.approx(0.75 * 0.25 * np.log(3.0), rel=1e-5)
+    np.testing.assert_allclose(jax.grad(learner.negative_entropy)(jnp.zeros(3)), 0, atol=1e-7)
+
+
+def test_entropy_weight_adds_minus_the_weighted_policy_entropy():
+    """train.entropy_weight=w: the loss gains w x loss/entropy, where loss/entropy is minus the
+    policy's entropy at the root and each unrolled step, weighted as the policy loss (live steps,
+    the per-step scale, the importance weights). The policy head initialises to zeros, so the
+    policy is uniform over cartpole's 2 actions: each live step adds -log 2 x its scale. The
+    other terms are as without it, and without it there is no loss/entropy."""
+    metrics = {}
+    for weight in (0.0, 0.5):
+        cfg = _config("train.reanalyse_fraction=0", f"train.entropy_weight={weight}")
+        ts, rstate, parts = _parts(cfg)
+        windows, targets = jax.jit(parts.prepare)(
+            ts, rstate, jax.random.split(jax.random.key(3), 1), jnp.float32(20.0))
+        window, target = jax.tree.map(lambda x: x[0], (windows, targets))
+        metrics[weight] = jax.device_get(jax.jit(parts.apply_update)(ts, rstate, window,
+                                                                     target)[2])
+    off, on = metrics[0.0], metrics[0.5]
+    assert "loss/entropy" not in off
+    K = cfg.train.unroll_steps
+    scale = np.asarray(learner.loss_step_scale(K, cfg.train.loss_scale))
+    alive = np.asarray(target.masks.alive, np.float32)
+    want = np.mean(np.asarray(window.weight) * (alive * scale).sum(1) * -np.log(2.0))
+    assert alive[:, 1:].sum() < alive[:, 1:].size  # some unrolled steps are past an episode end
+    assert on["loss/entropy"] == pytest.approx(want, rel=1e-5)
+    assert on["loss/total"] == pytest.approx(off["loss/total"] + 0.5 * want, rel=1e-5)
+    for term in ("loss/policy", "loss/value", "loss/value_prefix", "loss/consistency"):
+        assert on[term] == off[term], term
+
+
+def test_v2_options_together_train_at_toy_size():
+    """The three EfficientZero V2 options on together (the action embedding, 11 bins over
+    [-5, 5] for value and reward, the entropy bonus) on the tiny catch conv network: the heads
+    have 11 atoms and two updates run with finite losses, loss/entropy among them."""
+    cfg = config_lib.override(config_lib.tiny(), [
+        "world=catch", "model.encoder=conv", "model.action_embedding=4", "model.support_bins=11",
+        "train.entropy_weight=0.005", "train.batch_size=8", "train.augment_shift=1"])
+    spec = worlds.make("catch").spec
+    rng = np.random.default_rng(0)
+    A = spec.num_actions
+    terminated = np.zeros((LENGTH, STREAMS), bool)
+    terminated[8::9] = True
+    rows = replay_lib.Rows(
+        observation=rng.integers(0, 2, (LENGTH, STREAMS, *spec.observation_shape)).astype(
+            np.float32),
+        action=rng.integers(0, A, (LENGTH, STREAMS)).astype(np.int32),
+        reward=np.where(terminated, 1.0, 0.0).astype(np.float32), terminated=terminated,
+        truncated=np.zeros((LENGTH, STREAMS), bool),
+        policy=np.full((LENGTH, STREAMS, A), 1.0 / A, np.float32),
+        value=np.zeros((LENGTH, STREAMS), np.float32), action_mask=np.ones((LENGTH, STREAMS, A), bool))
+    rstate = replay_lib.add(replay_lib.init(rows, LENGTH), rows)
+    model = make_model(cfg.model, spec)
+    ts = learner.init_train_state(model, cfg, jax.random.key(0), rows.observation[0, 0])
+    assert ts.params["params"]["value_head_1"]["kernel"].shape[-1] == 11
+    assert ts.params["params"]["prefix_head_2"]["kernel"].shape[-1] == 11
+    assert "action_embed" in ts.params["params"]
+    train_many = jax.jit(learner.make_train_many(model, cfg, 2))
+    ts, _, metrics = train_many(ts, rstate, jax.random.key(1), jnp.float32(10.0))
+    assert int(ts.updates) == 2
+    assert {"loss/total", "loss/entropy"} <= set(metrics)
+    assert all(np.isfinite(np.asarray(v)).all() for k, v in metrics.items() if k.startswith("loss/"))
+    assert float(metrics["loss/entropy"][0]) < 0  # minus an entropy

@@ -90,3 +90,62 @@ def test_latent_model_is_the_world_models_methods():
     zero = fns.initial_lstm(5)
     assert zero.cell.shape == zero.hidden.shape == (5, cfg.model.lstm_hidden)
     assert not np.any(np.asarray(zero.cell)) and not np.any(np.asarray(zero.hidden))
+
+
+def _next_latents(cfg, spec, observation_shape, image):
+    """Next latents of one random latent under each action, and the model's parameters."""
+    model = WorldModel(config=cfg.model, num_actions=spec.num_actions, image=image)
+    obs = jax.random.uniform(jax.random.key(0), (1, *observation_shape))
+    params = model.init(jax.random.key(1), obs, jnp.zeros((1,), jnp.int32))
+    A = spec.num_actions
+    latent = model.apply(params, jnp.repeat(obs, A, axis=0), method=WorldModel.represent)
+    nxt = jax.jit(lambda p, z, a: model.apply(p, z, a, method=WorldModel.dynamics))(
+        params, latent, jnp.arange(A))
+    return params, latent, nxt
+
+
+def test_action_embedding_shapes_and_distinct_actions():
+    """model.action_embedding=D: the dynamics takes V2's learned D-wide embedding of a / A
+    (Dense 1 -> D, LayerNorm, ReLU), as planes over conv latents (its LayerNorm over H x W x D,
+    as V2's `LayerNorm([D, 6, 6])`) and as a vector for MLP latents; the next latent keeps the
+    latent's shape and distinct actions give distinct next latents, on the conv (catch), the
+    `atari` stem (96 x 96 frames) and the MLP (cartpole)."""
+    D = 4
+    catch, cartpole = worlds.make("catch").spec, worlds.make("cartpole").spec
+    tiny = config_lib.override(config_lib.tiny(), [f"model.action_embedding={D}"])
+    atari = config_lib.override(config_lib.tiny(), [
+        f"model.action_embedding={D}", "model.encoder=atari", "model.channels=8"])
+    cases = [(tiny, catch, catch.observation_shape, True, (10, 5, D)),
+             (atari, catch, (96, 96, 4), True, (6, 6, D)),
+             (tiny, cartpole, cartpole.observation_shape, False, (D,))]
+    for cfg, spec, shape, image, norm_shape in cases:
+        params, latent, nxt = _next_latents(cfg, spec, shape, image)
+        embed = params["params"]["action_embed"]
+        assert embed["Dense_0"]["kernel"].shape == (1, D)
+        assert embed["LayerNorm_0"]["scale"].shape == norm_shape
+        assert nxt.shape == latent.shape
+        A = spec.num_actions
+        for i in range(A):
+            for j in range(i + 1, A):
+                assert float(jnp.abs(nxt[i] - nxt[j]).max()) > 1e-4, (cfg.model.encoder, i, j)
+    # off (0, every preset but atari100k-v2): no embedding, the one-hot planes as before
+    params = make_model(config_lib.tiny().model, catch).init(
+        jax.random.key(1), jnp.zeros((1, *catch.observation_shape)), jnp.zeros((1,), jnp.int32))
+    assert "action_embed" not in params["params"]
+
+
+def test_action_embedding_is_its_definition():
+    """The embedding against its definition in numpy: relu(LayerNorm(w a / A + b)) over the D
+    features (vector case), for every action."""
+    from dreamer.networks import ActionEmbedding
+    A, D = 5, 6
+    module = ActionEmbedding(D, A)
+    params = module.init(jax.random.key(0), jnp.zeros((1,), jnp.int32))
+    params = jax.tree.map(lambda x: x + 0.3 * jax.random.normal(jax.random.key(2), x.shape), params)
+    got = np.asarray(module.apply(params, jnp.arange(A)))
+    p = jax.tree.map(np.asarray, params["params"])
+    x = (np.arange(A) / A)[:, None] * p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+    norm = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-6)
+    want = np.maximum(norm * p["LayerNorm_0"]["scale"] + p["LayerNorm_0"]["bias"], 0)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert len({tuple(np.round(row, 5)) for row in got}) == A  # distinct actions, distinct rows

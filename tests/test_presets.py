@@ -304,7 +304,28 @@ def test_atari_presets_pin_efficientzero_values():
             v2.search.max_num_considered_actions) == ("gumbel", 16, 4)
     assert (v2.train.value_target, v2.train.reanalyse_value) == ("mixed", True)
     assert (v2.train.mixed_value_age, v2.train.mixed_value_after) == (5_000, 30_000)
-    assert (v2.train.value_weight, v2.train.consistency_weight) == (0.5, 5.0)
+    assert (v2.train.value_weight, v2.train.consistency_weight) == (0.25, 5.0)
     assert (v2.replay.alpha, v2.replay.beta) == (1.0, 1.0)
     assert v2.run.eval_episodes == 10
     assert v2.train.discount == v1.train.discount and v2.train.augment_shift == 4
+    # V2's learned action embedding, 16 wide (`action_embedding_dim`); on Atari its supports are
+    # V1's integers of h in [-300, 300] (`bins: 51` is read for DMC / Gym only) and its entropy
+    # bonus is off (`entropy_coeff` enters the loss for DMC / Gym only)
+    assert v2.model.action_embedding == 16
+    assert (v2.model.value_support, v2.model.reward_support, v2.model.support_bins) == (300, 300, 0)
+    assert v2.train.entropy_weight == 0.0
+    # the V2 options are off in every other preset
+    for name in config_lib.PRESETS:
+        if name != "atari100k-v2":
+            cfg = config_lib.preset(name)
+            assert (cfg.model.action_embedding, cfg.model.support_bins,
+                    cfg.train.entropy_weight) == (0, 0, 0.0), name
+
+
+@pytest.mark.parametrize("assignment, field", [
+    ("model.support_bins=1", "model.support_bins"), ("model.support_bins=-3", "model.support_bins"),
+    ("model.action_embedding=-1", "model.action_embedding"),
+    ("train.entropy_weight=-0.1", "train.entropy_weight")])
+def test_v2_option_values_out_of_range_are_refused(assignment, field):
+    with pytest.raises(config_lib.ConfigError, match=field):
+        config_lib.override(config_lib.tiny(), [assignment])
