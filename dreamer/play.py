@@ -249,6 +249,12 @@ def run(args) -> int:
     world = args.world
     if args.agent is not None:
         config = _read_agent_config(args.agent)
+        if config.run.worlds:
+            # its network sees the sequence's common interface (padded observations, common
+            # actions), which a played world would have to be rebuilt through
+            raise UserError(f"--agent {args.agent} is a continual run (run.worlds="
+                            f"{config.run.worlds}), which play cannot show yet; evaluate it on "
+                            f"every world of its sequence with `dreamer eval --run {args.agent}`")
         trained_on = config.world
         if world is not None and world != trained_on:
             raise UserError(f"--agent {args.agent} was trained on {trained_on}, not {world}; "

@@ -95,6 +95,21 @@ def test_world_without_render_and_bad_run_dir_are_user_errors(tmp_path, monkeypa
     assert cli.main(["play", "--agent", str(tmp_path / "missing")]) == 2
 
 
+def test_a_continual_run_is_refused_with_what_to_do(tmp_path, monkeypatch, capsys):
+    import json
+
+    from dreamer import config as config_lib
+
+    cfg = config_lib.override(config_lib.tiny(), ["run.worlds=text/coin,text/quest", "run.real_steps_each=64"])
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    assert cli.main(["play", "--agent", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"dreamer: error: --agent {tmp_path} is a continual run (run.worlds="
+                   "text/coin,text/quest), which play cannot show yet; evaluate it on every world "
+                   f"of its sequence with `dreamer eval --run {tmp_path}`"]
+
+
 @pytest.mark.xdist_group("tiny_coin")  # watches the run of the text/coin learning test
 def test_watch_a_tiny_trained_agent(tiny_coin_run, capsys):
     with pytest.raises(cli.UserError, match="drop --option"):
