@@ -49,10 +49,14 @@ def two_hot(x: chex.Array, support: int) -> chex.Array:
     """
     x = jnp.clip(x, -support, support)
     low = jnp.floor(x)
-    upper_weight = x - low
-    low_index = (low + support).astype(jnp.int32)
-    high_index = jnp.minimum(low_index + 1, 2 * support)
-    size = 2 * support + 1
+    return _split(low + support, x - low, 2 * support + 1)
+
+
+def _split(low_index: chex.Array, upper_weight: chex.Array, size: int) -> chex.Array:
+    """[..., size] probabilities: 1 - upper_weight on atom low_index, upper_weight on the next
+    one (the last atom takes both where low_index is the last)."""
+    low_index = low_index.astype(jnp.int32)
+    high_index = jnp.minimum(low_index + 1, size - 1)
     return jax.nn.one_hot(low_index, size) * (1.0 - upper_weight)[..., None] + jax.nn.one_hot(
         high_index, size
     ) * upper_weight[..., None]
@@ -110,11 +114,7 @@ def two_hot_binned(y: chex.Array, support: BinnedSupport) -> chex.Array:
     expected atom is y. Returns [..., bins] probabilities."""
     position = jnp.clip((y + support.high) / support.step, 0.0, support.bins - 1.0)
     low = jnp.floor(position)
-    upper_weight = position - low
-    low_index = low.astype(jnp.int32)
-    high_index = jnp.minimum(low_index + 1, support.bins - 1)
-    return jax.nn.one_hot(low_index, support.bins) * (1.0 - upper_weight)[..., None] + (
-        jax.nn.one_hot(high_index, support.bins) * upper_weight[..., None])
+    return _split(low, position - low, support.bins)
 
 
 def scalar_to_categorical(x: chex.Array, support: Support) -> chex.Array:
