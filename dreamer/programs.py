@@ -40,6 +40,7 @@ class Programs:
     act: Any
     act_eval: Any
     reanalyse_pass: Any
+    stale_rows: Any
     new_collector: Any = None
     collect: Any = None
     collect_of_length: Any = None
@@ -50,7 +51,7 @@ _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _PROGRAMS_KEPT = 4
 
 _LEARNER_PROGRAMS = ("model", "new_train_state", "new_replay", "add", "train_many", "act",
-                     "act_eval", "reanalyse_pass")
+                     "act_eval", "reanalyse_pass", "stale_rows")
 """The programs that do not contain the world: a continual run's worlds share them."""
 
 
@@ -158,6 +159,7 @@ def _build_programs(c: Config, world, mesh, shared: Programs | None = None) -> P
         reanalyse_pass=jax.jit(
             reanalyse.make_reanalyse_pass(model, c), donate_argnums=1,
             **_shardings(mesh, (rep, replay_sh, rep, rep), replay_sh)),
+        stale_rows=jax.jit(functools.partial(reanalyse.stale_rows, config=c)),
     )
     if world.is_jax:
         def new_collector(key):

@@ -11,6 +11,11 @@ with the target network and root noise on, as EfficientZero's reanalysis does), 
 the same for the same network, rows and keys (a test checks it bit for bit); the off-policy
 horizon, value prefixes and value targets are still computed per sampled window by the learner.
 
+A run with the pass on (`train.reanalyse_pass_interval` > 0) re-searches the whole replay every
+that many updates (with the target refreshed as often, right after each refresh), and before each
+learner phase the rows whose targets the current target network did not make (`stale_rows`): the
+rows collected since the last pass. So every sampled position reads the target network's search.
+
 Which rows first: those whose targets are oldest (acting search, then older networks), and among
 equals `train.reanalyse_pass_order`: "newest" rows first, or highest "priority" first.
 """
@@ -37,6 +42,15 @@ def pass_chunks(config: Config, stored_rows: int, whole: bool = False) -> int:
     capped = t.reanalyse_pass_rows and not whole
     wanted = min(t.reanalyse_pass_rows, stored_rows) if capped else stored_rows
     return -(-wanted // t.reanalyse_pass_chunk)
+
+
+def stale_rows(replay_state: replay_lib.ReplayState, updates, config: Config) -> jax.Array:
+    """[] int32: stored rows whose policy targets the current target network (the one after
+    `updates` updates) did not make: the acting search's, or an older network's. A pass of
+    `pass_chunks(config, stale_rows(...))` calls re-searches them first (`pass_order`)."""
+    stored = (replay_state.global_index >= 0)[:, None]
+    old = replay_state.target_version < target_version(updates, config)
+    return jnp.sum(stored & old, dtype=jnp.int32)
 
 
 def pass_cost(config: Config, chunks: int) -> int:

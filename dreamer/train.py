@@ -606,9 +606,13 @@ class Trainer:
             return None
         self.loop.update_credit += c.train.train_ratio * real_steps
         pass_key = jax.random.fold_in(key, 1_000_003)
+        stale_key = jax.random.fold_in(key, 2_000_003)
+        interval = c.train.reanalyse_pass_interval
         updates_before = self.ledger.updates
-        chunks = []
+        chunks, stale_chunks = [], 0
         while self.loop.update_credit >= self.chunk:
+            if interval:  # the rows collected since the last pass, first (`reanalyse`)
+                stale_chunks += self._reanalyse_stale(jax.random.fold_in(stale_key, len(chunks)))
             key, chunk_key = jax.random.split(key)
             chunks.append(self.train_phase(chunk_key))
             self.loop.update_credit -= self.chunk
@@ -616,7 +620,8 @@ class Trainer:
             return None
         result = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in chunks])))
                   for k in chunks[0] if k != "finite"}
-        interval = c.train.reanalyse_pass_interval
+        if interval:
+            result["reanalyse_pass/stale_chunks"] = stale_chunks
         if interval and self.ledger.updates // interval > updates_before // interval:
             result["reanalyse_pass/chunks"] = self._reanalyse_pass(
                 jax.random.fold_in(pass_key, self.ledger.updates // interval))
@@ -668,6 +673,13 @@ class Trainer:
 
     def _reanalyse_pass(self, key) -> int:
         return self.reanalyse_pass(key, reanalyse.pass_chunks(self.config, self.stored_rows()))
+
+    def _reanalyse_stale(self, key) -> int:
+        """A pass over the stored rows whose targets the current target network did not make
+        (`reanalyse.stale_rows`), if any; returns its search calls."""
+        stale = int(self.programs.stale_rows(self.replay, self.train_state.updates))
+        chunks = reanalyse.pass_chunks(self.config, stale)
+        return self.reanalyse_pass(key, chunks) if chunks else 0
 
     def reanalyse_pass(self, key, chunks: int) -> int:
         """One buffer-wide reanalysis pass of `chunks` search calls (`reanalyse.pass_chunks`)

@@ -1,6 +1,8 @@
 """The buffer-wide reanalysis pass (`dreamer.reanalyse`): its targets, its order, its ledger
 counts, one compile, and an exact resume with it on."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,10 +27,10 @@ def tiny_catch(*overrides):
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory):
     """A tiny catch trainer after 64 real steps (16 rows in each of 4 streams) and 32 updates,
-    without a pass yet (its interval is past the run)."""
+    without a pass (none is on)."""
     cfg = tiny_catch("run.real_steps=64", "train.learning_starts=32",
                      "run.eval_episodes=0",  # off: a fixture of replay rows, nothing evaluated
-                     "train.reanalyse_pass_interval=1000")
+                     "train.reanalyse_pass_interval=0")
     trainer = Trainer(cfg, str(tmp_path_factory.mktemp("collected")))
     trainer.run(progress=False)
     assert trainer.ledger.dream == 0 and trainer.ledger.updates == 64
@@ -145,7 +147,10 @@ def test_pass_in_a_run_counts_exactly_compiles_once_and_resumes_bit_identical(tm
     ledger = straight.run(progress=False)
     S = 8
     assert ledger.updates == 160
-    assert ledger.dream == (2 + 3 + 3 + 4 + 4) * 64 * S  # see test_pass_budget_and_ledger_counts
+    # the passes after the phases (test_pass_budget_and_ledger_counts), and before each phase
+    # one over the stale rows: all 128 stored (2 calls) before the first, the 32 rows collected
+    # since the last pass (1 call) before each later one
+    assert ledger.dream == ((2 + 3 + 3 + 4 + 4) + (2 + 1 + 1 + 1 + 1)) * 64 * S
     assert ledger.search == 256 * S and ledger.unroll == 160 * 32 * 3
     assert ledger.reanalyse == 160 * 16 * (3 + 1) * S  # per-update reanalysis stays on
     assert ledger.simulated == ledger.search + ledger.reanalyse + ledger.dream + ledger.unroll
@@ -161,7 +166,8 @@ def test_pass_in_a_run_counts_exactly_compiles_once_and_resumes_bit_identical(tm
         return calls["n"] == 6
 
     first = Trainer(tiny_catch(*overrides), str(tmp_path / "b"))
-    assert first.run(progress=False, stop_flag=stop_after_six).dream == (2 + 3 + 3) * 64 * S
+    assert first.run(progress=False, stop_flag=stop_after_six).dream == (
+        (2 + 3 + 3) + (2 + 1 + 1)) * 64 * S
     resumed = Trainer(tiny_catch(*overrides), str(tmp_path / "b"), resume=True)
     final = resumed.run(progress=False)
     assert final.to_json()["simulated"] == ledger.to_json()["simulated"]
@@ -169,6 +175,25 @@ def test_pass_in_a_run_counts_exactly_compiles_once_and_resumes_bit_identical(tm
     leaves = [jax.tree.leaves((t.train_state, t.replay)) for t in (straight, resumed)]
     for a, b in zip(*leaves, strict=True):
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_every_sampled_position_reads_the_target_networks_search(tmp_path):
+    """With the target refreshed and the replay re-searched every phase of 32 updates, the pass
+    over the stale rows before each phase (the rows collected since) leaves no sampled position
+    with an older target: `targets/fresh` is 1 in every phase, the first included (whose rows
+    all hold the acting search's targets until then). The stale count is the hand count."""
+    cfg = tiny_catch("run.real_steps=192", "train.learning_starts=100",
+                     "train.target_update_interval=32",
+                     "run.eval_episodes=0")  # off: only the targets the learner reads are tested
+    trainer = Trainer(cfg, str(tmp_path / "run"))
+    trainer.run(progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    fresh = [r["targets/fresh"] for r in rows if "targets/fresh" in r]
+    stale = [r["reanalyse_pass/stale_chunks"] for r in rows if "targets/fresh" in r]
+    assert fresh == [1.0, 1.0, 1.0] and stale == [2, 1, 1]
+    replay = trainer.replay
+    assert int(trainer.programs.stale_rows(replay, trainer.train_state.updates)) == 0
+    assert int(trainer.programs.stale_rows(replay, trainer.train_state.updates + 32)) == 48 * 4
 
 
 def test_a_checkpoint_from_before_target_versions_resumes(tmp_path):
