@@ -124,6 +124,8 @@ class ReplayConfig:
       beta: importance-sampling exponent (EfficientZero: 0.4).
       beta_anneal_updates: learner updates over which beta rises linearly to 1 (EfficientZero:
         all its training, 120k updates); 0 keeps it constant.
+      replacement: whether a batch may draw one start row twice (True) or draws distinct rows
+        (False, EfficientZero's `replace=False`; `replay.sample`).
       priority_eps: added to |value error| to keep every row sampleable.
     """
 
@@ -131,6 +133,7 @@ class ReplayConfig:
     alpha: float = 0.6
     beta: float = 0.4
     beta_anneal_updates: int = 0
+    replacement: bool = True
     priority_eps: float = 1e-6
 
 

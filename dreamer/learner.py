@@ -413,6 +413,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         beta = replay_lib.annealed_beta(config.replay, train_state.updates)
         windows = jax.vmap(lambda k: replay_lib.sample(
             replay_state, k, B, window_length(config), config.replay.alpha, beta,
+            config.replay.replacement,
         ))(sample_keys)
         # `age` counts rows of one stream; all streams advance together, so real steps of age
         # are rows x streams.

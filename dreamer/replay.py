@@ -116,12 +116,17 @@ def annealed_beta(config, updates):
 
 
 def sample(
-    state: ReplayState, key: chex.PRNGKey, batch_size: int, window: int, alpha: float, beta: float
+    state: ReplayState, key: chex.PRNGKey, batch_size: int, window: int, alpha: float, beta: float,
+    replace: bool = True,
 ) -> Window:
     """Samples `batch_size` windows of `window` rows, with probability priority^alpha.
 
     A row can start a window once the next row of its stream exists (so a one-step target
     exists). Importance weights are (N P(i))^-beta normalised by the batch maximum (Schaul et al.).
+    `replace=False` draws distinct start rows (EfficientZero's `np.random.choice(...,
+    replace=False, p=...)`) by the Gumbel top-k trick: successive draws in proportion to P among
+    the rows not drawn yet; the weights use P(i) as EfficientZero's do. With fewer startable rows
+    than `batch_size`, the rest repeat the likeliest row.
     """
     capacity, num_streams = state.capacity, state.num_streams
     startable = (state.global_index >= 0) & (state.global_index <= state.num_rows - 2)
@@ -129,7 +134,11 @@ def sample(
     flat = scores.reshape(-1)
     total = flat.sum()
     probs = flat / jnp.maximum(total, 1e-12)
-    index = jax.random.choice(key, flat.shape[0], (batch_size,), p=probs)
+    if replace:
+        index = jax.random.choice(key, flat.shape[0], (batch_size,), p=probs)
+    else:
+        logits = jnp.where(probs > 0, jnp.log(jnp.where(probs > 0, probs, 1.0)), -jnp.inf)
+        _, index = jax.lax.top_k(logits + jax.random.gumbel(key, probs.shape), batch_size)
     # `choice` inverts a float32 cumulative sum, which XLA does not compute monotonically: once
     # in millions of draws it lands on a cell that cannot start a window (probability 0), whose
     # importance weight 0^-beta is infinite and turns every loss of the batch into NaN (a

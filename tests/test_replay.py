@@ -8,7 +8,8 @@ from dreamer import replay
 
 # Jitted, as the learner runs them: eagerly, every primitive would compile on its own.
 add = jax.jit(replay.add)
-sample = jax.jit(replay.sample, static_argnums=(2, 3))
+sample = jax.jit(replay.sample, static_argnums=(2, 3, 6),
+                 static_argnames=("batch_size", "window", "replace"))
 update_priorities = jax.jit(replay.update_priorities)
 
 
@@ -113,3 +114,36 @@ def test_a_draw_on_a_cell_that_cannot_start_a_window_is_replaced(monkeypatch):
         w = replay.sample(state, jax.random.key(0), 4, window=2, alpha=1.0, beta=1.0)
         np.testing.assert_array_equal(np.asarray(w.start), 2)  # the likeliest startable row
         assert np.isfinite(np.asarray(w.weight)).all() and np.asarray(w.present).all()
+
+
+def test_without_replacement_draws_distinct_rows_with_successive_probabilities():
+    """`replace=False`: a batch never holds one start row twice, and a row's chance of being in
+    the batch is that of successive draws in proportion to priority among the rows not drawn
+    yet (EfficientZero's `np.random.choice(replace=False, p=...)`)."""
+    state = replay.init(_rows(1, 4), capacity=16)
+    state = add(state, _rows(16, 4))  # rows 0..14 of 4 streams can start: 60 cells
+    keys = jax.random.split(jax.random.key(3), 200)
+    draw = jax.jit(jax.vmap(lambda k: sample(state, k, 32, window=2, alpha=1.0, beta=1.0,
+                                             replace=False)))
+    w = draw(keys)
+    cells = np.asarray(w.start) * 4 + np.asarray(w.stream)  # [200, 32]
+    assert all(len(set(row)) == 32 for row in cells)
+    assert (np.asarray(w.start) <= 14).all() and np.isfinite(np.asarray(w.weight)).all()
+
+    small = replay.init(_rows(1, 1), capacity=8)
+    small = add(small, _rows(5, 1))  # rows 0..3 can start
+    p = np.array([4.0, 2.0, 1.0, 1.0]) / 8
+    small = update_priorities(small, jnp.arange(4), jnp.zeros(4, jnp.int32), jnp.asarray(p * 8))
+    n = 4000
+    pairs = np.asarray(jax.jit(jax.vmap(lambda k: sample(
+        small, k, 2, window=2, alpha=1.0, beta=1.0, replace=False).start))(
+        jax.random.split(jax.random.key(4), n)))
+    assert (pairs[:, 0] != pairs[:, 1]).all()
+    included = [np.mean((pairs == i).any(axis=1)) for i in range(4)]
+    expected = [p[i] + sum(p[j] * p[i] / (1 - p[j]) for j in range(4) if j != i) for i in range(4)]
+    # 3 sigma of a share at n = 4,000: at most 3 x sqrt(0.25 / 4000) = 0.024
+    np.testing.assert_allclose(included, expected, atol=0.024)
+    few = sample(small, jax.random.key(5), 6, window=2, alpha=1.0, beta=1.0, replace=False)
+    starts = np.asarray(few.start)  # 4 startable rows for 6 draws: each once, then the likeliest
+    assert sorted(starts[:4]) == [0, 1, 2, 3] and (starts[4:] == 0).all()
+    assert np.isfinite(np.asarray(few.weight)).all()
