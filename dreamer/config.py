@@ -38,8 +38,11 @@ class ModelConfig:
     """Network sizes.
 
     Attributes:
-      encoder: "auto" (MLP for vectors, conv for images), "mlp", "conv" or "atari" (EfficientZero's
-        stride-2 ResNet down to 6x6 for 96x96 frames).
+      encoder: "auto" (MLP for vectors, conv for images), "mlp", "conv", "conv_mlp" or "atari"
+        (EfficientZero's stride-2 ResNet down to 6x6 for 96x96 frames). "conv" keeps the latent
+        an image (conv dynamics); "conv_mlp" puts two 3x3 convolutions of `channels` (ReLU) over
+        the frame, flattens them into the MLP's vector latent, and keeps the MLP dynamics and
+        heads: the conv's locality where the frame is read, at about the MLP's search cost.
       hidden: width of MLP layers (vector latents) and of the value-prefix LSTM input.
       latent_dim: size of a vector latent state.
       channels: channels of conv latents.
@@ -62,7 +65,7 @@ class ModelConfig:
         conv latents.
     """
 
-    encoder: Literal["auto", "mlp", "conv", "atari"] = "auto"
+    encoder: Literal["auto", "mlp", "conv", "conv_mlp", "atari"] = "auto"
     hidden: int = 128
     latent_dim: int = 64
     channels: int = 32

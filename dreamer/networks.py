@@ -208,7 +208,9 @@ class WorldModel(nn.Module):
 
     def setup(self):
         c = self.config
-        self.conv = self.image and c.encoder != "mlp"
+        # conv latents (and conv dynamics) for images, but with "mlp" (the flattened frame) and
+        # "conv_mlp" (a conv stem over the frame, flattened into a vector latent)
+        self.conv = self.image and c.encoder not in ("mlp", "conv_mlp")
         fast = c.encoder != "atari"
         if self.conv:
             if c.encoder == "atari":
@@ -220,6 +222,8 @@ class WorldModel(nn.Module):
             self.dyn_blocks = [ConvResidualBlock(c.channels, fast) for _ in range(c.num_blocks)]
             self.head_reduce = nn.Dense(16)  # 1x1 conv before flattening into the heads
         else:
+            if self.image:  # conv_mlp
+                self.conv_stem = nn.Conv(c.channels, (3, 3), padding="VALID")
             self.stem = TokenEncoder(c.channels, c.hidden) if self.tokens else nn.Dense(c.hidden)
             self.repr_out = nn.Dense(c.latent_dim)
             self.repr_blocks = [MLPResidualBlock(c.latent_dim, c.hidden) for _ in range(c.num_blocks)]
@@ -260,6 +264,8 @@ class WorldModel(nn.Module):
         if self.conv:
             x = self.stem(x)
         else:
+            if self.image:  # conv_mlp: one 3x3 convolution before flattening
+                x = nn.relu(self.conv_stem(x))
             x = nn.relu(self.stem(x.reshape(x.shape[0], -1)))
             x = self.repr_out(x)
         for block in self.repr_blocks:
@@ -332,15 +338,16 @@ def make_model(config: ModelConfig, spec) -> WorldModel:
     """Builds the model for a world spec (`worlds.WorldSpec`): token observations get a
     `TokenEncoder` (any `model.encoder` but "conv"/"atari"), images a conv stack, vectors an MLP."""
     if spec.observation_kind == "tokens":
-        if config.encoder in ("conv", "atari"):
+        if config.encoder in ("conv", "conv_mlp", "atari"):
             raise ValueError(
                 f"model.encoder={config.encoder} needs image observations; {spec.name} gives "
                 "tokens (use model.encoder=auto)"
             )
         return WorldModel(config=config, num_actions=spec.num_actions, image=False, tokens=True)
     image = spec.observation_kind == "image" and config.encoder != "mlp"
-    if config.encoder == "conv" and spec.observation_kind != "image":
-        raise ValueError(f"model.encoder=conv needs image observations; {spec.name} gives vectors")
+    if config.encoder in ("conv", "conv_mlp") and spec.observation_kind != "image":
+        raise ValueError(f"model.encoder={config.encoder} needs image observations; {spec.name} "
+                         "gives vectors")
     return WorldModel(config=config, num_actions=spec.num_actions, image=image)
 
 

@@ -148,3 +148,36 @@ def test_action_embedding_is_its_definition():
     want = np.maximum(norm * p["LayerNorm_0"]["scale"] + p["LayerNorm_0"]["bias"], 0)
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert len({tuple(np.round(row, 5)) for row in got}) == A  # distinct actions, distinct rows
+
+
+def test_conv_mlp_encoder_reads_the_frame_with_one_valid_conv_into_a_vector_latent():
+    """`model.encoder=conv_mlp`: one 3x3 VALID convolution of `channels` over the frame (MinAtar's
+    DQN network reads its frame so), ReLU, flattened into the MLP's Dense stem; the latent, the
+    dynamics and the heads are the MLP's (vector latents). The first layer is the convolution
+    of its definition (`lax.conv_general_dilated`), and vector worlds refuse it in one line."""
+    import pytest
+
+    cfg = config_lib.override(config_lib.minatar(), ["model.encoder=conv_mlp", "model.channels=16"])
+    spec = worlds.make("minatar/breakout").spec
+    model = make_model(cfg.model, spec)
+    assert model.image
+    obs = jax.random.bernoulli(jax.random.key(0), 0.2, (2, *spec.observation_shape))
+    params = model.init(jax.random.key(1), obs.astype(jnp.float32), jnp.zeros((2,), jnp.int32))
+    p = params["params"]
+    C = spec.observation_shape[-1]
+    assert p["conv_stem"]["kernel"].shape == (3, 3, C, 16)
+    assert p["stem"]["kernel"].shape == (8 * 8 * 16, cfg.model.hidden)
+    latent = model.apply(params, obs.astype(jnp.float32), method=WorldModel.represent)
+    assert latent.shape == (2, cfg.model.latent_dim)
+    nxt = model.apply(params, latent, jnp.array([0, 1]), method=WorldModel.dynamics)
+    assert nxt.shape == latent.shape
+    _, features = model.apply(params, obs.astype(jnp.float32), method=WorldModel.represent,
+                              capture_intermediates=lambda mdl, _: mdl.name == "conv_stem",
+                              mutable=["intermediates"])
+    (got,) = features["intermediates"]["conv_stem"]["__call__"]
+    expected = jax.lax.conv_general_dilated(
+        obs.astype(jnp.float32), p["conv_stem"]["kernel"], (1, 1), "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC")) + p["conv_stem"]["bias"]
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="model.encoder=conv_mlp needs image observations"):
+        make_model(cfg.model, worlds.make("cartpole").spec)
