@@ -244,3 +244,24 @@ def test_stop_and_resume_with_history_is_bit_identical(tmp_path):
     leaves = lambda t: [np.asarray(x).tobytes() for x in jax.tree.leaves(t.train_state)]  # noqa: E731
     assert leaves(resumed) == leaves(straight)
     assert (tmp_path / "a" / "eval.csv").read_bytes() == (tmp_path / "b" / "eval.csv").read_bytes()
+
+
+def test_with_memory_the_agent_learns_the_tmaze_and_without_it_cannot(tmp_path):
+    """`tmaze` (length 2): the cue that says which arm pays is seen at the start only, and the
+    junction, the one choice, looks the same either way. With its last 3 observations (the start
+    among them) the tiny agent learns to follow the cue in 600 real steps: greedy 1.0 over 100
+    episodes. With one observation no policy does better than chance, 0.5: at most 0.65 here
+    (0.5 + 3 sigma at n = 100)."""
+    from dreamer import config as config_lib
+    from dreamer.train import Trainer
+
+    greedy = {}
+    for history in (3, 1):
+        cfg = config_lib.override(config_lib.tiny(), [
+            "world=tmaze", "world_options.length=2", f"world_options.history={history}",
+            "run.real_steps=600", "run.eval_episodes=0"])  # evaluated below, over 100 episodes
+        trainer = Trainer(cfg, str(tmp_path / f"history{history}"))
+        trainer.run(progress=False)
+        greedy[history] = float(np.mean(trainer.evaluate(100)))
+    assert greedy[3] >= 0.9, greedy
+    assert greedy[1] <= 0.65, greedy

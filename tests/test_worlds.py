@@ -105,6 +105,33 @@ def test_catch_rewards_hand_played():
     assert total == 1.0 and bool(ts.terminated)
 
 
+def test_tmaze_hand_played():
+    """The cue shows at the start only; forward is the one legal action along the corridor, up
+    and down the legal ones at the junction, where the cue's arm pays +1 and the other 0, ending
+    the episode; the junction looks the same whatever the cue."""
+    world = worlds.make("tmaze", length=3)
+    seen_at_junction, cues = set(), set()
+    for seed, follow in ((0, True), (1, True), (2, False), (5, False)):
+        state, ts = world.reset(jax.random.key(seed))
+        cue = int(state.game.cue)
+        cues.add(cue)
+        start = np.asarray(ts.observation)
+        assert start[:4].tolist() == [1, 0, 0, 0] and start[4 + cue] == 1 and start[5 - cue] == 0
+        for _ in range(3):
+            assert np.asarray(ts.action_mask).tolist() == [True, False, False]
+            state, ts = world.step(state, jnp.int32(0), jax.random.key(0))
+            assert float(ts.reward) == 0 and not bool(ts.done)
+            assert np.asarray(ts.observation)[4:].tolist() == [0, 0]  # the cue is gone
+        assert np.asarray(ts.action_mask).tolist() == [False, True, True]
+        seen_at_junction.add(tuple(np.asarray(ts.observation).tolist()))
+        arm = 1 + cue if follow else 2 - cue
+        state, ts = world.step(state, jnp.int32(arm), jax.random.key(0))
+        assert float(ts.reward) == (1.0 if follow else 0.0) and bool(ts.terminated)
+    assert cues == {0, 1} and len(seen_at_junction) == 1
+    with pytest.raises(worlds.WorldOptionError, match="tmaze needs length >= 1"):
+        worlds.make("tmaze", length=0)
+
+
 def test_unknown_world_suggests_close_names():
     with pytest.raises(worlds.UnknownWorldError, match="minatar/breakout"):
         worlds.make("minatar/brekout")

@@ -15,6 +15,7 @@ from worlds.registry import (
 
 register("catch", "worlds.catch:Catch")
 register("cartpole", "worlds.cartpole:CartPole")
+register("tmaze", "worlds.tmaze:TMaze")
 for _game in ("asterix", "breakout", "freeway", "seaquest", "space_invaders"):
     register(f"minatar/{_game}", f"worlds.minatar:make_{_game}")
 register("text/coin", "worlds.text:make_coin")
