@@ -177,10 +177,15 @@ class TrainConfig:
         their policy targets and root values written into the replay. 0 = no pass (targets
         come from acting and from per-update reanalysis alone). A pass runs after the learner
         phase in which the update count crosses a multiple of it; set it to
-        target_update_interval to re-search right after each target refresh. With the pass on,
-        each learner phase is also preceded by a pass over the stored rows whose targets the
-        current target network did not make (the rows collected since the last pass), so every
-        sampled position reads the target network's search.
+        target_update_interval to re-search right after each target refresh.
+      reanalyse_pass_new_rows: with the pass on, also search, before each learner phase, the
+        stored rows whose targets the current target network did not make (the rows collected
+        since the last pass, whose targets are the acting search's, made by the online network):
+        every sampled position then reads the target network's search (`targets/fresh` 1.0),
+        EfficientZero's convention. Off by default: minatar/breakout, seed 7, 100k real steps at
+        the `minatar` preset, greedy over 100 episodes: 4.5 with it (`targets/fresh` 1.0, 3,457 s
+        on a shared core) against 6.5 without (0.98-0.99); one seed
+        (notebooks/results/reanalyse_pass_minatar/).
       reanalyse_pass_rows: rows (all streams counted) one pass re-searches, the stalest first;
         0 = every stored row.
       reanalyse_pass_chunk: roots per search call of a pass. On a 2-core CPU, minatar/breakout at
@@ -232,6 +237,7 @@ class TrainConfig:
     reanalyse_value: bool = False
     reanalyse_batches: int = 1
     reanalyse_pass_interval: int = host_field(0)
+    reanalyse_pass_new_rows: bool = host_field(False)
     reanalyse_pass_rows: int = host_field(0)
     reanalyse_pass_chunk: int = 128
     reanalyse_pass_order: Literal["newest", "priority"] = "newest"
@@ -411,11 +417,10 @@ def minatar() -> Config:
     The fresh targets come from the buffer-wide reanalysis pass (`dreamer.reanalyse`), not from
     searching inside every update: the target network is refreshed every 128 updates, which is
     every second learner phase of 64 (16 copies x 8 steps x 0.5), and the pass re-searches the
-    whole replay right after each refresh (`reanalyse_pass_interval=128`), and the rows collected
-    since before each phase, so every update reads targets of the current target network
-    (`targets/fresh` 1.0; 0.98-0.99 from 8k real steps on before the rows collected since the
-    last pass were searched too). A stored row is then searched once per refresh instead of once
-    per sampling.
+    whole replay right after each refresh (`reanalyse_pass_interval=128`), so the next 128
+    updates read targets of the current target network (`targets/fresh` 0.98-0.99 from 8k real
+    steps on; the rest are the newest rows' acting targets, see `reanalyse_pass_new_rows`). A
+    stored row is then searched once per refresh instead of once per sampling.
     minatar/breakout, seed 7, 100k real steps, greedy (10 episodes): with the pass 6.0-7.0 from
     25k to 90k (dips to 3.5 and 4.5) and 1,640 s for its first 92k; with per-update reanalysis
     3.0-3.6 until 55k and 6.0 at 100k in 3,226 s; rejax's DQN 7.5. A pass every 100 updates

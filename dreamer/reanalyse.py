@@ -12,9 +12,10 @@ the same for the same network, rows and keys (a test checks it bit for bit); the
 horizon, value prefixes and value targets are still computed per sampled window by the learner.
 
 A run with the pass on (`train.reanalyse_pass_interval` > 0) re-searches the whole replay every
-that many updates (with the target refreshed as often, right after each refresh), and before each
-learner phase the rows whose targets the current target network did not make (`stale_rows`): the
-rows collected since the last pass. So every sampled position reads the target network's search.
+that many updates (with the target refreshed as often, right after each refresh), and with
+`train.reanalyse_pass_new_rows` also, before each learner phase, the rows whose targets the
+current target network did not make (`stale_rows`): the rows collected since the last pass. Then
+every sampled position reads the target network's search.
 
 Which rows first: those whose targets are oldest (acting search, then older networks), and among
 equals `train.reanalyse_pass_order`: "newest" rows first, or highest "priority" first.

@@ -608,10 +608,11 @@ class Trainer:
         pass_key = jax.random.fold_in(key, 1_000_003)
         stale_key = jax.random.fold_in(key, 2_000_003)
         interval = c.train.reanalyse_pass_interval
+        new_rows = bool(interval) and c.train.reanalyse_pass_new_rows
         updates_before = self.ledger.updates
         chunks, stale_chunks = [], 0
         while self.loop.update_credit >= self.chunk:
-            if interval:  # the rows collected since the last pass, first (`reanalyse`)
+            if new_rows:  # the rows collected since the last pass, first (`reanalyse`)
                 stale_chunks += self._reanalyse_stale(jax.random.fold_in(stale_key, len(chunks)))
             key, chunk_key = jax.random.split(key)
             chunks.append(self.train_phase(chunk_key))
@@ -620,7 +621,7 @@ class Trainer:
             return None
         result = {k: float(np.mean(np.concatenate([np.ravel(m[k]) for m in chunks])))
                   for k in chunks[0] if k != "finite"}
-        if interval:
+        if new_rows:
             result["reanalyse_pass/stale_chunks"] = stale_chunks
         if interval and self.ledger.updates // interval > updates_before // interval:
             result["reanalyse_pass/chunks"] = self._reanalyse_pass(

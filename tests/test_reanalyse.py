@@ -147,10 +147,7 @@ def test_pass_in_a_run_counts_exactly_compiles_once_and_resumes_bit_identical(tm
     ledger = straight.run(progress=False)
     S = 8
     assert ledger.updates == 160
-    # the passes after the phases (test_pass_budget_and_ledger_counts), and before each phase
-    # one over the stale rows: all 128 stored (2 calls) before the first, the 32 rows collected
-    # since the last pass (1 call) before each later one
-    assert ledger.dream == ((2 + 3 + 3 + 4 + 4) + (2 + 1 + 1 + 1 + 1)) * 64 * S
+    assert ledger.dream == (2 + 3 + 3 + 4 + 4) * 64 * S  # see test_pass_budget_and_ledger_counts
     assert ledger.search == 256 * S and ledger.unroll == 160 * 32 * 3
     assert ledger.reanalyse == 160 * 16 * (3 + 1) * S  # per-update reanalysis stays on
     assert ledger.simulated == ledger.search + ledger.reanalyse + ledger.dream + ledger.unroll
@@ -166,8 +163,7 @@ def test_pass_in_a_run_counts_exactly_compiles_once_and_resumes_bit_identical(tm
         return calls["n"] == 6
 
     first = Trainer(tiny_catch(*overrides), str(tmp_path / "b"))
-    assert first.run(progress=False, stop_flag=stop_after_six).dream == (
-        (2 + 3 + 3) + (2 + 1 + 1)) * 64 * S
+    assert first.run(progress=False, stop_flag=stop_after_six).dream == (2 + 3 + 3) * 64 * S
     resumed = Trainer(tiny_catch(*overrides), str(tmp_path / "b"), resume=True)
     final = resumed.run(progress=False)
     assert final.to_json()["simulated"] == ledger.to_json()["simulated"]
@@ -177,20 +173,34 @@ def test_pass_in_a_run_counts_exactly_compiles_once_and_resumes_bit_identical(tm
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
 
 
-def test_every_sampled_position_reads_the_target_networks_search(tmp_path):
-    """With the target refreshed and the replay re-searched every phase of 32 updates, the pass
-    over the stale rows before each phase (the rows collected since) leaves no sampled position
-    with an older target: `targets/fresh` is 1 in every phase, the first included (whose rows
-    all hold the acting search's targets until then). The stale count is the hand count."""
-    cfg = tiny_catch("run.real_steps=192", "train.learning_starts=100",
-                     "train.target_update_interval=32",
-                     "run.eval_episodes=0")  # off: only the targets the learner reads are tested
-    trainer = Trainer(cfg, str(tmp_path / "run"))
-    trainer.run(progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    fresh = [r["targets/fresh"] for r in rows if "targets/fresh" in r]
-    stale = [r["reanalyse_pass/stale_chunks"] for r in rows if "targets/fresh" in r]
-    assert fresh == [1.0, 1.0, 1.0] and stale == [2, 1, 1]
+def test_with_new_rows_every_sampled_position_reads_the_target_networks_search(tmp_path):
+    """`train.reanalyse_pass_new_rows`: with the target refreshed and the replay re-searched
+    every phase of 32 updates, the pass over the stale rows before each phase (all stored rows
+    before the first, whose targets are the acting search's; the rows collected since after)
+    leaves no sampled position with an older target: `targets/fresh` is 1 in every phase, where
+    without it the newest rows' acting targets count against it. The counts by hand: stale
+    passes of 2 (128 rows), 1, 1 calls of 64 roots, and after each phase a whole-replay pass of
+    2, 3, 3 calls (128, 160, 192 rows)."""
+    overrides = ("run.real_steps=192", "train.learning_starts=100",
+                 "train.target_update_interval=32",
+                 "run.eval_episodes=0")  # off: only the targets the learner reads are tested
+    fresh = {}
+    for new_rows in (True, False):
+        out = tmp_path / str(new_rows)
+        trainer = Trainer(tiny_catch(*overrides, f"train.reanalyse_pass_new_rows={new_rows}"),
+                          str(out))
+        trainer.run(progress=False)
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        fresh[new_rows] = [r["targets/fresh"] for r in rows if "targets/fresh" in r]
+        if new_rows:
+            stale = [r["reanalyse_pass/stale_chunks"] for r in rows if "targets/fresh" in r]
+            assert stale == [2, 1, 1]
+            assert trainer.ledger.dream == ((2 + 1 + 1) + (2 + 3 + 3)) * 64 * 8
+        else:
+            assert not any("reanalyse_pass/stale_chunks" in r for r in rows)
+            assert trainer.ledger.dream == (2 + 3 + 3) * 64 * 8
+    assert fresh[True] == [1.0, 1.0, 1.0]
+    assert len(fresh[False]) == 3 and all(f < 1.0 for f in fresh[False])
     replay = trainer.replay
     assert int(trainer.programs.stale_rows(replay, trainer.train_state.updates)) == 0
     assert int(trainer.programs.stale_rows(replay, trainer.train_state.updates + 32)) == 48 * 4
