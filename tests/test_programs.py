@@ -15,6 +15,7 @@ HOST_FIELDS = (
     "run.eval_temperature", "run.eval_episodes", "run.worlds", "run.real_steps_each",
     "run.rehearsal", "run.dream_between",
     "train.learning_starts", "train.reanalyse_pass_interval", "train.reanalyse_pass_rows",
+    "train.reanalyse_pass_new_rows",
     "search.temperature_decay_steps",
 )
 """The fields that never reach a jitted program (each declares itself with
