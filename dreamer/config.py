@@ -91,7 +91,9 @@ class SearchConfig:
         algorithm is "none").
       dirichlet_alpha, dirichlet_fraction: root noise (muzero only).
       pb_c_init, pb_c_base: PUCT constants (muzero only).
-      max_num_considered_actions: Gumbel's m (gumbel only).
+      max_num_considered_actions: Gumbel's m (gumbel only); 0: by the world's action count,
+        EfficientZero V2's rule on Atari (2 below 4 actions, 4 below 16, else 8;
+        `search.considered_actions`).
       q_normalisation: how the search normalises Q-values: "node", mctx's min-max over one
         node's children (PUCT: the parent and its siblings; Gumbel: the completed Qs; floor 1e-8),
         or "tree", EfficientZero's one min-max over the whole tree with the range floored at 0.01
@@ -527,12 +529,13 @@ def atari100k_v2() -> Config:
     """EfficientZero V2 on Atari 100k (Wang et al., 2024; its code's `ez/config/exp/atari.yaml`,
     github.com/Shengjiewang-Jason/EfficientZeroV2), as changes to `atari100k`:
 
-    - search: Gumbel with 16 simulations and m = 4 considered actions (`num_top_actions`),
-      c_visit 50 and c_scale 0.1 (mctx's defaults), Q range floor 0.01 (`value_minmax_delta`,
-      which mctx's Gumbel transform does not take: it keeps its own). A difference: V2 sets m
-      by the action count (`ez/agents/ez_atari.py`: m = 2 with 4 simulations below 4 actions,
-      4 below 16, else 8), so m = 4 is V2's for games of 4 to 15 actions only (not Freeway's
-      3, nor the games with all 18).
+    - search: Gumbel with 16 simulations and m considered actions (`num_top_actions`) set by
+      the action count as V2 sets it (`ez/agents/ez_atari.py`: 2 below 4 actions, 4 below 16,
+      else 8; search.max_num_considered_actions=0), c_visit 50 and c_scale 0.1 (mctx's
+      defaults), Q range floor 0.01 (`value_minmax_delta`, which mctx's Gumbel transform does
+      not take: it keeps its own). A difference kept: V2 also drops to 4 simulations below 4
+      actions (Freeway's 3); here every game searches 16, as the ledger's per-root cost is one
+      number per config.
     - train: the mixed value target (`value_target: 'mixed'`) with the reanalysing search's root
       value; loss weights value 0.25 and consistency 5: `value_loss_coeff` 0.5 times the 0.5
       that V2's `Value_loss` (`ez/utils/loss.py`) weighs every value error by with
@@ -559,7 +562,7 @@ def atari100k_v2() -> Config:
     return _replace(
         base,
         model=dict(value_support=300, reward_support=300, support_bins=0, action_embedding=16),
-        search=dict(algorithm="gumbel", num_simulations=16, max_num_considered_actions=4,
+        search=dict(algorithm="gumbel", num_simulations=16, max_num_considered_actions=0,
                     q_normalisation="node"),
         train=dict(value_target="mixed", mixed_value_age=5_000, mixed_value_after=30_000,
                    reanalyse_value=True, value_weight=0.25, consistency_weight=5.0,
@@ -833,6 +836,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"train.reanalyse_fraction must be in [0, 1], got {cfg.train.reanalyse_fraction}"
         )
+    if cfg.search.max_num_considered_actions < 0:
+        raise ConfigError("search.max_num_considered_actions must be >= 0 (0 = by the action "
+                          f"count), got {cfg.search.max_num_considered_actions}")
     if cfg.replay.beta_anneal_updates < 0:
         raise ConfigError("replay.beta_anneal_updates must be >= 0 (0 = constant beta), got "
                           f"{cfg.replay.beta_anneal_updates}")

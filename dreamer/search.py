@@ -220,7 +220,7 @@ def make_search(fns: LatentModel, config: SearchConfig, discount: float,
                 recurrent_fn,
                 config.num_simulations,
                 invalid_actions=invalid,
-                max_num_considered_actions=config.max_num_considered_actions,
+                max_num_considered_actions=considered_actions(config, invalid.shape[-1]),
                 gumbel_scale=1.0 if explore else 0.0,
                 qtransform=(qtransform_tree_completed_by_mix_value
                             if config.q_normalisation == "tree"
@@ -241,6 +241,16 @@ def make_search(fns: LatentModel, config: SearchConfig, discount: float,
         )
 
     return search
+
+
+def considered_actions(config, num_actions: int) -> int:
+    """Gumbel's m for a world of `num_actions` actions: `search.max_num_considered_actions`, or
+    with 0 EfficientZero V2's rule on Atari (`ez/agents/ez_atari.py`): 2 below 4 actions, 4 below
+    16, else 8."""
+    m = config.max_num_considered_actions
+    if m:
+        return m
+    return 2 if num_actions < 4 else (4 if num_actions < 16 else 8)
 
 
 def make_search_for(model: WorldModel, config: Config) -> SearchFn:
@@ -298,6 +308,6 @@ def plain_mctx_action(params, key, prior_logits: jax.Array, value: jax.Array, em
 
     root_output = mctx.RootFnOutput(prior_logits=prior_logits, value=value, embedding=embedding)
     policy = mctx.muzero_policy if config.algorithm == "muzero" else functools.partial(
-        mctx.gumbel_muzero_policy, max_num_considered_actions=config.max_num_considered_actions
-    )
+        mctx.gumbel_muzero_policy,
+        max_num_considered_actions=considered_actions(config, prior_logits.shape[-1]))
     return policy(params, key, root_output, recurrent_fn, config.num_simulations).action

@@ -301,7 +301,10 @@ def test_atari_presets_pin_efficientzero_values():
 
     v2 = config_lib.preset("atari100k-v2")
     assert (v2.search.algorithm, v2.search.num_simulations,
-            v2.search.max_num_considered_actions) == ("gumbel", 16, 4)
+            v2.search.max_num_considered_actions) == ("gumbel", 16, 0)  # V2's m by |A|
+    from dreamer.search import considered_actions
+
+    assert [considered_actions(v2.search, a) for a in (3, 4, 6, 15, 16, 18)] == [2, 4, 4, 4, 8, 8]
     assert (v2.train.value_target, v2.train.reanalyse_value) == ("mixed", True)
     assert (v2.train.mixed_value_age, v2.train.mixed_value_after) == (5_000, 30_000)
     assert (v2.train.value_weight, v2.train.consistency_weight) == (0.25, 5.0)

@@ -382,3 +382,23 @@ def test_gumbel_bandit_exact_sequential_halving():
     logits = np.array(prior[:4]) + 5.3 * np.array([0.0, 0.0, r2, r3]) / r2
     expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
     np.testing.assert_allclose(np.asarray(out.policy), [[*expected, 0.0]], rtol=1e-5, atol=1e-7)
+
+
+def test_m_zero_is_v2s_rule_by_action_count():
+    """`max_num_considered_actions=0` searches with V2's m for the world's action count: on a
+    5-action bandit (m = 4) it is the search with m = 4 written out, bit for bit; on 3 actions
+    it considers 2."""
+    prior = [2.0, 1.0, 0.0, 0.0, 9.0]
+    fns = _bandit(prior, [0, 0, 3, 2, 3])
+    mask = jnp.array([[True, True, True, True, False]])
+    outs = []
+    for m in (0, 4):
+        s_cfg = config_lib.SearchConfig(algorithm="gumbel", num_simulations=8,
+                                        max_num_considered_actions=m)
+        run = jax.jit(search.make_search(fns, s_cfg, 0.0, 5), static_argnames="explore")
+        outs.append(run((), jax.random.key(0), jnp.zeros((1, 2)), mask, 1.0, explore=True))
+    for a, b in zip(jax.tree.leaves(outs[0]), jax.tree.leaves(outs[1]), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    rule = config_lib.SearchConfig(max_num_considered_actions=0)
+    assert search.considered_actions(rule, 3) == 2 and search.considered_actions(rule, 5) == 4
+    assert search.considered_actions(config_lib.SearchConfig(max_num_considered_actions=6), 3) == 6
