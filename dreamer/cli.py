@@ -246,6 +246,7 @@ def summary_text(ledger, out: str, how: str = "done") -> str:
 def cmd_eval(args) -> int:
     """Evaluates a run's newest checkpoint, read-only: writes RUN/eval.json and nothing else
     (and, with --video FILE, that file)."""
+    import worlds
     from dreamer import agent as agent_lib
 
     if args.episodes is not None and args.episodes < 1:
@@ -283,10 +284,14 @@ def cmd_eval(args) -> int:
         "std_return": float(returns.std()),
         "returns": [float(r) for r in returns],
         "seconds": time.perf_counter() - t0,
+        # the protocol: every option of the evaluation copies, defaults included (Atari's no-op
+        # starts, sticky actions, episode cap, no life loss or reward clipping)
+        "world": config.world,
+        "world_settings": worlds.settings(config.world, evaluation=True, **config.world_kwargs()),
     }
     with open(os.path.join(args.run, "eval.json"), "w") as f:
         json.dump(result, f, indent=2)
-    print(json.dumps({k: v for k, v in result.items() if k != "returns"}))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("returns", "world_settings")}))
     return 0
 
 

@@ -222,6 +222,9 @@ def test_train_then_eval_through_the_cli(trained_run, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["episodes"] == 4
     result = json.load(open(os.path.join(trained_run, "eval.json")))
     assert result["episodes"] == 4 and result["env_steps"] == 96 and result["temperature"] == 0.0
+    # the protocol it was measured under: every option of the evaluation copies, defaults included
+    assert result["world"] == "catch"
+    assert result["world_settings"] == {"rows": 10, "columns": 5, "history": 1}
     # the run's own final evaluation replayed: same parameters, evaluation key and episodes
     final = open(os.path.join(trained_run, "eval.csv")).read().splitlines()[-1].split(",")
     assert final[0] == "96" and float(final[3]) == result["mean_return"]

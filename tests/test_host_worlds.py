@@ -198,6 +198,21 @@ def test_atari_through_registry():
     world.close()
 
 
+def test_atari_settings_are_the_100k_protocol_read_without_a_world():
+    """`worlds.settings` fills in `make_atari`'s declared options (AtariWorld's signature): the
+    evaluation copies play whole games with raw scores, 30 no-op starts, no sticky actions and a
+    27k-step cap; the training copies add life loss and clipping, and a user's option wins."""
+    protocol = {"frame_skip": 4, "max_pool": True, "grayscale": True, "screen_size": 96,
+                "stack_num": 4, "noop_max": 30, "repeat_action_probability": 0.0,
+                "max_episode_steps": 27_000, "fire_reset": False, "num_threads": 0, "history": 1}
+    assert worlds.settings("atari/pong", evaluation=True) == {
+        **protocol, "terminal_on_life_loss": False, "reward_clip": False}
+    assert worlds.settings("atari/pong", training=True, reward_clip=False, history=2) == {
+        **protocol, "terminal_on_life_loss": True, "reward_clip": False, "history": 2}
+    with pytest.raises(worlds.WorldOptionError, match="noop_maxx.*noop_max"):
+        worlds.settings("atari/pong", noop_maxx=3)
+
+
 # --- gymnasium: spaces dreamer cannot use, and action sets that do not start at 0 -----------
 
 

@@ -10,6 +10,7 @@ from worlds.registry import (
     names,
     register,
     register_prefix,
+    settings,
     training_options,
 )
 
@@ -45,5 +46,6 @@ __all__ = [
     "names",
     "register",
     "register_prefix",
+    "settings",
     "training_options",
 ]

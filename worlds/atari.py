@@ -30,6 +30,7 @@ ale-py is imported when a world is made, so `import worlds.atari` (for `ATARI_10
 from __future__ import annotations
 
 import difflib
+import inspect
 
 import numpy as np
 
@@ -231,3 +232,8 @@ def make_atari(game: str, num_envs: int = 1, **options) -> AtariWorld:
         )
     check_options(f"atari/{game}", AtariWorld, options, positional=2)
     return AtariWorld(game, num_envs, **options)
+
+
+# The options `make_atari` takes are `AtariWorld`'s: declared, so that the registry checks them
+# and fills in their defaults (`worlds.settings`) without building a world.
+make_atari.__signature__ = inspect.signature(AtariWorld)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
+import inspect
 import numbers
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -153,6 +154,47 @@ def eval_options(name: str) -> dict:
     return dict(_lookup(name)[0].eval_options)
 
 
+def _merged(name: str, entry: Entry, training: bool, evaluation: bool, options: dict) -> dict:
+    """The user's options with the world's training or evaluation options (see `make`)."""
+    if training and evaluation:
+        raise ValueError(f"{name}: a copy is built for training or for evaluation, not both")
+    if training:
+        options = {**entry.training_options, **options}
+    if evaluation:
+        options = {**options, **entry.eval_options}
+    return dict(options)
+
+
+def settings(name: str, *, training: bool = False, evaluation: bool = False, **options) -> dict:
+    """The complete options a copy of `name` is built with by `make(name, training=...,
+    evaluation=..., **options)`, read without building it: the user's, the world's training or
+    evaluation options, and every default of the factory's signature (a family factory that
+    takes `**options` may declare the signature it checks them against as its `__signature__`,
+    as `make_atari` does; otherwise only the options given are known), with `history`.
+    A run records these for its evaluation copies (the protocol it was measured under).
+
+    Raises:
+      UnknownWorldError, WorldOptionError: as `make` does.
+    """
+    entry, args = _lookup(name)
+    options = _merged(name, entry, training, evaluation, options)
+    history = check_history(name, options.pop("history", 1))
+    factory = _resolve(entry.factory)
+    copies = {"num_envs": 1} if entry.kind == "host" else {}
+    check_options(name, factory, options, positional=len(args), passed=copies)
+    signature = inspect.signature(factory)
+    bound = signature.bind(*args, **copies, **options)
+    bound.apply_defaults()
+    resolved = {}
+    for key, value in list(bound.arguments.items())[len(args):]:
+        kind_of = signature.parameters[key].kind
+        if kind_of is inspect.Parameter.VAR_KEYWORD:
+            resolved.update(value)
+        elif key not in copies and kind_of is not inspect.Parameter.VAR_POSITIONAL:
+            resolved[key] = value
+    return {**resolved, "history": history}
+
+
 def make(name: str, *, num_envs: int = 1, training: bool = False, evaluation: bool = False,
          **options) -> JaxWorld | HostWorld:
     """Builds the world registered as `name`.
@@ -181,12 +223,7 @@ def make(name: str, *, num_envs: int = 1, training: bool = False, evaluation: bo
         kind_of = "" if whole else " (not an int)"
         raise WorldOptionError(f"{name}: num_envs must be >= 1, got {num_envs!r}{kind_of}")
     num_envs = int(num_envs)
-    if training and evaluation:
-        raise ValueError(f"{name}: a copy is built for training or for evaluation, not both")
-    if training:
-        options = {**entry.training_options, **options}
-    if evaluation:
-        options = {**options, **entry.eval_options}
+    options = _merged(name, entry, training, evaluation, options)
     history = check_history(name, options.pop("history", 1))
     factory = _resolve(entry.factory)
     copies = {"num_envs": num_envs} if entry.kind == "host" else {}
