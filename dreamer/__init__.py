@@ -33,17 +33,15 @@ __all__ = ["fit", "load"]
 def fit(config, out_dir: str, resume: bool = False, progress: bool = True):
     """Trains `config` into the run folder `out_dir`, as `dreamer train` does, and returns the
     run's `SampleLedger` (see `dreamer.train.train`)."""
-    from dreamer.train import train
-
-    return train(config, out_dir, resume=resume, progress=progress)
+    # resolved by name, as the submodules below are: the package imports none of its modules
+    return importlib.import_module("dreamer.train").train(config, out_dir, resume=resume,
+                                                          progress=progress)
 
 
 def __getattr__(name: str):
     """Lazy attributes: `load` and the submodules, imported on first use."""
     if name == "load":
-        from dreamer.agent import load
-
-        return load
+        return importlib.import_module("dreamer.agent").load
     if name.startswith("_"):
         raise AttributeError(f"module 'dreamer' has no attribute {name!r}")
     try:
