@@ -33,14 +33,15 @@ def _parser() -> argparse.ArgumentParser:
                         "(continual.csv); sets run.worlds")
     t.add_argument("--real-steps-each", type=int, default=None, metavar="N",
                    help="with --worlds: real env steps of each world (run.real_steps_each)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=None, help="default 0 (on --resume: the run's)")
     t.add_argument("--out", default=None, help="run folder (default runs/<world>-s<seed>)")
     t.add_argument("--preset", default=None,
                    help="small, tiny, minatar, atari100k, atari100k-v2 or text (default: the "
                         "world's: text for text worlds, minatar for MinAtar, ...)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set search.num_simulations=8")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out, from its own config: "
+                   "--real-steps extends it; --world, --preset or --set must match it")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true",
                    help="end by printing the sample ledger as one line of JSON (config left "
@@ -94,6 +95,20 @@ def _parser() -> argparse.ArgumentParser:
 def _build_config(args):
     from dreamer import config as config_lib
 
+    seed = [] if args.seed is None else [f"seed={args.seed}"]
+    saved = os.path.join(args.out or "", "config.json")
+    if (getattr(args, "resume", False) and args.out and os.path.isfile(saved)
+            and args.world is None and getattr(args, "worlds", None) is None
+            and args.preset is None):
+        # `train --resume --out RUN`: the run's own config, with what the command line changes
+        # (the trainer refuses a change that only a new run may make)
+        with open(saved) as f:
+            cfg = config_lib.config_from_dict(json.load(f))
+        steps = [] if args.real_steps is None else [f"run.real_steps={args.real_steps}"]
+        each = ([] if getattr(args, "real_steps_each", None) is None
+                else [f"run.real_steps_each={args.real_steps_each}"])
+        return config_lib.override(cfg, [*seed, *each, *args.overrides, *steps])
+    seed = seed or ["seed=0"]
     world = args.world or DEFAULT_WORLD
     continual = []
     if getattr(args, "worlds", None) is not None:  # a continual run: its world is the first
@@ -108,7 +123,7 @@ def _build_config(args):
         continual.append(f"run.real_steps_each={args.real_steps_each}")
     preset_name = args.preset or config_lib.default_preset(world)
     cfg = config_lib.preset(preset_name)
-    cfg = config_lib.override(cfg, [f"world={world}", f"seed={args.seed}", *continual,
+    cfg = config_lib.override(cfg, [f"world={world}", *seed, *continual,
                                     *args.overrides])
     if args.real_steps is not None:
         cfg = config_lib.override(cfg, [f"run.real_steps={args.real_steps}"])

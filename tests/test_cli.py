@@ -276,6 +276,24 @@ def test_resume_with_an_incompatible_config(trained_run, tmp_path, capsys):
 
 
 @TINY_CATCH
+def test_resume_as_the_readme_shows_reads_the_runs_own_config(trained_run, tmp_path, capsys):
+    """`dreamer train --resume --out RUN --real-steps N`, as in the README's tour: no --world,
+    --preset or --set repeated. The run's config.json is the base (here the run was trained with
+    --world catch --preset tiny and two --set), and what the command line does give must match
+    the checkpoint."""
+    out = str(tmp_path / "run")
+    shutil.copytree(trained_run, out)
+    assert main(["train", "--resume", "--out", out, "--seed", "3", "--no-progress"]) == 2
+    assert "seed (checkpoint 0, now 3)" in _one_line_error(capsys)
+    assert main(["train", "--resume", "--out", out, "--set", "model.hidden=48"]) == 2
+    assert "model.hidden (checkpoint 32, now 48)" in _one_line_error(capsys)
+    assert main(["train", "--resume", "--out", out, "--real-steps", "128", "--no-progress"]) == 0
+    assert capsys.readouterr().out.startswith(f"dreamer: training catch (seed 0, 128 real steps) -> {out}")
+    ledger = json.load(open(os.path.join(out, "ledger.json")))
+    assert ledger["real"]["env_steps"] == 128 and ledger["config"]["world"] == "catch"
+
+
+@TINY_CATCH
 def test_a_run_saved_before_a_config_field_existed_still_loads(trained_run, tmp_path, capsys):
     """A field added to the config later (here train.time_limit and run.eval_temperature) is absent
     from older runs' checkpoints: it takes its default, so eval and resume still work; a value the
