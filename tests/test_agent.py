@@ -307,8 +307,7 @@ def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
     mid-episode equals the uninterrupted run bit for bit, episode count included. A world that
     cannot be saved restarts its episodes on resume, with the same step and update counts."""
     # Evaluation off to save time (each one plays CartPole episodes step by step on the host):
-    # test_stop_and_resume_is_bit_identical and test_kill_resume.py's SIGKILL test resume with
-    # evaluation on, and test_host_world_training_path evaluates a host world.
+    # test_host_world_meets_the_real_budget_exactly resumes a host world with evaluation on.
     cfg = tiny_cartpole("run.eval_episodes=0",  # off: saves host episodes; covered on above
                         "run.checkpoint_interval=1000")
     straight = Trainer(cfg, str(tmp_path / "straight"))
@@ -349,16 +348,27 @@ def test_host_world_stop_and_resume_continues_the_episodes(tmp_path):
 
 
 @pytest.mark.xdist_group("tiny_cartpole")
-def test_host_world_meets_the_real_budget_exactly(tmp_path):
+def test_host_world_meets_the_real_budget_exactly(tmp_path, monkeypatch):
     """The host loop's last round steps each copy only for what is left of the budget; a run
-    stopped before or after that short round resumes bit for bit."""
+    stopped before or after that short round resumes bit for bit, evaluation included: the
+    resume cuts eval.csv back to its checkpoint, and a run stopped at its last step still ends
+    with its final evaluation."""
+    import dataclasses
+
+    from worlds import registry
+
     # N=2 copies x 16 steps = 32 real steps a round; 80 = 32 + 32 + 8 steps a copy. Learning
     # from 64: one phase of 32 updates after the second round; the short round's 16 credit is
-    # less than a phase. Evaluation off to save time (test_host_world_training_path evaluates).
-    cfg = tiny_cartpole("run.real_steps=80", "run.eval_episodes=0",  # saves time; evaluated on:
-                        "run.checkpoint_interval=32")  # test_host_world_training_path
+    # less than a phase. Evaluation every round, on 2 held-out episodes cut at 7 steps (the
+    # family's evaluation options, patched to keep it short).
+    monkeypatch.setitem(registry._PREFIXES, "gym:", dataclasses.replace(
+        registry._PREFIXES["gym:"], eval_options={"max_episode_steps": 7}))
+    cfg = tiny_cartpole("run.real_steps=80", "run.eval_episodes=2", "run.eval_interval=32",
+                        "run.checkpoint_interval=32")
     straight = Trainer(cfg, str(tmp_path / "straight"))
     expected = straight.run(progress=False).to_json()
+    expected_eval = open(tmp_path / "straight" / "eval.csv", "rb").read()
+    assert [int(r.split(b",")[0]) for r in expected_eval.splitlines()[1:]] == [32, 64, 80]
     assert (expected["real"]["env_steps"], expected["real"]["frames"]) == (80, 80)
     assert expected["updates"] == 32 and straight.loop.update_credit == 16
     S, B, K, reanalysed = 8, 32, 3, 16
@@ -373,9 +383,10 @@ def test_host_world_meets_the_real_budget_exactly(tmp_path):
         assert first.ledger.env_steps == stop_at
         resumed = Trainer(cfg, out, resume=True)
         ledger = resumed.run(progress=False).to_json()
-        for key in ("real", "simulated", "updates"):
+        for key in ("real", "simulated", "updates", "eval"):
             assert ledger[key] == expected[key], (stop_at, key)
         assert _run_state(resumed) == expected_state
+        assert open(os.path.join(out, "eval.csv"), "rb").read() == expected_eval, stop_at
 
 
 @pytest.mark.xdist_group("tiny_cartpole")

@@ -287,8 +287,11 @@ def test_resume_as_the_readme_shows_reads_the_runs_own_config(trained_run, tmp_p
     assert "seed (checkpoint 0, now 3)" in _one_line_error(capsys)
     assert main(["train", "--resume", "--out", out, "--set", "model.hidden=48"]) == 2
     assert "model.hidden (checkpoint 32, now 48)" in _one_line_error(capsys)
-    assert main(["train", "--resume", "--out", out, "--real-steps", "128", "--no-progress"]) == 0
-    assert capsys.readouterr().out.startswith(f"dreamer: training catch (seed 0, 128 real steps) -> {out}")
+    assert main(["train", "--resume", "--out", out, "--real-steps", "128"]) == 0  # with the bar
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"dreamer: training catch (seed 0, 128 real steps) -> {out}")
+    bars = [line for line in printed.splitlines() if line.startswith("real steps")]
+    assert len(bars) == 1 and re.search(r" 128/128 done .* ETA ", bars[0]), printed
     ledger = json.load(open(os.path.join(out, "ledger.json")))
     assert ledger["real"]["env_steps"] == 128 and ledger["config"]["world"] == "catch"
 
