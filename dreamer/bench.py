@@ -198,6 +198,10 @@ def bench_search(quick: bool) -> dict:
     return {"network": "minatar preset on minatar/breakout", "search": "muzero", "cases": rows}
 
 
+LEARNER_BATCHES = (64, 128, 256, 512, 1024)
+"""`bench train`'s batch sizes for the `minatar` learner (128 is the preset's): the cost per
+sampled position against batch (issue 20: bigger batches should cost less per sample)."""
+
 # The `minatar` preset's learner before its network became an MLP (2026-12-04): the conv stack
 # (16 channels, one residual block) at EfficientZero's budget, batch 256 with 99% of policy
 # targets reanalysed in every update; issue 20 measured 0.29 updates/s on one core.
@@ -264,7 +268,8 @@ def _fresh_label(case: dict) -> str:
 
 def bench_train(quick: bool) -> dict:
     """The learner per preset (`cases.<preset>`: updates/s, sampled positions/s, model steps/s
-    and the efficiency against the network's limit; `atari100k` on an accelerator only), the `minatar` preset against the conv
+    and the efficiency against the network's limit; `atari100k` on an accelerator only; the
+    `minatar` learner at each of LEARNER_BATCHES, summed up in `batch_curve`), the `minatar` preset against the conv
     learner it replaced (`MINATAR_CONV_BASELINE`, same process), and fresh targets by pass or
     per update (`fresh_targets`)."""
     from dreamer import config as config_lib
@@ -275,7 +280,8 @@ def bench_train(quick: bool) -> dict:
         cases = [("small", "small", "cartpole", ("train.batch_size=16", "replay.capacity=64"))]
     else:
         cases += [("minatar", "minatar", "minatar/breakout", ()),
-                  ("minatar-256", "minatar", "minatar/breakout", ("train.batch_size=256",)),
+                  *[(f"minatar-{b}", "minatar", "minatar/breakout", (f"train.batch_size={b}",))
+                    for b in LEARNER_BATCHES if b != 128],
                   ("minatar-conv", "minatar", "minatar/breakout", MINATAR_CONV_BASELINE)]
         if jax.default_backend() != "cpu":
             cases.append(("atari100k", "atari100k", "atari/pong", ()))
@@ -297,6 +303,13 @@ def bench_train(quick: bool) -> dict:
         for name, ratio in out["vs_minatar_conv"].items():
             print(f"{name} vs the conv learner at batch 256 (same process): "
                   f"{ratio['updates']:.1f}x updates/s, {ratio['positions']:.1f}x positions/s")
+    if "minatar" in results:  # the `minatar` learner's cost per sampled position by batch
+        curve = {results[n]["batch_size"]: results[n]["sampled_positions_per_s"]
+                 for n in results if n == "minatar" or n.split("-")[-1].isdigit()}
+        out["batch_curve"] = {"world": "minatar/breakout", "preset": "minatar",
+                              "sampled_positions_per_s": dict(sorted(curve.items()))}
+        print("minatar learner, sampled positions/s by batch: " + ", ".join(
+            f"{b}: {r:,.0f}" for b, r in sorted(curve.items())))
     out["fresh_targets"] = _fresh_targets(quick)
     return out
 

@@ -195,7 +195,12 @@ class TrainConfig:
         network's limit at 64 / 128 / 256 / 1024 (the limit being the whole recurrent function
         the search calls, value prefix and policy head included).
       reanalyse_pass_order: among rows of equally old targets, re-search "newest" rows first or
-        those of highest "priority" first.
+        those of highest "priority" first. "priority" is also the most-sampled order: the replay
+        samples a row with probability proportional to its priority ** alpha, so the highest
+        priorities are the rows the learner reads most (the replay keeps no per-row count).
+        How stale a target may be is set by reanalyse_pass_interval (updates between passes;
+        at target_update_interval with reanalyse_pass_rows=0, no target is older than one
+        target network) and reanalyse_pass_rows (rows per pass).
       optimizer: "adamw" or "sgd" (momentum 0.9, EfficientZero's schedule).
       learning_rate: peak learning rate.
       lr_warmup_updates: linear warm-up updates.
