@@ -167,6 +167,8 @@ def _run_plan(trainer, writer, plan: DreamPlan, progress: bool, stop_flag) -> in
     ledger, loop = trainer.ledger, trainer.loop
     if (loop.last_eval, loop.last_eval_dream_updates) != (ledger.env_steps, ledger.dream_updates):
         _evaluate(trainer, writer, progress, "before dreaming")
+    elif progress:  # the run's own evaluation at this point is the one to start from
+        _show_eval(trainer, "before dreaming (the run's last evaluation)")
     for phase in range(plan.phases):
         metrics = trainer.dream_phase(plan.pass_before[phase])
         writer.scalars(ledger.env_steps, metrics, ledger.dream_updates)
@@ -182,8 +184,13 @@ def _run_plan(trainer, writer, plan: DreamPlan, progress: bool, stop_flag) -> in
 
 def _evaluate(trainer, writer, progress: bool, when: str) -> None:
     trainer.record_eval(writer)
+    if progress:
+        _show_eval(trainer, when)
+
+
+def _show_eval(trainer, when: str) -> None:
     ledger = trainer.ledger
-    if progress and trainer.config.run.eval_episodes:
+    if trainer.config.run.eval_episodes:
         print(f"dreamer dream: {when}: return {ledger.eval_mean_return:.3f} over "
               f"{ledger.eval_episodes} episodes ({ledger.updates} updates, dream ratio "
               f"{ledger.dream_ratio:,.1f}, {ledger.env_steps} real steps)", flush=True)

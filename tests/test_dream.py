@@ -208,6 +208,27 @@ def test_two_dreams_of_one_run_and_their_resumes_are_identical(trained, tmp_path
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
+def test_dream_through_the_cli_as_a_user_types_it(trained, tmp_path, capsys):
+    """`dreamer dream --run RUN --out NEW --updates 32 --eval-every 32` with its progress lines
+    (on by default): a line before dreaming and one after the 32 updates, then the summary; the
+    trained run is left as it was."""
+    before = _digests(trained)
+    out = str(tmp_path / "cli")
+    assert cli.main(["dream", "--run", trained, "--out", out, "--updates", "32",
+                     "--eval-every", "32"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # the run ended with an evaluation at this point: shown, not repeated
+    assert lines[0].startswith("dreamer dream: before dreaming (the run's last evaluation): "
+                               "return ")
+    assert "over 10 episodes (160 updates," in lines[0] and "256 real steps)" in lines[0]
+    assert lines[1].startswith("dreamer dream: after 32 dreamed updates: return ")
+    assert "(192 updates," in lines[1] and "256 real steps)" in lines[1]
+    assert lines[2] == "dreamer: catch (seed 0) dreamed"
+    assert _digests(trained) == before
+    saved = json.load(open(os.path.join(out, "ledger.json")))
+    assert (saved["real"]["env_steps"], saved["updates"], saved["dream_updates"]) == (256, 192, 32)
+
+
 def test_eval_play_report_and_resume_accept_the_dreamed_run(dreamed, tmp_path):
     _, source = dreamed
     out = str(tmp_path / "run")
