@@ -1,9 +1,9 @@
 """Data parallelism: 4 CPU devices (XLA's forced host device count) against 1 device.
 
 Every program built with explicit shardings runs on the 4-device path, the way a user gets it
-(`run.devices=0`, the default, with evaluation on): collect, add, learn, evaluate (JAX world),
-act and the host evaluation (host world), a stop and `--resume` on the mesh, and `dreamer eval
---run` of the 4-device run.
+(`run.devices=0`, the default, with evaluation on): collect, add, learn, the buffer-wide
+reanalysis pass, evaluate (JAX world), act and the host evaluation (host world), a stop and
+`--resume` on the mesh, and `dreamer eval --run` of the 4-device run.
 
 The 4-device runs happen in a subprocess, because the device count is fixed when JAX starts; the
 1-device runs of the same configs happen here, after it, on the tiny catch programs (a 1-device
@@ -39,7 +39,8 @@ from dreamer.train import Trainer
 # uninterrupted run on the mesh instead.
 EXACT = ["world=catch", "run.real_steps=64", "train.learning_starts=64", "run.eval_interval=64"]
 AFTER_UPDATE = ["world=catch", "run.real_steps=80", "train.learning_starts=32",
-                "run.eval_interval=32", "run.checkpoint_interval=32"]
+                "run.eval_interval=32", "run.checkpoint_interval=32",
+                "train.reanalyse_pass_interval=20"]  # and the buffer-wide pass, sharded
 # AFTER_UPDATE and HOST end on a short round (80 = 2 x 32 + 4 steps a copy, one copy a device):
 # its 16 credit is less than a phase, so the updates are those of the two full rounds.
 # a gymnasium world through the host loop: 4 copies, one learner phase, evaluated at the end
@@ -61,7 +62,7 @@ SCRIPT = textwrap.dedent(
 
     def counts(ledger):
         return [ledger.env_steps, ledger.episodes, ledger.updates, ledger.search, ledger.unroll,
-                ledger.reanalyse]
+                ledger.reanalyse, ledger.dream]
 
     def tiny(overrides):  # run.devices=0, the default: all devices
         return config_lib.override(config_lib.tiny(), overrides)
@@ -146,7 +147,7 @@ def test_four_devices_match_one_device(tmp_path):
     assert four["replay_spec"] == [None, "data"]  # replay streams split over the devices
     # identical real and simulated sample counts; the same actions were collected
     counts = [ledger.env_steps, ledger.episodes, ledger.updates, ledger.search, ledger.unroll,
-              ledger.reanalyse]
+              ledger.reanalyse, ledger.dream]
     assert counts == four["counts"] and counts[2] == 32
     assert np.asarray(single.replay.rows.action).tolist() == four["actions"]
     # the same parameters after the updates, up to the order of float sums
@@ -168,8 +169,11 @@ def test_four_devices_match_one_device(tmp_path):
     # resumed run equals the uninterrupted one on the mesh bit for bit, evaluations included
     _, ledger = one_device(AFTER_UPDATE, "after")
     after = four["after"]
+    # a buffer-wide pass after each of the two phases (each crosses a multiple of 20 updates),
+    # over 32 then 64 stored rows: one search call of 128 roots x 8 simulations each
     assert after["counts"] == [ledger.env_steps, ledger.episodes, ledger.updates, ledger.search,
-                               ledger.unroll, ledger.reanalyse] and ledger.updates == 64
+                               ledger.unroll, ledger.reanalyse, ledger.dream]
+    assert ledger.updates == 64 and ledger.dream == 2 * 128 * 8
     assert after["bit_identical"] and after["eval_csv"] == after["straight_eval_csv"]
     # the resumed trainer started from the stopped one's checkpoint (32 real steps, after the
     # first update phase), its state restored onto the mesh as it was saved, shardings included
