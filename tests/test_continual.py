@@ -52,10 +52,11 @@ if "test/two-channel-catch" not in worlds.names():
 SEQUENCE = "catch,test/two-channel-catch"
 
 # 32 real steps an iteration (4 copies x 8), 64 a world: 2 iterations a phase; 8 updates an
-# iteration from 32 real steps on; 4 evaluation episodes; a checkpoint every iteration. No
-# reanalysis inside the updates: a smaller learner program to compile.
+# iteration from 32 real steps on, reanalysing half their samples (the `tiny` preset's default:
+# the rehearsed rows of the first world are searched with their own action masks); 4 evaluation
+# episodes; a checkpoint every iteration.
 SETTINGS = [f"run.worlds={SEQUENCE}", "run.real_steps_each=64", "train.learning_starts=32",
-            "train.train_ratio=0.25", "train.reanalyse_fraction=0", "search.num_simulations=4",
+            "train.train_ratio=0.25", "search.num_simulations=4",
             "run.eval_episodes=4", "run.eval_interval=64", "run.checkpoint_interval=32"]
 
 
@@ -183,6 +184,8 @@ def test_sequence_evaluates_every_world_after_each_phase(tmp_path):
         "catch": 64, "test/two-channel-catch": 64}
     assert sum(c["episodes"] for c in ledger.by_world.values()) == ledger.episodes
     assert ledger.updates == 8 * 4  # learning from 32 real steps on: 4 iterations of 8 updates
+    # each update reanalyses 16 of its 32 windows: K + 1 = 4 roots each, 4 simulations a root
+    assert ledger.reanalyse == 32 * 16 * 4 * 4
     saved = json.load(open(os.path.join(out, "ledger.json")))
     assert saved["real"]["by_world"]["catch"]["env_steps"] == 64
     assert saved["world"] == SEQUENCE
