@@ -22,12 +22,12 @@ def _config(*overrides):
     return config_lib.override(config_lib.tiny(), ["world=cartpole", *overrides])
 
 
-def _replay():
+def _replay(world="cartpole"):
     """40 rows of 2 streams: random observations, actions and rewards in [0, 1), an episode end
     every 13 rows, and stored search values 100 + row (far from any n-step return here, which is
     below 3 + the network's bootstrap of ~0), so a target that took the stored value shows."""
     rng = np.random.default_rng(0)
-    spec = worlds.make("cartpole").spec
+    spec = worlds.make(world).spec
     A = spec.num_actions
     terminated = np.zeros((LENGTH, STREAMS), bool)
     terminated[12::13] = True
@@ -44,10 +44,10 @@ def _replay():
     return spec, replay_lib.add(replay_lib.init(rows, LENGTH), rows)
 
 
-def _parts(cfg, perturb=False):
+def _parts(cfg, perturb=False, world="cartpole"):
     """A fresh train state, the replay and the train parts; `perturb` adds noise to the target
     network (its heads initialise to zeros, so every value and search value would be 0)."""
-    spec, rstate = _replay()
+    spec, rstate = _replay(world)
     model = make_model(cfg.model, spec)
     ts = learner.init_train_state(model, cfg, jax.random.key(0),
                                   np.asarray(rstate.rows.observation[0, 0]))
@@ -418,3 +418,37 @@ def test_v2_options_together_train_at_toy_size():
     assert {"loss/total", "loss/entropy"} <= set(metrics)
     assert all(np.isfinite(np.asarray(v)).all() for k, v in metrics.items() if k.startswith("loss/"))
     assert float(metrics["loss/entropy"][0]) < 0  # minus an entropy
+
+
+def test_illegal_actions_get_no_policy_gradient():
+    """The policy loss is a cross-entropy over each position's legal actions: SGD updates (no
+    weight decay) on catch rows where action 2 is illegal leaves the policy
+    head's output for action 2 exactly as it was and moves the others'. Over all actions, the
+    zero target of an illegal action drives its logit down, and a later world of a continual
+    run where that action is legal starts with a prior that search cannot lift."""
+    cfg = _config("world=catch", "train.reanalyse_fraction=0", "train.optimizer=sgd",
+                  "train.weight_decay=0", "train.lr_warmup_updates=0")
+    ts, rstate, parts = _parts(cfg, perturb=True, world="catch")
+    rows = rstate.rows._replace(
+        action=jnp.zeros_like(rstate.rows.action),
+        action_mask=rstate.rows.action_mask.at[..., 2].set(False),
+        policy=jnp.zeros_like(rstate.rows.policy).at[..., 0].set(0.7).at[..., 1].set(0.3))
+    rstate = rstate.replace(rows=rows)
+    windows, targets = jax.jit(parts.prepare)(
+        ts, rstate, jax.random.split(jax.random.key(3), 1), jnp.float32(20.0))
+    window, target = jax.tree.map(lambda x: x[0], (windows, targets))
+    apply = jax.jit(parts.apply_update)
+    # two updates: the schedule's first learning rate is 0 (warm-up from 0)
+    after = apply(apply(ts, rstate, window, target)[0], rstate, window, target)[0]
+
+    def head(state):
+        out = state.params["params"]["policy_head_1"]
+        return np.asarray(out["kernel"]), np.asarray(out["bias"])
+
+    (k0, b0), (k1, b1) = head(ts), head(after)
+    np.testing.assert_array_equal(k1[:, 2], k0[:, 2])
+    assert b1[2] == b0[2]
+    assert not np.array_equal(k1[:, 0], k0[:, 0]) and b1[0] > b0[0] and b1[1] < b1[0]
+    # every action legal: the logits are unchanged, bit for bit
+    logits = jax.random.normal(jax.random.key(1), (4, 3, 5))
+    assert (learner.legal_logits(logits, jnp.ones((4, 3, 5), bool)) == logits).all()
