@@ -360,13 +360,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             prefix_list.append(prefix_logits)
             latents.append(latent)
         policy_logits = jnp.stack(policy_list, 1)  # [B, K+1, A]
-        if model.masked_actions:
-            # The policy is a distribution over each position's legal actions: an illegal
-            # action's logit gets no gradient. (Over all actions, its zero target drives it
-            # towards -inf, and a later world where the action is legal starts from a prior of
-            # zero that search cannot lift: after 30k real steps of breakout, space invaders'
-            # `fire`, unseen in breakout, kept a logit of -48 through 30k steps of space
-            # invaders and scored 0.) A world that never masks keeps the program it had.
+        if t.legal_policy_loss:  # see TrainConfig.legal_policy_loss
             policy_logits = legal_logits(policy_logits, rows.action_mask[:, : K + 1])
         value_logits = jnp.stack(value_list, 1)  # [B, K+1, 2V+1]
         prefix_logits = jnp.stack(prefix_list, 1)  # [B, K, 2R+1]

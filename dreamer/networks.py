@@ -199,15 +199,12 @@ class WorldModel(nn.Module):
       num_actions: size of the action set.
       image: observations are [H, W, C] images (else flat vectors).
       tokens: observations are [L] token ids (text); they get a `TokenEncoder`.
-      masked_actions: the world masks actions (`WorldSpec.has_action_mask`): the learner's
-        policy loss is then over each position's legal actions (`learner.legal_logits`).
     """
 
     config: ModelConfig
     num_actions: int
     image: bool
     tokens: bool = False
-    masked_actions: bool = False
 
     def setup(self):
         c = self.config
@@ -346,14 +343,12 @@ def make_model(config: ModelConfig, spec) -> WorldModel:
                 f"model.encoder={config.encoder} needs image observations; {spec.name} gives "
                 "tokens (use model.encoder=auto)"
             )
-        return WorldModel(config=config, num_actions=spec.num_actions, image=False, tokens=True,
-                          masked_actions=spec.has_action_mask)
+        return WorldModel(config=config, num_actions=spec.num_actions, image=False, tokens=True)
     image = spec.observation_kind == "image" and config.encoder != "mlp"
     if config.encoder in ("conv", "conv_mlp") and spec.observation_kind != "image":
         raise ValueError(f"model.encoder={config.encoder} needs image observations; {spec.name} "
                          "gives vectors")
-    return WorldModel(config=config, num_actions=spec.num_actions, image=image,
-                      masked_actions=spec.has_action_mask)
+    return WorldModel(config=config, num_actions=spec.num_actions, image=image)
 
 
 @dataclasses.dataclass(frozen=True)

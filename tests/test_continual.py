@@ -75,6 +75,14 @@ def _params_bytes(trainer):
 
 
 # --- the padding mechanism -----------------------------------------------------------------------
+def test_a_continual_run_learns_its_policy_over_legal_actions():
+    """`train.legal_policy_loss` is True for a sequence unless assigned (a world lacks some of
+    the common actions; see the field's docstring), and False for one world."""
+    assert tiny_continual().train.legal_policy_loss
+    assert not tiny_continual("train.legal_policy_loss=false").train.legal_policy_loss
+    assert not config_lib.tiny().train.legal_policy_loss
+
+
 def test_padded_world_steps_as_the_original():
     """Stepped with the same keys and actions, a padded world's observations are the world's on
     its own channels and 0 on the others, its rewards and ends are the world's, its actions sit

@@ -1,7 +1,6 @@
 """The learner's options at unit level, on a hand-built replay of the tiny cartpole network:
 nan_policy, value_target=mixed, reanalyse_value (and its ledger cost), SGD's step decay."""
 
-import dataclasses
 import json
 
 import jax
@@ -45,12 +44,10 @@ def _replay(world="cartpole"):
     return spec, replay_lib.add(replay_lib.init(rows, LENGTH), rows)
 
 
-def _parts(cfg, perturb=False, world="cartpole", masked_actions=False):
+def _parts(cfg, perturb=False, world="cartpole"):
     """A fresh train state, the replay and the train parts; `perturb` adds noise to the target
-    network (its heads initialise to zeros, so every value and search value would be 0);
-    `masked_actions`: the world's spec says that it masks actions."""
+    network (its heads initialise to zeros, so every value and search value would be 0)."""
     spec, rstate = _replay(world)
-    spec = dataclasses.replace(spec, has_action_mask=masked_actions)
     model = make_model(cfg.model, spec)
     ts = learner.init_train_state(model, cfg, jax.random.key(0),
                                   np.asarray(rstate.rows.observation[0, 0]))
@@ -424,15 +421,15 @@ def test_v2_options_together_train_at_toy_size():
 
 
 def test_illegal_actions_get_no_policy_gradient():
-    """For a world that masks actions (`WorldSpec.has_action_mask`: text worlds, continual
-    sequences whose worlds lack some actions), the policy loss is a cross-entropy over each
-    position's legal actions: SGD updates (no weight decay) on catch rows where action 2 is illegal leaves the policy
+    """With `train.legal_policy_loss` (a continual run's default) the policy loss is a
+    cross-entropy over each position's legal actions: SGD updates (no weight decay) on catch rows where action 2 is illegal leaves the policy
     head's output for action 2 exactly as it was and moves the others'. Over all actions, the
     zero target of an illegal action drives its logit down, and a later world of a continual
     run where that action is legal starts with a prior that search cannot lift."""
     cfg = _config("world=catch", "train.reanalyse_fraction=0", "train.optimizer=sgd",
-                  "train.weight_decay=0", "train.lr_warmup_updates=0")
-    ts, rstate, parts = _parts(cfg, perturb=True, world="catch", masked_actions=True)
+                  "train.weight_decay=0", "train.lr_warmup_updates=0",
+                  "train.legal_policy_loss=true")
+    ts, rstate, parts = _parts(cfg, perturb=True, world="catch")
     rows = rstate.rows._replace(
         action=jnp.zeros_like(rstate.rows.action),
         action_mask=rstate.rows.action_mask.at[..., 2].set(False),
