@@ -237,6 +237,7 @@ def test_eval_play_report_and_resume_accept_the_dreamed_run(dreamed, tmp_path):
     assert cli.main(["eval", "--run", out]) == 0
     result = json.load(open(os.path.join(out, "eval.json")))
     assert (result["env_steps"], result["updates"], result["dream_updates"]) == (256, 256, 96)
+    # abs 1e-6: eval.csv holds the float32 mean as text, eval.json the same mean as a float
     assert result["mean_return"] == pytest.approx(float(_eval_rows(out)[-1][3]), abs=1e-6)
     # `dreamer play --agent` loads the agent as eval does (catch has no text rendering to play)
     agent = agent_lib.load(out, worlds.make("catch"))

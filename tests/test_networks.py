@@ -146,6 +146,7 @@ def test_action_embedding_is_its_definition():
     x = (np.arange(A) / A)[:, None] * p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
     norm = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-6)
     want = np.maximum(norm * p["LayerNorm_0"]["scale"] + p["LayerNorm_0"]["bias"], 0)
+    # atol 1e-5: float32 (XLA's fused LayerNorm) against numpy's float64 reference
     np.testing.assert_allclose(got, want, atol=1e-5)
     assert len({tuple(np.round(row, 5)) for row in got}) == A  # distinct actions, distinct rows
 
@@ -178,6 +179,7 @@ def test_conv_mlp_encoder_reads_the_frame_with_one_valid_conv_into_a_vector_late
     expected = jax.lax.conv_general_dilated(
         obs.astype(jnp.float32), p["conv_stem"]["kernel"], (1, 1), "VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC")) + p["conv_stem"]["bias"]
+    # float32 sums in another order (lax's convolution against the stem's): rounding only
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="model.encoder=conv_mlp needs image observations"):
         make_model(cfg.model, worlds.make("cartpole").spec)
