@@ -780,8 +780,8 @@ def override(cfg: Config, assignments: list[str]) -> Config:
 
 def _continual_fields(cfg: Config, assigned: dict[str, str]) -> Config:
     """A continual run's `world` (its first world), `run.real_steps` (the worlds' budgets added
-    up) and `train.legal_policy_loss` (True unless assigned), refusing an assignment of the
-    first two that says otherwise."""
+    up) and, where `run.worlds` is assigned, `train.legal_policy_loss` (True unless assigned
+    too), refusing an assignment of the first two that says otherwise."""
     sequence = cfg.run.world_sequence
     if not sequence or not all(sequence):
         return cfg  # validate names the problem
@@ -794,7 +794,9 @@ def _continual_fields(cfg: Config, assigned: dict[str, str]) -> Config:
             f"--set run.real_steps={cfg.run.real_steps}: a continual run's budget is "
             f"run.real_steps_each x {len(sequence)} worlds = {total}; set run.real_steps_each")
     train = cfg.train
-    if "train.legal_policy_loss" not in assigned:  # see TrainConfig.legal_policy_loss
+    # see TrainConfig.legal_policy_loss; only where the sequence is set, so that overriding a
+    # continual run's saved config (`train --resume --out RUN`) keeps the value it was run with
+    if "run.worlds" in assigned and "train.legal_policy_loss" not in assigned:
         train = dataclasses.replace(train, legal_policy_loss=True)
     return dataclasses.replace(cfg, world=sequence[0], train=train,
                                run=dataclasses.replace(cfg.run, real_steps=max(total, 1)))

@@ -77,10 +77,14 @@ def _params_bytes(trainer):
 # --- the padding mechanism -----------------------------------------------------------------------
 def test_a_continual_run_learns_its_policy_over_legal_actions():
     """`train.legal_policy_loss` is True for a sequence unless assigned (a world lacks some of
-    the common actions; see the field's docstring), and False for one world."""
+    the common actions; see the field's docstring), False for one world, and kept as saved when a
+    continual run's config is overridden."""
     assert tiny_continual().train.legal_policy_loss
-    assert not tiny_continual("train.legal_policy_loss=false").train.legal_policy_loss
+    off = tiny_continual("train.legal_policy_loss=false")
+    assert not off.train.legal_policy_loss
     assert not config_lib.tiny().train.legal_policy_loss
+    # overriding a saved continual config (a resume) keeps the value it was run with
+    assert not config_lib.override(off, ["run.real_steps_each=128"]).train.legal_policy_loss
 
 
 def test_padded_world_steps_as_the_original():
