@@ -202,6 +202,13 @@ LEARNER_BATCHES = (64, 128, 256, 512, 1024)
 """`bench train`'s batch sizes for the `minatar` learner (128 is the preset's): the cost per
 sampled position against batch (issue 20: bigger batches should cost less per sample)."""
 
+
+def _minatar_case(batch: int) -> str:
+    """The name of `bench train`'s `minatar` learner case at `batch`: "minatar" at the preset's."""
+    from dreamer import config as config_lib
+
+    return "minatar" if batch == config_lib.minatar().train.batch_size else f"minatar-{batch}"
+
 # The `minatar` preset's learner before its network became an MLP (2026-12-04): the conv stack
 # (16 channels, one residual block) at EfficientZero's budget, batch 256 with 99% of policy
 # targets reanalysed in every update; issue 20 measured 0.29 updates/s on one core.
@@ -269,8 +276,8 @@ def _fresh_label(case: dict) -> str:
 def bench_train(quick: bool) -> dict:
     """The learner per preset (`cases.<preset>`: updates/s, sampled positions/s, model steps/s
     and the efficiency against the network's limit; `atari100k` on an accelerator only; the
-    `minatar` learner at each of LEARNER_BATCHES, summed up in `batch_curve`), the `minatar` preset against the conv
-    learner it replaced (`MINATAR_CONV_BASELINE`, same process), and fresh targets by pass or
+    `minatar` learner at each of LEARNER_BATCHES, summed up in `batch_curve`), the `minatar`
+    preset against the conv learner it replaced (`MINATAR_CONV_BASELINE`, same process), and fresh targets by pass or
     per update (`fresh_targets`)."""
     from dreamer import config as config_lib
 
@@ -279,9 +286,8 @@ def bench_train(quick: bool) -> dict:
     if quick:
         cases = [("small", "small", "cartpole", ("train.batch_size=16", "replay.capacity=64"))]
     else:
-        cases += [("minatar", "minatar", "minatar/breakout", ()),
-                  *[(f"minatar-{b}", "minatar", "minatar/breakout", (f"train.batch_size={b}",))
-                    for b in LEARNER_BATCHES if b != 128],
+        cases += [*[(_minatar_case(b), "minatar", "minatar/breakout", (f"train.batch_size={b}",))
+                    for b in LEARNER_BATCHES],
                   ("minatar-conv", "minatar", "minatar/breakout", MINATAR_CONV_BASELINE)]
         if jax.default_backend() != "cpu":
             cases.append(("atari100k", "atari100k", "atari/pong", ()))
@@ -304,8 +310,7 @@ def bench_train(quick: bool) -> dict:
             print(f"{name} vs the conv learner at batch 256 (same process): "
                   f"{ratio['updates']:.1f}x updates/s, {ratio['positions']:.1f}x positions/s")
     if "minatar" in results:  # the `minatar` learner's cost per sampled position by batch
-        curve = {results[n]["batch_size"]: results[n]["sampled_positions_per_s"]
-                 for n in results if n == "minatar" or n.split("-")[-1].isdigit()}
+        curve = {b: results[_minatar_case(b)]["sampled_positions_per_s"] for b in LEARNER_BATCHES}
         out["batch_curve"] = {"world": "minatar/breakout", "preset": "minatar",
                               "sampled_positions_per_s": dict(sorted(curve.items()))}
         print("minatar learner, sampled positions/s by batch: " + ", ".join(
