@@ -575,6 +575,8 @@ def bench_gpu(quick: bool, game: str = "pong") -> dict:
         print(f"             {updates} batches per search vs the preset's "
               f"{cfg.train.reanalyse_batches}: {out['grouped_vs_preset_ratio']:.2f}x")
 
+    out["pass_path"] = _gpu_pass_path(model, cfg, updates, tstate, rstate, key, age, quick)
+
     # search throughput at a large batch, and acting latency at the preset's N copies
     params, fns = tstate.params, latent_model(model)
     acting = ("act", N, cfg.search.num_simulations)
@@ -613,6 +615,53 @@ def bench_gpu(quick: bool, game: str = "pong") -> dict:
     print(f"projected Atari 100k game: {out['projected_hours_per_game']:.2f} h "
           f"(acting {acting_s / 3600:.2f} h + learning {total_updates:,.0f} updates "
           f"{learning_s / 3600:.2f} h; target <= 1.5 h on one H100)")
+    return out
+
+
+def _gpu_pass_path(model, cfg, updates, tstate, rstate, key, age, quick: bool) -> dict:
+    """The `atari100k` learner with its fresh targets from buffer-wide passes instead of from
+    per-update reanalysis (`dreamer.reanalyse`, as the `minatar` preset runs): the learner phase
+    without reanalysis (updates/s), the pass over the bench's replay (roots/s, per chunk size),
+    and the projected learning time of one game with a pass over every stored row after each
+    target-network refresh (`reanalyse_pass_interval` = `target_update_interval`), so no target
+    is older than one target network. Same process as the per-update figures."""
+    from dreamer import config as config_lib
+    from dreamer import reanalyse
+
+    out: dict = {}
+    base = config_lib.override(cfg, ["train.reanalyse_fraction=0"])
+    train_many, out["learner_compile_s"], out["learner_peak_bytes"] = _learner(
+        model, base, updates, tstate, rstate, key, age)
+    out["learner_updates_per_s"] = updates / _timed_donating(train_many, 2, tstate, rstate, key,
+                                                            age)
+    stored = min(int(rstate.num_rows), rstate.priority.shape[0]) * rstate.priority.shape[1]
+    out["stored_rows"] = stored
+    best = 0.0
+    for chunk in ((16,) if quick else (256, 1024)):
+        c = config_lib.override(base, [f"train.reanalyse_pass_chunk={chunk}"])
+        n = reanalyse.pass_chunks(c, stored)
+        run = jax.jit(reanalyse.make_reanalyse_pass(model, c), donate_argnums=1).lower(
+            tstate, rstate, key, jnp.int32(n)).compile()
+        seconds = _timed_pass(run, 1 if quick else 2, tstate, rstate, key, jnp.int32(n))
+        rate = n * chunk / seconds
+        out[f"pass_roots_per_s_{chunk}"] = rate
+        out[f"pass_peak_bytes_{chunk}"] = memory.program_bytes(run)["peak"]
+        print(f"pass         chunk {chunk}: {rate:,.0f} roots/s x {c.search.num_simulations} sims "
+              f"over {stored:,} stored rows (peak {memory.size(out[f'pass_peak_bytes_{chunk}'])})")
+        if rate > best:
+            best, out["pass_chunk"] = rate, chunk
+    t, real = cfg.train, cfg.run.real_steps
+    total_updates = t.train_ratio * real
+    interval = t.target_update_interval
+    capacity = cfg.replay.capacity * cfg.run.num_envs
+    roots = sum(min(capacity, t.learning_starts + u / t.train_ratio)
+                for u in np.arange(interval, total_updates + 1, interval))
+    out["pass_interval"], out["projected_pass_roots"] = interval, float(roots)
+    out["projected_learning_s"] = total_updates / out["learner_updates_per_s"] + roots / best
+    print(f"learner      no per-update reanalysis: {out['learner_updates_per_s']:.2f} updates/s "
+          f"(peak {memory.size(out['learner_peak_bytes'])}); with a pass over every stored row "
+          f"each {interval} updates ({roots / 1e6:.1f}M roots at chunk {out['pass_chunk']}): "
+          f"learning {out['projected_learning_s'] / 3600:.2f} h per game")
     return out
 
 

@@ -123,7 +123,7 @@ def test_bench_gpu_quick(capsys):
         "train_peak_bytes", "search_peak_bytes", "act_peak_bytes",
         "search_batch", "search_s_per_call", "search_sims_per_s",
         "act_batch", "act_s_per_call", "act_sims_per_s",
-        "ale_env_steps_per_s", "projected_hours_per_game", "projected_split_s"}
+        "ale_env_steps_per_s", "projected_hours_per_game", "projected_split_s", "pass_path"}
     assert result["preset"] == "atari100k (quick sizes)" and result["game"] == "pong"
     preset = config_lib.atari100k()
     N, sims = preset.run.num_envs, 4  # quick: search.num_simulations=4, also when acting
@@ -146,7 +146,23 @@ def test_bench_gpu_quick(capsys):
                                                         rel=1e-9)
     assert result["projected_hours_per_game"] == pytest.approx((acting + learning) / 3600,
                                                                rel=1e-9)
-    assert [line.split()[0] for line in table] == ["train", "search", "act", "ALE", "projected"]
+    # the pass path: the learner without per-update reanalysis plus a pass over every stored row
+    # after each target refresh; its projected roots recomputed by hand from the preset's fields
+    path = result["pass_path"]
+    assert set(path) == {"learner_compile_s", "learner_peak_bytes", "learner_updates_per_s",
+                         "stored_rows", "pass_roots_per_s_16", "pass_peak_bytes_16", "pass_chunk",
+                         "pass_interval", "projected_pass_roots", "projected_learning_s"}
+    assert path["stored_rows"] == 64 * N and path["pass_chunk"] == 16  # quick: 64 rows per copy
+    assert path["pass_interval"] == preset.train.target_update_interval == 200
+    # updates 200, 400, ..., 120,000: the replay holds 2,000 + u / 1.2 rows, at most 4 x 25k
+    assert path["projected_pass_roots"] == pytest.approx(
+        sum(min(100_000, 2_000 + u / 1.2) for u in range(200, 120_001, 200)), rel=1e-9)
+    assert path["projected_learning_s"] == pytest.approx(
+        120_000 / path["learner_updates_per_s"]
+        + path["projected_pass_roots"] / path["pass_roots_per_s_16"], rel=1e-9)
+    assert _rate(path["learner_updates_per_s"]) and _rate(path["pass_roots_per_s_16"])
+    assert [line.split()[0] for line in table] == ["train", "pass", "learner", "search", "act",
+                                                   "ALE", "projected"]
 
 
 def test_bench_dream_quick(capsys):
