@@ -46,6 +46,9 @@ class SampleLedger:
     eval_std_return: float | None = None
     wall_seconds: float = 0.0
     by_world: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    # {world: {"training": options, "evaluation": options}}: the protocol the counts and returns
+    # were measured under (`dreamer.train.world_settings`); empty where no trainer set it
+    world_settings: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
     def count_world(self, world: str, env_steps: int, frames: int, episodes: int) -> None:
         """Adds a collection's real counts to `world`'s (a continual run's `real.by_world`)."""
@@ -88,6 +91,7 @@ class SampleLedger:
                 "std_return": self.eval_std_return,
             },
             "wall_seconds": self.wall_seconds,
+            **({"world_settings": self.world_settings} if self.world_settings else {}),
         }
 
     @classmethod
@@ -111,6 +115,7 @@ class SampleLedger:
             wall_seconds=data["wall_seconds"],
             by_world={name: dict(counts)
                       for name, counts in data["real"].get("by_world", {}).items()},
+            world_settings=data.get("world_settings", {}),  # ledgers written before it
         )
 
     def eval_row(self) -> str:

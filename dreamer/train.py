@@ -97,6 +97,18 @@ def make_training_world(config: Config, copies: int | None = None):
     return worlds.make(config.world, num_envs=copies, training=True, **config.world_kwargs())
 
 
+def world_settings(config: Config) -> dict:
+    """{world: {"training": options, "evaluation": options}} for the run's world (each world of a
+    continual sequence): every option its training and evaluation copies are built with, the
+    defaults included (`worlds.settings`). The protocol the run's counts and returns were
+    measured under, e.g. Atari's no-op starts, sticky actions and episode cap, with life loss and
+    reward clipping in training only; the trainer writes it into ledger.json."""
+    options = config.world_kwargs()
+    return {name: {"training": worlds.settings(name, training=True, **options),
+                   "evaluation": worlds.settings(name, evaluation=True, **options)}
+            for name in (config.run.world_sequence or (config.world,))}
+
+
 def make_continual_worlds(config: Config) -> list[PaddedWorld]:
     """The worlds of a continual run (`run.worlds`), each built with `config.world_options` and
     seen through the sequence's common interface (`worlds.padded.pad_worlds`).
@@ -347,6 +359,7 @@ class Trainer:
         self._start = time.perf_counter()
         if resume:
             self._restore()
+        self.ledger.world_settings = world_settings(c)
         if parallel.is_primary():
             with open(os.path.join(out_dir, "config.json"), "w") as f:
                 json.dump(c.to_dict(), f, indent=2)

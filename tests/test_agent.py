@@ -422,6 +422,36 @@ def test_twx_evaluates_on_the_test_fold():
     assert worlds.eval_options("twx/coin") == {"fold": "test"}  # read without starting a JVM
 
 
+def test_a_run_records_the_protocol_of_its_training_and_evaluation_copies():
+    """`train.world_settings`, which the trainer writes into ledger.json: Atari's training
+    copies lose a life and clip rewards, its evaluation copies play whole games with raw
+    scores; a user's option reaches both; a continual run records each world of its sequence.
+    The ledger keeps it through its JSON round trip (a checkpoint's record)."""
+    from dreamer.ledger import SampleLedger
+    from dreamer.train import world_settings
+
+    cfg = config_lib.override(config_lib.atari100k(),
+                              ["world=atari/pong", "world_options.noop_max=5"])
+    (name, recorded), = world_settings(cfg).items()
+    assert name == "atari/pong"
+    assert recorded["evaluation"] == worlds.settings("atari/pong", evaluation=True, noop_max=5)
+    assert recorded["evaluation"]["noop_max"] == recorded["training"]["noop_max"] == 5
+    assert not recorded["evaluation"]["terminal_on_life_loss"]
+    assert not recorded["evaluation"]["reward_clip"]
+    assert recorded["training"]["terminal_on_life_loss"] and recorded["training"]["reward_clip"]
+    assert recorded["evaluation"]["repeat_action_probability"] == 0.0
+    assert recorded["evaluation"]["max_episode_steps"] == 27_000
+    sequence = config_lib.override(config_lib.preset("minatar"), [
+        "run.worlds=minatar/breakout,minatar/freeway", "run.real_steps_each=1024",
+        "world_options.sticky_action_prob=0.1"])
+    settings = world_settings(sequence)
+    assert list(settings) == ["minatar/breakout", "minatar/freeway"]
+    assert all(s[copies]["sticky_action_prob"] == 0.1 for s in settings.values()
+               for copies in ("training", "evaluation"))
+    ledger = SampleLedger(world="atari/pong", seed=0, config={}, world_settings=world_settings(cfg))
+    assert SampleLedger.from_json(json.loads(json.dumps(ledger.to_json()))) == ledger
+
+
 def test_atari_network_downsamples_to_6x6():
     from dreamer.networks import WorldModel
 

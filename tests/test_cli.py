@@ -225,6 +225,9 @@ def test_train_then_eval_through_the_cli(trained_run, capsys):
     # the protocol it was measured under: every option of the evaluation copies, defaults included
     assert result["world"] == "catch"
     assert result["world_settings"] == {"rows": 10, "columns": 5, "history": 1}
+    # and the run recorded the same protocol for its own evaluations, beside its training copies'
+    assert ledger["world_settings"] == {"catch": {"training": result["world_settings"],
+                                                  "evaluation": result["world_settings"]}}
     # the run's own final evaluation replayed: same parameters, evaluation key and episodes
     final = open(os.path.join(trained_run, "eval.csv")).read().splitlines()[-1].split(",")
     assert final[0] == "96" and float(final[3]) == result["mean_return"]
