@@ -452,6 +452,44 @@ def test_a_run_records_the_protocol_of_its_training_and_evaluation_copies():
     assert SampleLedger.from_json(json.loads(json.dumps(ledger.to_json()))) == ledger
 
 
+def test_the_atari100k_preset_trains_through_the_trainer_with_exact_counts(tmp_path):
+    """The `atari100k` preset's path through `Trainer` on atari/pong: the ALE host collector, 4
+    training copies with life loss and reward clipping, augmentation, per-update reanalysis with
+    the tree-wide Q normalisation, SGD and EfficientZero's loss scale; the network and search cut
+    to toy sizes (a preset update takes minutes on a CPU), so it asserts exact counts, not
+    learning. N = 4 copies x 1 step = 4 real steps an iteration; 48 steps = 12 iterations; the
+    learner runs after each iteration that ends past learning_starts=24 (at 28, 32, ..., 48: 6
+    phases), each of round(1.2 x 4) = 5 updates: 30 updates."""
+    from dreamer.collect import make_eval_world
+
+    cfg = config_lib.override(config_lib.atari100k(), [
+        "world=atari/pong", "run.real_steps=48", "train.learning_starts=24",
+        "run.eval_interval=48", "run.eval_episodes=1", "run.checkpoint_interval=48",
+        "train.batch_size=4", "search.num_simulations=2", "model.channels=8",
+        "model.lstm_hidden=16", "model.projection_dim=32", "model.value_support=20",
+        "model.reward_support=20", "model.head_hidden=8"])
+    assert (cfg.train.augment_shift, cfg.search.q_normalisation) == (4, "tree")  # the preset's
+    trainer = Trainer(cfg, str(tmp_path))
+    assert trainer.world.reward_clip and trainer.world.spec.reward_range == (-1.0, 1.0)
+    ledger = trainer.run(progress=False)  # closes the world
+    evaluation = make_eval_world(cfg, 1)
+    assert not evaluation.reward_clip  # evaluation copies score raw points
+    evaluation.close()
+    S, B, K = 2, 4, 5
+    reanalysed = 4  # round(0.99 x 4) of each batch, each position and its K unrolled ones
+    assert (ledger.env_steps, ledger.updates) == (48, 30)
+    assert ledger.search == 48 * S and ledger.unroll == 30 * B * K
+    assert ledger.reanalyse == 30 * reanalysed * (K + 1) * S
+    assert ledger.frames >= 4 * 48  # frame skip 4, and up to 30 no-op frames at each reset
+    data = json.load(open(tmp_path / "ledger.json"))
+    assert data["world_settings"]["atari/pong"]["training"]["terminal_on_life_loss"]
+    assert not data["world_settings"]["atari/pong"]["evaluation"]["terminal_on_life_loss"]
+    # one greedy game of Pong, scored in raw points: the toy agent loses it, 21 points at most
+    rows = [r.split(",") for r in (tmp_path / "eval.csv").read_text().splitlines()[1:]]
+    assert [(int(r[0]), int(r[1]), int(r[5])) for r in rows] == [(48, 30, 1)]
+    assert -21.0 <= float(rows[0][3]) < 0
+
+
 def test_atari_network_downsamples_to_6x6():
     from dreamer.networks import WorldModel
 
