@@ -457,9 +457,10 @@ def test_the_atari100k_preset_trains_through_the_trainer_with_exact_counts(tmp_p
     training copies with life loss and reward clipping, augmentation, per-update reanalysis with
     the tree-wide Q normalisation, SGD and EfficientZero's loss scale; the network and search cut
     to toy sizes (a preset update takes minutes on a CPU), so it asserts exact counts, not
-    learning. N = 4 copies x 1 step = 4 real steps an iteration; 48 steps = 12 iterations; the
-    learner runs after each iteration that ends past learning_starts=24 (at 28, 32, ..., 48: 6
-    phases), each of round(1.2 x 4) = 5 updates: 30 updates."""
+    learning. N = 4 copies x 1 step = 4 real steps an iteration; 48 steps = 12 iterations; from
+    the iteration that reaches learning_starts=24 on (7 of them), each earns 1.2 x 4 = 4.8
+    updates of credit, spent in whole phases of round(4.8) = 5: 33.6 earned, 6 phases, 30
+    updates."""
     from dreamer.collect import make_eval_world
 
     cfg = config_lib.override(config_lib.atari100k(), [

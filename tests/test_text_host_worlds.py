@@ -264,6 +264,39 @@ def test_twx_close_stops_the_jvm(twx):
     world.close()  # twice is fine
 
 
+def test_the_twx_preset_trains_through_the_trainer_with_exact_counts(twx, tmp_path):
+    """The `twx` preset's path through `Trainer` on twx/coin (the preset `dreamer train --world
+    twx/coin` picks): the TextWorldExpress host collector, the token encoder, Gumbel search, and
+    evaluation on the test fold's games by sampling the search policy at T = 1; sizes cut to a
+    toy, so it asserts exact counts, not learning. 2 copies x 4 steps = 8 real steps an
+    iteration; 32 steps = 4 iterations; each iteration from the one that reaches
+    learning_starts=16 on (at 16, 24 and 32) earns one phase of 0.5 x 8 = 4 updates: 12."""
+    import json
+
+    from dreamer import config as config_lib
+    from dreamer.train import Trainer
+
+    assert config_lib.default_preset("twx/coin") == "twx"
+    cfg = config_lib.override(config_lib.twx(), [
+        "world=twx/coin", "run.real_steps=32", "run.num_envs=2", "run.collect_steps=4",
+        "train.learning_starts=16", "run.eval_interval=32", "run.eval_episodes=2",
+        "run.checkpoint_interval=32", "train.batch_size=8", "search.num_simulations=2",
+        "model.hidden=16", "model.latent_dim=8", "model.channels=8"])
+    assert (cfg.search.algorithm, cfg.run.eval_temperature) == ("gumbel", 1.0)  # the preset's
+    ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
+    S, B, K = 2, 8, cfg.train.unroll_steps
+    reanalysed = round(cfg.train.reanalyse_fraction * B)
+    assert (ledger.env_steps, ledger.updates) == (32, 12)
+    assert ledger.search == 32 * S and ledger.unroll == 12 * B * K
+    assert ledger.reanalyse == 12 * reanalysed * (K + 1) * S
+    data = json.load(open(tmp_path / "ledger.json"))
+    assert data["world_settings"]["twx/coin"]["evaluation"]["fold"] == "test"
+    assert data["world_settings"]["twx/coin"]["training"]["fold"] == "train"
+    rows = [r.split(",") for r in (tmp_path / "eval.csv").read_text().splitlines()[1:]]
+    assert [(int(r[0]), int(r[1]), int(r[5])) for r in rows] == [(32, 12, 2)]
+    assert 0.0 <= float(rows[0][3]) <= 1.0  # a coin found scores 1
+
+
 @pytest.mark.parametrize("game", ["cookingworld", "mapreader"])
 def test_twx_other_games(game, twx):
     with worlds.make(f"twx/{game}", num_envs=2) as world:

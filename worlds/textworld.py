@@ -28,6 +28,7 @@ under `vocab_cache_dir()` by the file's SHA-256.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 import warnings
 from pathlib import Path
@@ -246,3 +247,8 @@ def make_textworld(path: str, num_envs: int = 1, **options) -> TextWorldWorld:
       FileNotFoundError: for a missing game file or its missing `.json`.
     """
     return TextWorldWorld(path, num_envs, **options)
+
+
+# The options `make_textworld` takes are `TextWorldWorld`'s: declared, so that `worlds.settings` fills in their
+# defaults (the protocol a run records) without building a world.
+make_textworld.__signature__ = inspect.signature(TextWorldWorld)

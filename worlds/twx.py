@@ -39,6 +39,7 @@ many `put <item> in <container>` combinations (none of them on a gold path).
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import os
 import re
@@ -493,3 +494,8 @@ def _main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     _main()
+
+
+# The options `make_twx` takes are `TwxWorld`'s: declared, so that `worlds.settings` fills in their
+# defaults (the protocol a run records) without building a world.
+make_twx.__signature__ = inspect.signature(TwxWorld)
