@@ -112,7 +112,7 @@ class Agent:
         if episodes < 1:
             raise UserError(f"evaluate: episodes {episodes}: must be > 0")
         key = evaluation_key(config.seed, self.ledger.env_steps)
-        if self.world is not None:
+        if self.programs.evaluate is not None:  # a JAX world: evaluation is one program
             return evaluate_policy(config, self.programs, self.mesh, self.params, key, episodes,
                                    temperature)
         world = make_eval_world(config, episodes)  # a copy an episode
@@ -195,7 +195,7 @@ def _load(run_dir: str, world, config: Config) -> Agent:
         checkpointer.close()
     return Agent(config=config, ledger=SampleLedger.from_json(record["ledger"]),
                  model=programs.model, params=train_state.params, programs=programs, mesh=mesh,
-                 spec=world.spec, world=world if world.is_jax else None)
+                 spec=world.spec, world=world if programs.evaluate is not None else None)
 
 
 def evaluate(run_dir: str, episodes: int | None = None, temperature: float | None = None):

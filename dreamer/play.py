@@ -95,8 +95,8 @@ def _open_session(name: str, seed: int, options: dict | None = None) -> _Session
     """The session of one copy of world `name`, built with `options`."""
     import worlds
 
-    world = worlds.make(name, num_envs=1, **(options or {}))
-    return (_JaxSession if world.is_jax else _HostSession)(world, seed)
+    session = _JaxSession if worlds.kind(name) == "jax" else _HostSession
+    return session(worlds.make(name, num_envs=1, **(options or {})), seed)
 
 
 def parse_command(text: str, valid: list[int], names: tuple[str, ...]) -> int | None:

@@ -121,3 +121,12 @@ def test_search_is_the_only_module_importing_mctx():
     assert importers_of("mctx") == {"dreamer.search"}
     # the reader sees both forms: `import optax` (learner) and `from flax import struct` (search)
     assert "dreamer.learner" in importers_of("optax") and "dreamer.search" in importers_of("flax")
+
+
+def test_the_world_kind_is_branched_on_only_where_programs_and_collectors_are_built():
+    """A world's kind (`is_jax`) picks the collector implementation (`dreamer.collect`) and the
+    programs built for it (`dreamer.programs`); no other module of `dreamer` branches on it (the
+    CLI asks the registry, `worlds.kind`; the agent asks its programs)."""
+    users = {name for name, path in _modules().items()
+             if name.startswith("dreamer") and "is_jax" in path.read_text()}
+    assert users == {"dreamer.collect", "dreamer.programs"}
