@@ -634,7 +634,7 @@ def _gpu_pass_path(model, cfg, updates, tstate, rstate, key, age, quick: bool) -
         model, base, updates, tstate, rstate, key, age)
     out["learner_updates_per_s"] = updates / _timed_donating(train_many, 2, tstate, rstate, key,
                                                             age)
-    stored = min(int(rstate.num_rows), rstate.priority.shape[0]) * rstate.priority.shape[1]
+    stored = min(int(rstate.num_rows), rstate.capacity) * rstate.num_streams
     out["stored_rows"] = stored
     best = 0.0
     for chunk in ((16,) if quick else (256, 1024)):
