@@ -2,7 +2,9 @@
 
 A person plays by typing a command's number or its text (`take coin`, or just `coin`, `north`);
 `q` quits. With `--agent RUN_DIR` the run's latest checkpoint plays greedily with its search, and
-each step shows the search's most visited commands with their visit shares. Input is read with
+each step shows the search's most visited commands with their visit shares. A continual agent
+(`run.worlds`) plays any world of its sequence (`--world`), seen through the sequence's common
+interface as in training (`worlds.padded`). Input is read with
 `input()` and output written with `print`, so a test can drive a session.
 
 Imports nothing heavy at module level (the CLI imports this module to build its parser).
@@ -16,7 +18,8 @@ QUIT = ("q", "quit", "exit")
 def add_arguments(parser) -> None:
     """Adds `dreamer play`'s options to an argparse (sub)parser."""
     parser.add_argument("--world", default=None,
-                        help="world name (default text/coin, or the agent's world with --agent)")
+                        help="world name (default text/coin; with --agent, the agent's world, or for a "
+                             "continual agent the first world of its sequence)")
     parser.add_argument("--agent", default=None, metavar="RUN_DIR",
                         help="run folder of a trained agent to watch")
     parser.add_argument("--option", dest="options", action="append", default=[],
@@ -249,27 +252,36 @@ def run(args) -> int:
     world = args.world
     if args.agent is not None:
         config = _read_agent_config(args.agent)
-        if config.run.worlds:
-            # its network sees the sequence's common interface (padded observations, common
-            # actions), which a played world would have to be rebuilt through
-            raise UserError(f"--agent {args.agent} is a continual run (run.worlds="
-                            f"{config.run.worlds}), which play cannot show yet; evaluate it on "
-                            f"every world of its sequence with `dreamer eval --run {args.agent}`")
-        trained_on = config.world
-        if world is not None and world != trained_on:
-            raise UserError(f"--agent {args.agent} was trained on {trained_on}, not {world}; "
+        sequence = config.run.world_sequence or (config.world,)
+        if world is not None and world not in sequence:
+            if config.run.worlds:
+                raise UserError(f"--agent {args.agent} was trained on the sequence "
+                                f"{config.run.worlds}, not on {world}; name one of its worlds")
+            raise UserError(f"--agent {args.agent} was trained on {config.world}, not {world}; "
                             "drop --world or name that world")
-        world = trained_on
+        world = world or sequence[0]
         if options:
             raise UserError(f"--agent {args.agent} plays the world it was trained on, with its "
                             f"options {config.world_kwargs()}; drop --option")
         # An agent's world is built with the options it was trained with.
         options = config.world_kwargs()
-    session = _open_session(world or "text/coin", args.seed, options)
+    if config is not None and config.run.worlds:
+        # a continual agent sees every world of its sequence through their common interface
+        from dreamer.train import make_continual_worlds
+
+        padded = make_continual_worlds(config)
+        session = _JaxSession(padded.pop(sequence.index(world)), args.seed)
+        for other in padded:
+            other.close()
+    else:
+        session = _open_session(world or "text/coin", args.seed, options)
     try:
         if not session.renderable:
+            fix = ("try --world text/coin or text/quest" if config is None else
+                   f"evaluate the agent with `dreamer eval --run {args.agent}`" if config.run.worlds
+                   else f"record the agent with `dreamer eval --run {args.agent} --video FILE.gif`")
             raise UserError(f"world {session.spec.name} cannot be shown as text (it has no "
-                            "render); try --world text/coin or text/quest")
+                            f"render); {fix}")
         if config is None:
             return _play_human(session)
         from dreamer import agent as agent_lib

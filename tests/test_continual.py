@@ -124,6 +124,23 @@ def test_padded_world_steps_as_the_original():
     assert first.action_mask.tolist() == [True, True, True, False]
 
 
+def test_a_padded_text_world_renders_its_own_observation():
+    """A padded text world renders the world's own text from a padded observation (`dreamer
+    play --agent` shows a continual agent's worlds so); a world without render gives a padded
+    world without it."""
+    coin, quest = worlds.make("text/coin", rooms=3), worlds.make("text/quest")
+    padded_coin, padded_quest = pad_worlds([coin, quest])
+    lengths = (coin.spec.observation_shape[-1], quest.spec.observation_shape[-1])
+    assert lengths[0] != lengths[1]  # so one of the two is padded
+    for world, padded in ((coin, padded_coin), (quest, padded_quest)):
+        _, ts = world.reset(jax.random.key(1))
+        _, pts = padded.reset(jax.random.key(1))
+        assert pts.observation.shape == (max(lengths),)
+        assert padded.render(pts.observation) == world.render(ts.observation)
+        assert padded.render(pts.observation).startswith("You are in the ")
+    assert not hasattr(pad_worlds([Catch(), TwoChannelCatch()])[0], "render")
+
+
 def test_common_interface_refuses_worlds_that_cannot_share_a_network():
     """Kinds, dtypes, ranks and sizes before the last axis must agree; token vocabularies too;
     host worlds are refused. Each message names both worlds and the fix."""

@@ -95,19 +95,54 @@ def test_world_without_render_and_bad_run_dir_are_user_errors(tmp_path, monkeypa
     assert cli.main(["play", "--agent", str(tmp_path / "missing")]) == 2
 
 
-def test_a_continual_run_is_refused_with_what_to_do(tmp_path, monkeypatch, capsys):
+def test_watch_a_continual_agent_on_any_world_of_its_sequence(tmp_path, capsys):
+    """A continual agent (text/coin then text/quest) plays either world through the sequence's
+    common interface: the world's own text is shown, the search's shares over the common
+    commands, and the run's files are left as they were. A world outside the sequence, and a
+    sequence of worlds without text, are one-line errors that say what to do."""
+    import hashlib
     import json
 
-    from dreamer import config as config_lib
+    from conftest import TINY_COIN_OPTIONS
 
-    cfg = config_lib.override(config_lib.tiny(), ["run.worlds=text/coin,text/quest", "run.real_steps_each=64"])
-    (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
-    assert cli.main(["play", "--agent", str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"dreamer: error: --agent {tmp_path} is a continual run (run.worlds="
-                   "text/coin,text/quest), which play cannot show yet; evaluate it on every world "
-                   f"of its sequence with `dreamer eval --run {tmp_path}`"]
+    from dreamer import config as config_lib
+    from dreamer.train import Trainer
+
+    options = [f"world_options.{k}={v}" for k, v in TINY_COIN_OPTIONS.items()]
+    cfg = config_lib.override(config_lib.tiny(), [
+        "run.worlds=text/coin,text/quest", "run.real_steps_each=32", "search.num_simulations=4",
+        "run.eval_episodes=2", *options])  # learning from 100 real steps: play needs no update
+    run = tmp_path / "run"
+    Trainer(cfg, str(run)).run(progress=False)
+    files = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob("*") if p.is_file()}
+
+    assert play.run(_args("--agent", str(run), "--world", "text/quest", "--seed", "1")) == 0
+    out = capsys.readouterr().out
+    assert "text/quest (seed 1): agent" in out and "after 64 real steps" in out
+    seen = [line for line in out.splitlines() if line.startswith("You are in the ")]
+    assert seen and all("<pad>" not in line for line in seen)
+    search = [line for line in out.splitlines() if line.startswith("search: ")]
+    assert search and all("%" in line and "value" in line for line in search)
+    assert out.count("*** Episode") == 1 and "Agent: 1 episode(s), mean score" in out
+    # the first world of the sequence by default
+    assert play.run(_args("--agent", str(run))) == 0
+    assert "text/coin (seed 0): agent" in capsys.readouterr().out
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob("*")
+            if p.is_file()} == files
+
+    assert cli.main(["play", "--agent", str(run), "--world", "catch"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"dreamer: error: --agent {run} was trained on the sequence text/coin,text/quest, not on "
+        "catch; name one of its worlds"]
+    # a sequence without text: refused before any checkpoint is read
+    catches = tmp_path / "catches"
+    (catches / "checkpoints").mkdir(parents=True)
+    cfg = config_lib.override(config_lib.tiny(), ["run.worlds=catch,catch", "run.real_steps_each=64"])
+    (catches / "config.json").write_text(json.dumps(cfg.to_dict()))
+    assert cli.main(["play", "--agent", str(catches)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "dreamer: error: world catch cannot be shown as text (it has no render); evaluate the "
+        f"agent with `dreamer eval --run {catches}`"]
 
 
 @pytest.mark.xdist_group("tiny_coin")  # watches the run of the text/coin learning test

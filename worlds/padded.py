@@ -134,6 +134,10 @@ class PaddedWorld(JaxWorld):
     axis are the world's own (the rest are 0). The common action `a` plays the world's action
     `world_action[a]`; an action the world lacks is never legal (were it played anyway, it
     would play the world's action 0).
+
+    A world that renders its observations as text (`render(observation) -> str`, the text
+    adventures) renders here too, from the world's own part of a padded observation; a world
+    without `render` gives a PaddedWorld without it.
     """
 
     def __init__(self, world: JaxWorld, interface: CommonInterface):
@@ -162,6 +166,13 @@ class PaddedWorld(JaxWorld):
             reward_range=spec.reward_range,
             has_action_mask=spec.has_action_mask or spec.num_actions < len(interface.action_names),
         )
+        if callable(getattr(world, "render", None)):
+            self.render = self._render
+
+    def _render(self, observation) -> str:
+        """The world's own rendering of a padded observation (its entries before the padding)."""
+        own = self.world.spec.observation_shape[-1] if self.world.spec.observation_shape else None
+        return self.world.render(observation[..., :own])
 
     def pad_observation(self, observation: jax.Array) -> jax.Array:
         """[*world obs] -> [*common obs]: zeros after the world's own entries of the last axis."""
