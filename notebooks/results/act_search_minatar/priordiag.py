@@ -1,6 +1,6 @@
 """On states of the agent's own greedy play (64 copies x 300 steps, the search acting): how often
 the preset's search picks the policy head's argmax, and how peaked the prior and the search's
-improved policy are. Usage: python priordiag.py RUN_DIR
+improved policy are. Usage: python priordiag.py RUN_DIR"""
 import sys, numpy as np, jax, jax.numpy as jnp
 from dreamer import agent as agent_lib, config as config_lib
 from dreamer.search import make_search_for
