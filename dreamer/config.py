@@ -98,7 +98,10 @@ class SearchConfig:
         node's children (PUCT: the parent and its siblings; Gumbel: the completed Qs; floor 1e-8),
         or "tree", EfficientZero's one min-max over the whole tree with the range floored at 0.01
         (`search.qtransform_tree_min_max`, `search.qtransform_tree_completed_by_mix_value`).
-      temperature: visit-count temperature for acting at the start of training.
+      temperature: the acting temperature while collecting, at the start of training: muzero's
+        visit-count temperature, or the policy head's with "none". Gumbel ignores it while
+        collecting: its root Gumbel noise and sequential halving pick the action, a sample of its
+        improved policy (mctx's `gumbel_muzero_policy`). Evaluation's is `run.eval_temperature`.
       temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25).
     """
 
