@@ -384,6 +384,33 @@ def test_gumbel_bandit_exact_sequential_halving():
     np.testing.assert_allclose(np.asarray(out.policy), [[*expected, 0.0]], rtol=1e-5, atol=1e-7)
 
 
+def test_collecting_temperature_shapes_puct_and_not_gumbel():
+    """While collecting (`explore`), PUCT samples its visit counts at the temperature, and Gumbel
+    plays its sequential halving's pick whatever the temperature (`search.temperature` says so):
+    on a bandit of 4 actions with equal priors, 256 roots searched with the same keys at
+    T = 1e-3 and T = 4. PUCT plays each root's most visited action at 1e-3 (its visits differ
+    from root to root with the Dirichlet noise) and often another at 4; Gumbel's actions are the
+    same at both temperatures, and not all one action (its Gumbel noise explores)."""
+    fns = _bandit([0.0, 0.0, 0.0, 0.0], [0, 1, 3, 2])
+    mask = jnp.ones((256, 4), bool)
+    obs, key = jnp.zeros((256, 2)), jax.random.key(3)
+    out = {}
+    for algorithm in ("muzero", "gumbel"):
+        s_cfg = config_lib.SearchConfig(algorithm=algorithm, num_simulations=16,
+                                        max_num_considered_actions=4)
+        run = jax.jit(search.make_search(fns, s_cfg, 0.0, 5), static_argnames="explore")
+        out[algorithm] = [run((), key, obs, mask, t, explore=True) for t in (1e-3, 4.0)]
+    cold, hot = out["muzero"]
+    visits = np.asarray(cold.policy)
+    top = visits == visits.max(axis=1, keepdims=True)
+    rows = np.arange(256)
+    assert top[rows, np.asarray(cold.action)].all()  # a most visited action, at every root
+    assert (~top[rows, np.asarray(hot.action)]).mean() > 0.1  # at T = 4, often another
+    cold, hot = out["gumbel"]
+    np.testing.assert_array_equal(np.asarray(cold.action), np.asarray(hot.action))
+    assert len(set(np.asarray(cold.action).tolist())) > 1
+
+
 def test_m_zero_is_v2s_rule_by_action_count():
     """`max_num_considered_actions=0` searches with V2's m for the world's action count: on a
     5-action bandit (m = 4) it is the search with m = 4 written out, bit for bit; on 3 actions
