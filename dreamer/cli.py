@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="also record the evaluation's episodes (--episodes, default 1) in FILE: "
                         ".gif or .mp4 for image worlds (score and step shown), .txt for a "
                         "transcript (any world, the one recording of text worlds)")
+    e.add_argument("--world", default=None,
+                   help="a continual run: evaluate on this world of its sequence only (default "
+                        "every world; with --video, the first)")
 
     r = sub.add_parser("report", help="plots and a table from run folders")
     r.add_argument("runs", nargs="+", help="run folders (or folders of runs)")
@@ -280,10 +283,10 @@ def cmd_eval(args) -> int:
     t0 = time.perf_counter()
     temperature = config.run.eval_temperature if args.temperature is None else args.temperature
     if config.run.worlds:
-        if args.video is not None:
-            raise UserError(f"--video: {args.run} is a continual run (run.worlds), which eval "
-                            "cannot record yet; drop --video")
         return _eval_continual(args, config, temperature, t0)
+    if args.world is not None and args.world != config.world:
+        raise UserError(f"--world {args.world}: {args.run} was trained on {config.world} alone; "
+                        "drop --world (it picks a world of a continual run's sequence)")
     if args.video is None:
         agent, returns = agent_lib.evaluate(args.run, args.episodes, temperature)
     else:
@@ -324,27 +327,48 @@ def _eval_and_record(args, config, temperature: float):
     finally:
         world.close()  # evaluation and recording build their own copies (a JAX world's is a no-op)
     returns = agent.evaluate(episodes, temperature)
+    _record(args, agent, episodes, temperature)
+    return agent, returns
+
+
+def _record(args, agent, episodes: int, temperature: float) -> None:
+    """Records `agent`'s first `episodes` evaluation episodes in --video FILE and says so."""
+    from dreamer import video
+
     recorded = video.record(agent, args.video, episodes, temperature)
     scores = ", ".join(f"{e.score:g}" for e in recorded)
     width, height = video.frame_size(agent.spec) if agent.spec.observation_kind == "image" else (
         0, 0)
     what = (f"{video.frame_count(recorded)} frames of {width}x{height}"
             if args.video.lower().endswith(video.MOVIE_FORMATS) else "a transcript")
-    print(f"dreamer: recorded {len(recorded)} episode(s), score {scores}: {what} -> {args.video}",
-          flush=True)
-    return agent, returns
+    print(f"dreamer: recorded {len(recorded)} episode(s) of {agent.spec.name}, score {scores}: "
+          f"{what} -> {args.video}", flush=True)
 
 
 def _eval_continual(args, config, temperature: float, t0: float) -> int:
-    """`dreamer eval` of a continual run: its newest checkpoint on every world of its sequence
-    (seen through the run's padded interface), with the key of the run's own evaluations;
-    writes RUN/eval.json with one entry per world (`mean_return` is their average)."""
+    """`dreamer eval` of a continual run: its newest checkpoint on every world of its sequence,
+    or on `--world` alone (with `--video`, by default the first), seen through the run's padded
+    interface, with the key of the run's own evaluations; writes RUN/eval.json with one entry per
+    world evaluated (`mean_return` is their average) and records `--video` as a single-world
+    run's eval does."""
     from dreamer import agent as agent_lib
     from dreamer.train import evaluate_policy, evaluation_key, make_continual_worlds
 
-    episodes = config.run.eval_episodes if args.episodes is None else args.episodes
+    sequence = config.run.world_sequence
+    if args.world is not None and args.world not in sequence:
+        raise UserError(f"--world {args.world}: not a world of {args.run}'s sequence "
+                        f"{config.run.worlds}; name one of them")
+    chosen = args.world or (sequence[0] if args.video is not None else None)
+    default_episodes = 1 if args.video is not None else config.run.eval_episodes
+    episodes = default_episodes if args.episodes is None else args.episodes
     per_world, agent = {}, None
-    for world in make_continual_worlds(config):
+    for name, world in zip(sequence, make_continual_worlds(config), strict=True):
+        if chosen is not None and name != chosen:
+            continue
+        if args.video is not None:
+            from dreamer import video
+
+            video.check_world(args.video, world.spec)  # before anything compiles
         agent = agent_lib.load(args.run, world, config)
         returns = evaluate_policy(config, agent.programs, agent.mesh, agent.params,
                                   evaluation_key(config.seed, agent.ledger.env_steps), episodes,
@@ -353,6 +377,10 @@ def _eval_continual(args, config, temperature: float, t0: float) -> int:
                                       "mean_return": float(returns.mean()),
                                       "std_return": float(returns.std()),
                                       "returns": [float(r) for r in returns]}
+        if args.video is not None:
+            _record(args, agent, episodes, temperature)
+        if chosen is not None:
+            break  # the first occurrence of a world the sequence repeats
     result = {
         "run": args.run,
         "env_steps": agent.ledger.env_steps,

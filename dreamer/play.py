@@ -278,7 +278,8 @@ def run(args) -> int:
     try:
         if not session.renderable:
             fix = ("try --world text/coin or text/quest" if config is None else
-                   f"evaluate the agent with `dreamer eval --run {args.agent}`" if config.run.worlds
+                   f"record the agent with `dreamer eval --run {args.agent} --world "
+                   f"{session.spec.name} --video FILE.gif`" if config.run.worlds
                    else f"record the agent with `dreamer eval --run {args.agent} --video FILE.gif`")
             raise UserError(f"world {session.spec.name} cannot be shown as text (it has no "
                             f"render); {fix}")

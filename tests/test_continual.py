@@ -299,8 +299,8 @@ def test_dreaming_between_phases_takes_no_real_step(tmp_path):
 def test_cli_trains_a_sequence(tmp_path, capsys):
     """`dreamer train --worlds A,B --real-steps-each N` is run.worlds and run.real_steps_each;
     `dreamer eval` evaluates the run on every world (the last phase's continual.csv rows: the
-    same key and parameters); `dreamer report` on the run has a Continual section with the
-    phase x world table."""
+    same key and parameters), or with `--world W --video FILE` on W alone, recorded; `dreamer
+    report` on the run has a Continual section with the phase x world table."""
     out = str(tmp_path / "run")
     settings = [a for s in SETTINGS[2:] for a in ("--set", s)]
     argv = ["train", "--worlds", SEQUENCE, "--real-steps-each", "64", "--preset", "tiny",
@@ -318,6 +318,26 @@ def test_cli_trains_a_sequence(tmp_path, capsys):
     evaluated = json.load(open(os.path.join(out, "eval.json")))
     assert {name: w["mean_return"] for name, w in evaluated["worlds"].items()} == {
         r["eval_world"]: float(r["mean_return"]) for r in rows[2:]}
+    # one world of the sequence, recorded: its first 2 evaluation episodes (the key of the run's
+    # evaluations), drawn from the padded frames; the run's files but eval.json untouched
+    before = {f: open(os.path.join(out, f), "rb").read() for f in ("continual.csv", "eval.csv")}
+    gif = str(tmp_path / "wide.gif")
+    capsys.readouterr()
+    assert cli.main(["eval", "--run", out, "--world", "test/two-channel-catch", "--video", gif,
+                     "--episodes", "2"]) == 0
+    printed = capsys.readouterr().out
+    recorded = json.load(open(os.path.join(out, "eval.json")))
+    assert list(recorded["worlds"]) == ["test/two-channel-catch"]
+    wide = recorded["worlds"]["test/two-channel-catch"]
+    assert wide["returns"] == evaluated["worlds"]["test/two-channel-catch"]["returns"][:2]
+    scores = ", ".join(f"{r:g}" for r in wide["returns"])
+    assert f"dreamer: recorded 2 episode(s) of test/two-channel-catch, score {scores}:" in printed
+    assert os.path.getsize(gif) > 0
+    assert before == {f: open(os.path.join(out, f), "rb").read() for f in before}
+    assert cli.main(["eval", "--run", out, "--world", "minatar/breakout"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"dreamer: error: --world minatar/breakout: not a world of {out}'s sequence {SEQUENCE}; "
+        "name one of them")
     report = str(tmp_path / "report")
     assert cli.main(["report", out, "--out", report]) == 0
     text = open(os.path.join(report, "report.md")).read()

@@ -141,8 +141,8 @@ def test_watch_a_continual_agent_on_any_world_of_its_sequence(tmp_path, capsys):
     (catches / "config.json").write_text(json.dumps(cfg.to_dict()))
     assert cli.main(["play", "--agent", str(catches)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "dreamer: error: world catch cannot be shown as text (it has no render); evaluate the "
-        f"agent with `dreamer eval --run {catches}`"]
+        "dreamer: error: world catch cannot be shown as text (it has no render); record the "
+        f"agent with `dreamer eval --run {catches} --world catch --video FILE.gif`"]
 
 
 @pytest.mark.xdist_group("tiny_coin")  # watches the run of the text/coin learning test

@@ -54,7 +54,7 @@ def test_eval_records_a_gif_of_its_episodes(catch_run, tmp_path, capsys):
     # the recorded episodes are the evaluation's own: the same scores
     scores = ", ".join(f"{r:g}" for r in result["returns"])
     frames = 3 * (CATCH_STEPS + 1)  # each step's observation, then the end held
-    assert printed[-2] == (f"dreamer: recorded 3 episode(s), score {scores}: {frames} frames "
+    assert printed[-2] == (f"dreamer: recorded 3 episode(s) of catch, score {scores}: {frames} frames "
                            f"of 176x188 -> {path}")
     with Image.open(path) as gif:
         assert gif.n_frames == frames and gif.size == CATCH_FRAME
