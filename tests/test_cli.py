@@ -234,6 +234,13 @@ def test_train_then_eval_through_the_cli(trained_run, capsys):
     # the same checkpoint played by sampling the search policy (the same compiled program)
     assert main(["eval", "--run", trained_run, "--episodes", "4", "--temperature", "1"]) == 0
     assert json.load(open(os.path.join(trained_run, "eval.json")))["temperature"] == 1.0
+    # --world names a world of a continual run's sequence; a one-world run takes its own only
+    assert main(["eval", "--run", trained_run, "--episodes", "4", "--world", "catch"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--run", trained_run, "--world", "cartpole"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"dreamer: error: --world cartpole: {trained_run} was trained on catch alone; drop "
+        "--world (it picks a world of a continual run's sequence)")
 
 
 def _one_line_error(capsys):
