@@ -361,13 +361,13 @@ def _eval_continual(args, config, temperature: float, t0: float) -> int:
     chosen = args.world or (sequence[0] if args.video is not None else None)
     default_episodes = 1 if args.video is not None else config.run.eval_episodes
     episodes = default_episodes if args.episodes is None else args.episodes
+    if args.video is not None:
+        from dreamer import video
     per_world, agent = {}, None
     for name, world in zip(sequence, make_continual_worlds(config), strict=True):
         if chosen is not None and name != chosen:
             continue
         if args.video is not None:
-            from dreamer import video
-
             video.check_world(args.video, world.spec)  # before anything compiles
         agent = agent_lib.load(args.run, world, config)
         returns = evaluate_policy(config, agent.programs, agent.mesh, agent.params,
