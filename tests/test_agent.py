@@ -42,10 +42,10 @@ def random_policy_return(world_name: str, episodes: int, seed: int = 0) -> float
 
 
 # slow (about 150 s on a CPU core, the 2,880 updates rather than the compiles): the default
-# suite proves learning once per search family, and MuZero at the tiny config learns there in
+# suite proves learning once, with MuZero at the tiny config, in
 # test_text_worlds.py::test_tiny_agent_beats_random_play_on_a_small_coin_map (Gumbel on this catch
-# config in test_presets.py::test_tiny_catch_learns_with_gumbel_search); the run's other checks
-# (compile once, the evaluation schedule) are test_ledger_counts_are_exact's and
+# config is slow too: test_presets.py::test_tiny_catch_learns_with_gumbel_search); the run's other
+# checks (compile once, the evaluation schedule) are test_ledger_counts_are_exact's and
 # test_stop_and_resume_is_bit_identical's
 @pytest.mark.slow
 @pytest.mark.xdist_group("tiny_catch")  # shares compiled programs with the other catch runs

@@ -246,6 +246,11 @@ def test_stop_and_resume_with_history_is_bit_identical(tmp_path):
     assert (tmp_path / "a" / "eval.csv").read_bytes() == (tmp_path / "b" / "eval.csv").read_bytes()
 
 
+# slow (67 s of the default suite's 1,993 s serial, measured one worker, cold cache): the default
+# suite proves learning once, on the tiny text/coin maps; a run with history goes through the CLI
+# in test_a_short_training_run_with_history_through_the_cli and stops and resumes bit-identically
+# in test_stop_and_resume_with_history_is_bit_identical.
+@pytest.mark.slow
 def test_with_memory_the_agent_learns_the_tmaze_and_without_it_cannot(tmp_path):
     """`tmaze` (length 2): the cue that says which arm pays is seen at the start only, and the
     junction, the one choice, looks the same either way. With its last 3 observations (the start
