@@ -3,7 +3,8 @@
 Q-values from the real world: each action taken once, then the policy head's greedy action for
 H steps, on the same world draws for every first action, discounted by the run's gamma and bootstrapped with the model's value at step H (the same
 continuation for every first action, so the gaps between actions are what the first action buys).
-Usage: python qgapdiag.py RUN_DIR [H]"""
+Each Monte-Carlo value is the mean of R rollouts on R sets of world draws (the same R sets for
+every first action). Usage: python qgapdiag.py RUN_DIR [H] [R]"""
 import sys
 
 import jax
@@ -19,6 +20,7 @@ from dreamer.search import latent_model, make_recurrent_fn, make_search_for, roo
 enable_compilation_cache()
 run = sys.argv[1]
 H = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+R = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 ag = agent_lib.load(run)
 world, cfg = ag.world, ag.config
 fns = latent_model(ag.model)
@@ -52,22 +54,24 @@ def value_of(params, obs):
 
 
 def mc_q(state, key):
-    """[B, A] discounted return of each first action, then the head's greedy action for H steps."""
+    """[B, A] discounted return of each first action, then the head's greedy action for H steps,
+    averaged over R rollouts."""
     B = jax.tree.leaves(state)[0].shape[0]
-    rep = jax.tree.map(lambda x: jnp.repeat(x, A, axis=0), state)
-    first = jnp.tile(jnp.arange(A), B)
-    ret = np.zeros(B * A); disc = np.ones(B * A); alive = np.ones(B * A, bool)
+    M = B * R * A  # state-major, then draw set, then first action
+    rep = jax.tree.map(lambda x: jnp.repeat(x, R * A, axis=0), state)
+    first = jnp.tile(jnp.arange(A), B * R)
+    ret = np.zeros(M); disc = np.ones(M); alive = np.ones(M, bool)
     action = first
     for t in range(H):
         k = jax.random.fold_in(key, t)
         # the same world draws for the A copies of a state: they differ by the first action only
-        rep, ts = step(rep, action, jnp.repeat(jax.random.split(k, B), A, axis=0))
+        rep, ts = step(rep, action, jnp.repeat(jax.random.split(k, B * R), A, axis=0))
         ret += alive * disc * np.asarray(ts.reward); disc *= gamma
         alive &= ~np.asarray(ts.terminated | ts.truncated)
         action = head(ag.params, k, ts.observation, ts.action_mask, temperature=0.0,
                       explore=False).action
     ret += alive * disc * np.asarray(value_of(ag.params, ts.observation))
-    return ret.reshape(B, A)
+    return ret.reshape(B, R, A).mean(1)
 
 
 B = 64
@@ -89,7 +93,7 @@ mc_gap = mc.max(1) - mc.min(1)
 q_gap = q.max(1) - q.min(1)
 mc_best, q_best = mc.argmax(1), q.argmax(1)
 decisive = mc_gap > 0.05  # states where the first action matters in the real world
-print(f"{run}: {n} states, H={H}, gamma={gamma}")
+print(f"{run}: {n} states, H={H}, R={R}, gamma={gamma}")
 print(f"  Monte-Carlo Q gap (best - worst action): median {np.median(mc_gap):.4f}, "
       f"p90 {np.percentile(mc_gap, 90):.4f}; model root Q gap: median {np.median(q_gap):.4f}, "
       f"p90 {np.percentile(q_gap, 90):.4f}")
