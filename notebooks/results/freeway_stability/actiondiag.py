@@ -24,5 +24,5 @@ whole = np.bincount(action[stored].ravel(), minlength=A) / action[stored].size
 newest = stored & (gi >= n - n // 10)
 recent = np.bincount(action[newest].ravel(), minlength=A) / action[newest].size
 print(f"{run}: {n} rows x {action.shape[1]} streams")
-print("  whole replay: " + ", ".join(f"{a} {s:.3f}" for a, s in zip(names, whole)))
-print("  newest 10%:   " + ", ".join(f"{a} {s:.3f}" for a, s in zip(names, recent)))
+print("  whole replay: " + ", ".join(f"{a} {s:.3f}" for a, s in zip(names, whole, strict=True)))
+print("  newest 10%:   " + ", ".join(f"{a} {s:.3f}" for a, s in zip(names, recent, strict=True)))

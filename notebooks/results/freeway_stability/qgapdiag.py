@@ -60,13 +60,14 @@ def mc_q(state, key):
     M = B * R * A  # state-major, then draw set, then first action
     rep = jax.tree.map(lambda x: jnp.repeat(x, R * A, axis=0), state)
     first = jnp.tile(jnp.arange(A), B * R)
-    ret = np.zeros(M); disc = np.ones(M); alive = np.ones(M, bool)
+    ret, disc, alive = np.zeros(M), np.ones(M), np.ones(M, bool)
     action = first
     for t in range(H):
         k = jax.random.fold_in(key, t)
         # the same world draws for the A copies of a state: they differ by the first action only
         rep, ts = step(rep, action, jnp.repeat(jax.random.split(k, B * R), A, axis=0))
-        ret += alive * disc * np.asarray(ts.reward); disc *= gamma
+        ret += alive * disc * np.asarray(ts.reward)
+        disc *= gamma
         alive &= ~np.asarray(ts.terminated | ts.truncated)
         action = head(ag.params, k, ts.observation, ts.action_mask, temperature=0.0,
                       explore=False).action
@@ -87,7 +88,7 @@ for t in range(300):
         rows.append((q, visits, prior, improved, mc))
     out = search(ag.params, k, ts.observation, ts.action_mask, temperature=0.0, explore=False)
     state, ts = step(state, out.action, jax.random.split(jax.random.fold_in(k, 7), B))
-q, visits, prior, improved, mc = (np.concatenate(x) for x in zip(*rows))
+q, visits, prior, improved, mc = (np.concatenate(x) for x in zip(*rows, strict=True))
 n = len(q)
 mc_gap = mc.max(1) - mc.min(1)
 q_gap = q.max(1) - q.min(1)
