@@ -15,7 +15,14 @@ import numpy as np
 from dreamer import agent as agent_lib
 from dreamer import config as config_lib
 from dreamer.jax_setup import enable_compilation_cache
-from dreamer.search import latent_model, make_recurrent_fn, make_search_for, root
+from dreamer.search import (
+    considered_actions,
+    latent_model,
+    make_recurrent_fn,
+    make_search_for,
+    qtransform_tree_completed_by_mix_value,
+    root,
+)
 
 enable_compilation_cache()
 run = sys.argv[1]
@@ -34,10 +41,15 @@ A = world.spec.num_actions
 
 @jax.jit
 def tree_stats(params, key, obs, mask):
-    out = mctx.gumbel_muzero_policy(params, key, root(fns, params, obs), recurrent_fn,
-                                    cfg.search.num_simulations, invalid_actions=~mask,
-                                    max_num_considered_actions=cfg.search.max_num_considered_actions,
-                                    gumbel_scale=0.0)
+    # the run's Gumbel search as `dreamer.search.make_search` builds it, without root noise; called
+    # here directly because its output does not carry the tree
+    assert cfg.search.algorithm == "gumbel", cfg.search.algorithm
+    out = mctx.gumbel_muzero_policy(
+        params, key, root(fns, params, obs), recurrent_fn, cfg.search.num_simulations,
+        invalid_actions=~mask, max_num_considered_actions=considered_actions(cfg.search, A),
+        gumbel_scale=0.0,
+        qtransform=(qtransform_tree_completed_by_mix_value if cfg.search.q_normalisation == "tree"
+                    else mctx.qtransform_completed_by_mix_value))
     tree = out.search_tree
     q = tree.qvalues(jnp.full((obs.shape[0],), tree.ROOT_INDEX))
     visits = tree.children_visits[:, tree.ROOT_INDEX]
