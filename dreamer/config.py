@@ -98,6 +98,8 @@ class SearchConfig:
         node's children (PUCT: the parent and its siblings; Gumbel: the completed Qs; floor 1e-8),
         or "tree", EfficientZero's one min-max over the whole tree with the range floored at 0.01
         (`search.qtransform_tree_min_max`, `search.qtransform_tree_completed_by_mix_value`).
+      q_floor: the floor of "tree"'s Q range, in value units (EfficientZero's 0.01): gaps
+        between Qs smaller than it are not stretched to the full scale of the policy target.
       temperature: the acting temperature while collecting, at the start of training: muzero's
         visit-count temperature, or the policy head's with "none". Gumbel ignores it while
         collecting: its root Gumbel noise and sequential halving pick the action, a sample of its
@@ -118,6 +120,7 @@ class SearchConfig:
     pb_c_base: float = 19652.0
     max_num_considered_actions: int = 16
     q_normalisation: Literal["node", "tree"] = "node"
+    q_floor: float = 0.01
     temperature: float = 1.0
     temperature_decay_steps: int = host_field(0)
 
@@ -885,6 +888,9 @@ def validate(cfg: Config) -> None:
     if cfg.search.q_normalisation == "tree" and cfg.search.algorithm == "none":
         raise ConfigError("search.q_normalisation=tree needs a search (search.algorithm=muzero or "
                           "gumbel); algorithm=none does not search")
+    if not cfg.search.q_floor > 0:
+        raise ConfigError(f"search.q_floor must be > 0 (EfficientZero's is 0.01), got "
+                          f"{cfg.search.q_floor}")
     if cfg.train.train_ratio < 0:
         raise ConfigError(f"train.train_ratio must be >= 0, got {cfg.train.train_ratio}")
     if cfg.model.support_bins < 0 or cfg.model.support_bins == 1:

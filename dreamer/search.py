@@ -209,7 +209,8 @@ def make_search(fns: LatentModel, config: SearchConfig, discount: float,
                 pb_c_init=config.pb_c_init,
                 pb_c_base=config.pb_c_base,
                 temperature=temperature if explore else 0.0,
-                qtransform=(qtransform_tree_min_max if config.q_normalisation == "tree"
+                qtransform=(functools.partial(qtransform_tree_min_max, floor=config.q_floor)
+                            if config.q_normalisation == "tree"
                             else mctx.qtransform_by_parent_and_siblings),
             )
         else:
@@ -222,7 +223,8 @@ def make_search(fns: LatentModel, config: SearchConfig, discount: float,
                 invalid_actions=invalid,
                 max_num_considered_actions=considered_actions(config, invalid.shape[-1]),
                 gumbel_scale=1.0 if explore else 0.0,
-                qtransform=(qtransform_tree_completed_by_mix_value
+                qtransform=(functools.partial(qtransform_tree_completed_by_mix_value,
+                                              floor=config.q_floor)
                             if config.q_normalisation == "tree"
                             else mctx.qtransform_completed_by_mix_value),
             )

@@ -286,6 +286,27 @@ def test_tree_normalisation_needs_a_search():
         cfg = config_lib.override(preset, ["search.q_normalisation=tree"])
         assert cfg.search.q_normalisation == "tree"
 
+    with pytest.raises(config_lib.ConfigError, match="search.q_floor must be > 0"):
+        config_lib.override(config_lib.minatar(), ["search.q_floor=0"])
+
+
+def test_tree_q_floor_reaches_the_gumbel_policy_target():
+    """`search.q_floor` is the floor of the tree-wide Q range: on a two-armed bandit (equal
+    priors, rewards h^-1(1) ~ 2.99 and 0, discount 0, the value prefix reset at every step so
+    every edge's Q is its action's reward) sequential halving visits each arm 4 times, and the
+    improved policy's logit gap is (50 + 4) x 0.1 x the normalised gap: 5.4 with EfficientZero's
+    0.01 (the range, 2.99, is above it), 5.4 x 2.99 / 100 with a floor of 100."""
+    fns = _bandit([0.0, 0.0], [1, 0])
+    mask = jnp.array([[True, True]])
+    r0 = _reward(1)
+    for floor, gap in ((0.01, 5.4), (100.0, 5.4 * r0 / 100.0)):
+        s_cfg = config_lib.SearchConfig(algorithm="gumbel", num_simulations=8,
+                                        max_num_considered_actions=2, q_normalisation="tree",
+                                        q_floor=floor)
+        out = jax.jit(search.make_search(fns, s_cfg, 0.0, 1), static_argnames="explore")(
+            (), jax.random.key(0), jnp.zeros((1, 2)), mask, 0.0, explore=False)
+        policy = np.asarray(out.policy)[0]
+        np.testing.assert_allclose(np.log(policy[0] / policy[1]), gap, rtol=1e-4)
 
 def _bandit(prior_logits, reward_atoms, support: int = 3) -> LatentModel:
     """A one-step bandit as a LatentModel of plain functions (no network, no parameters).
