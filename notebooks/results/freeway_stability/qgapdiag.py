@@ -35,7 +35,7 @@ fns = latent_model(ag.model)
 gamma = cfg.train.discount
 recurrent_fn = make_recurrent_fn(fns, gamma, cfg.train.value_prefix_horizon)
 search = jax.jit(make_search_for(ag.model, cfg), static_argnames=("explore",))
-head = jax.jit(make_search_for(ag.model, config_lib.override(cfg, ["search.algorithm=none"])),
+head = jax.jit(make_search_for(ag.model, config_lib.override(cfg, ["search.algorithm=none", "search.q_normalisation=node"])),
                static_argnames=("explore",))
 A = world.spec.num_actions
 
