@@ -891,6 +891,9 @@ def validate(cfg: Config) -> None:
     if not cfg.search.q_floor > 0:
         raise ConfigError(f"search.q_floor must be > 0 (EfficientZero's is 0.01), got "
                           f"{cfg.search.q_floor}")
+    if cfg.search.q_floor != SearchConfig.q_floor and cfg.search.q_normalisation != "tree":
+        raise ConfigError("search.q_floor is the floor of the tree-wide Q range: set "
+                          "search.q_normalisation=tree with it (node normalisation has no floor)")
     if cfg.train.train_ratio < 0:
         raise ConfigError(f"train.train_ratio must be >= 0, got {cfg.train.train_ratio}")
     if cfg.model.support_bins < 0 or cfg.model.support_bins == 1:

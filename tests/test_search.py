@@ -287,7 +287,9 @@ def test_tree_normalisation_needs_a_search():
         assert cfg.search.q_normalisation == "tree"
 
     with pytest.raises(config_lib.ConfigError, match="search.q_floor must be > 0"):
-        config_lib.override(config_lib.minatar(), ["search.q_floor=0"])
+        config_lib.override(config_lib.minatar(), ["search.q_normalisation=tree", "search.q_floor=0"])
+    with pytest.raises(config_lib.ConfigError, match="set search.q_normalisation=tree with it"):
+        config_lib.override(config_lib.minatar(), ["search.q_floor=1.0"])  # the preset: node
 
 
 def test_tree_q_floor_reaches_the_gumbel_policy_target():
