@@ -310,6 +310,7 @@ def test_tree_q_floor_reaches_the_gumbel_policy_target():
         policy = np.asarray(out.policy)[0]
         np.testing.assert_allclose(np.log(policy[0] / policy[1]), gap, rtol=1e-4)
 
+
 def _bandit(prior_logits, reward_atoms, support: int = 3) -> LatentModel:
     """A one-step bandit as a LatentModel of plain functions (no network, no parameters).
 
