@@ -156,6 +156,18 @@ def qtransform_tree_completed_by_mix_value(tree: mctx.Tree, node_index, *, floor
     return (50.0 + jnp.max(visits)) * 0.1 * normalised
 
 
+def qtransform_for(config: SearchConfig):
+    """The Q transform mctx gets for `config`: with `q_normalisation=tree` EfficientZero's
+    tree-wide min-max floored at `q_floor`, else mctx's per-node default (PUCT's min-max over the
+    parent and its siblings, Gumbel's completed-by-mix-value)."""
+    tree = config.q_normalisation == "tree"
+    if config.algorithm == "muzero":
+        return (functools.partial(qtransform_tree_min_max, floor=config.q_floor) if tree
+                else mctx.qtransform_by_parent_and_siblings)
+    return (functools.partial(qtransform_tree_completed_by_mix_value, floor=config.q_floor)
+            if tree else mctx.qtransform_completed_by_mix_value)
+
+
 class SearchFn(Protocol):
     """A search policy built once by `make_search`; pure, jit it (`explore` static)."""
 
@@ -209,9 +221,7 @@ def make_search(fns: LatentModel, config: SearchConfig, discount: float,
                 pb_c_init=config.pb_c_init,
                 pb_c_base=config.pb_c_base,
                 temperature=temperature if explore else 0.0,
-                qtransform=(functools.partial(qtransform_tree_min_max, floor=config.q_floor)
-                            if config.q_normalisation == "tree"
-                            else mctx.qtransform_by_parent_and_siblings),
+                qtransform=qtransform_for(config),
             )
         else:
             out = mctx.gumbel_muzero_policy(
@@ -223,10 +233,7 @@ def make_search(fns: LatentModel, config: SearchConfig, discount: float,
                 invalid_actions=invalid,
                 max_num_considered_actions=considered_actions(config, invalid.shape[-1]),
                 gumbel_scale=1.0 if explore else 0.0,
-                qtransform=(functools.partial(qtransform_tree_completed_by_mix_value,
-                                              floor=config.q_floor)
-                            if config.q_normalisation == "tree"
-                            else mctx.qtransform_completed_by_mix_value),
+                qtransform=qtransform_for(config),
             )
         action = out.action
         if not explore:

@@ -5,7 +5,6 @@ H steps, on the same world draws for every first action, discounted by the run's
 continuation for every first action, so the gaps between actions are what the first action buys).
 Each Monte-Carlo value is the mean of R rollouts on R sets of world draws (the same R sets for
 every first action). Usage: python qgapdiag.py RUN_DIR [H] [R]"""
-import functools
 import sys
 
 import jax
@@ -21,7 +20,7 @@ from dreamer.search import (
     latent_model,
     make_recurrent_fn,
     make_search_for,
-    qtransform_tree_completed_by_mix_value,
+    qtransform_for,
     root,
 )
 
@@ -49,8 +48,7 @@ def tree_stats(params, key, obs, mask):
         params, key, root(fns, params, obs), recurrent_fn, cfg.search.num_simulations,
         invalid_actions=~mask, max_num_considered_actions=considered_actions(cfg.search, A),
         gumbel_scale=0.0,
-        qtransform=(functools.partial(qtransform_tree_completed_by_mix_value, floor=cfg.search.q_floor)
-                    if cfg.search.q_normalisation == "tree" else mctx.qtransform_completed_by_mix_value))
+        qtransform=qtransform_for(cfg.search))
     tree = out.search_tree
     q = tree.qvalues(jnp.full((obs.shape[0],), tree.ROOT_INDEX))
     visits = tree.children_visits[:, tree.ROOT_INDEX]
