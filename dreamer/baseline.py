@@ -159,16 +159,17 @@ def check_budget(real_steps: int) -> None:
                             "steps to train on, e.g. --real-steps 100000")
 
 
-def make_world(name: str):
-    """The JAX world `name`, or a BaselineError for a world rejax cannot step (a host world,
-    or one that masks actions)."""
+def make_world(name: str, options: dict | None = None):
+    """The JAX world `name` built with `options` (e.g. `{"sticky_action_prob": 0.1}`), or a
+    BaselineError for a world rejax cannot step (a host world, or one that masks actions); a bad
+    option raises the registry's one-line `WorldOptionError`."""
     import worlds
 
     if worlds.kind(name) == "host":
         raise BaselineError(
             f"{name} is a host world (stepped outside JAX) and rejax trains only on JAX worlds: "
             "use a JAX world such as catch, cartpole or minatar/breakout (`dreamer worlds`)")
-    world = worlds.make(name)
+    world = worlds.make(name, **(options or {}))
     if world.spec.has_action_mask:
         raise BaselineError(
             f"{name} masks actions, which rejax's DQN and PPO cannot honour: use a world without "
@@ -411,7 +412,7 @@ def default_eval_interval(real_steps: int) -> int:
 def train_baseline(algo: str, world: str, real_steps: int, seed: int, out_dir: str,
                    eval_interval: int | None = None, eval_episodes: int = 100,
                    eval_episodes_during: int = 32, overrides: dict | None = None,
-                   progress: bool = False):
+                   world_options: dict | None = None, progress: bool = False):
     """Trains a rejax DQN or PPO agent on `world` for exactly `real_steps` real env steps and
     writes the run folder `out_dir`: config.json, ledger.json (simulated steps 0), eval.csv.
 
@@ -426,6 +427,9 @@ def train_baseline(algo: str, world: str, real_steps: int, seed: int, out_dir: s
       eval_episodes: greedy episodes of the final evaluation (after the last real step).
       eval_episodes_during: greedy episodes of each earlier evaluation.
       overrides: {setting: value} over the preset (`hyperparameters`).
+      world_options: options the world is built with, for training and evaluation alike (as
+        `dreamer train` builds a MinAtar world), e.g. {"sticky_action_prob": 0.1}; recorded in
+        config.json as `world_options` when given.
       progress: print one line per evaluation.
 
     Returns:
@@ -446,7 +450,7 @@ def train_baseline(algo: str, world: str, real_steps: int, seed: int, out_dir: s
                             "delete it")
     settings = hyperparameters(algo, world, overrides)
     start = time.perf_counter()
-    env = make_world(world)
+    env = make_world(world, world_options)
 
     from importlib.metadata import version
 
@@ -464,6 +468,8 @@ def train_baseline(algo: str, world: str, real_steps: int, seed: int, out_dir: s
                 "eval_episodes": eval_episodes, "eval_episodes_during": eval_episodes_during},
         "hyperparameters": settings,
     }
+    if world_options:  # runs without options keep the config they always had
+        config["world_options"] = dict(sorted(world_options.items()))
     try:
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "config.json"), "w") as f:
@@ -556,28 +562,42 @@ def add_parser(subparsers) -> None:
     p.add_argument("--eval-episodes", type=int, default=100,
                    help="greedy episodes of the final evaluation (default 100; 32 before it)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a hyperparameter of the preset, e.g. --set learning_rate=1e-4")
+                   help="override a hyperparameter of the preset, e.g. --set learning_rate=1e-4, "
+                   "or set a world option, e.g. --set world_options.sticky_action_prob=0.1")
 
 
-def parse_overrides(items: list[str]) -> dict:
-    """{"key": value} from ["key=value", ...]; values read as JSON where they parse."""
-    overrides = {}
+WORLD_OPTIONS_PREFIX = "world_options."
+
+
+def parse_overrides(items: list[str]) -> tuple[dict, dict]:
+    """({hyperparameter: value}, {world option: value}) from ["key=value", ...]: hyperparameter
+    values read as JSON where they parse, `world_options.NAME=value` as `dreamer train` reads it."""
+    from dreamer.config import parse_world_option
+
+    overrides, world_options = {}, {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise BaselineError(f"--set {item}: write KEY=VALUE, e.g. --set learning_rate=1e-4")
+        if key.startswith(WORLD_OPTIONS_PREFIX):
+            name = key[len(WORLD_OPTIONS_PREFIX):]
+            if not name:
+                raise BaselineError(f"--set {item}: name the option, e.g. --set "
+                                    "world_options.sticky_action_prob=0.1")
+            world_options[name] = parse_world_option(text)
+            continue
         try:
             overrides[key] = json.loads(text)
         except ValueError:
             overrides[key] = text
-    return overrides
+    return overrides, world_options
 
 
 def run(args) -> int:
     """`dreamer baseline`: trains, prints the final ledger (without its config) as JSON."""
     check_algo(args.algo)
     check_budget(args.real_steps)
-    overrides = parse_overrides(args.overrides)
+    overrides, world_options = parse_overrides(args.overrides)
     hyperparameters(args.algo, args.world, overrides)  # a bad --set fails before any JAX work
     out = args.out or default_out_dir(args.algo, args.world, args.seed)
     from dreamer.jax_setup import enable_compilation_cache, limit_malloc_arenas
@@ -586,7 +606,7 @@ def run(args) -> int:
     enable_compilation_cache()
     ledger = train_baseline(args.algo, args.world, args.real_steps, args.seed, out,
                             eval_interval=args.eval_interval, eval_episodes=args.eval_episodes,
-                            overrides=overrides, progress=True)
+                            overrides=overrides, world_options=world_options, progress=True)
     summary = ledger.to_json()
     summary.pop("config")
     print(json.dumps(summary))

@@ -108,7 +108,8 @@ def _group_key(ledger: dict) -> tuple[str, str]:
 def config_labels(configs: list[dict]) -> list[str]:
     """Names configs by the dotted fields in which they differ, e.g. "search.num_simulations=8".
     A model-free baseline (`dreamer baseline`: its config names an `algorithm`) is named by its
-    algorithm and library, e.g. "dqn (rejax)", and the others by their differences alone.
+    algorithm, library and world options, e.g. "dqn (rejax)", and the others by their differences
+    alone.
 
     Args:
       configs: nested config dicts of one world.
@@ -116,8 +117,7 @@ def config_labels(configs: list[dict]) -> list[str]:
     Returns:
       One label per config; "config N" where the differences do not make short distinct names.
     """
-    baseline = [f"{c['algorithm']} ({c.get('library', 'model-free')})" if "algorithm" in c
-                else None for c in configs]
+    baseline = [_baseline_label(c) if "algorithm" in c else None for c in configs]
     agents = [i for i, b in enumerate(baseline) if b is None]
     labels = list(baseline)
     named = _difference_labels([configs[i] for i in agents])
@@ -128,6 +128,12 @@ def config_labels(configs: list[dict]) -> list[str]:
     if len(set(labels)) < len(labels):
         return [f"config {i + 1}" for i in range(len(configs))]
     return labels
+
+
+def _baseline_label(config: dict) -> str:
+    """"dqn (rejax)", and the world options it ran with, e.g. "dqn (rejax), sticky_action_prob=0.1"."""
+    options = "".join(f", {k}={v}" for k, v in sorted(config.get("world_options", {}).items()))
+    return f"{config['algorithm']} ({config.get('library', 'model-free')}){options}"
 
 
 def _difference_labels(configs: list[dict]) -> list[str]:

@@ -209,12 +209,43 @@ def test_cli_glue(tmp_path):
                               "--real-steps", "100000", "--set", "learning_rate=1e-4"])
     assert (args.algo, args.world, args.real_steps, args.seed) == ("dqn", "minatar/breakout",
                                                                    100_000, 0)
-    assert baseline.parse_overrides(args.overrides) == {"learning_rate": 1e-4}
+    assert baseline.parse_overrides(args.overrides) == ({"learning_rate": 1e-4}, {})
+    assert baseline.parse_overrides(
+        ["world_options.sticky_action_prob=0.1", "world_options.ramping=false", "gamma=0.9"]) == (
+        {"gamma": 0.9}, {"sticky_action_prob": 0.1, "ramping": False})
+    with pytest.raises(BaselineError, match="name the option"):
+        baseline.parse_overrides(["world_options.=0.1"])
     args.overrides = ["learning_rat=1e-4"]
     args.out = str(tmp_path / "run")
     with pytest.raises(BaselineError, match="not a dqn setting of the minatar preset"):
         baseline.run(args)
     assert not (tmp_path / "run").exists()
+
+
+def test_world_options_reach_training_and_the_config(tmp_path):
+    """`--set world_options.rows=6` through the CLI: catch on 6 rows, whose episodes last 5 steps
+    (10 rows: 9), so the ledger's episode count shows the option reached the trained copies; the
+    config records it. MinAtar's sticky actions come in the same way, and a bad option is one
+    line, before any folder is made."""
+    from dreamer import cli
+    from worlds.minatar import StickyActions
+
+    out = tmp_path / "rows6"
+    tiny = [a for k, v in TINY["dqn"].items() for a in ("--set", f"{k}={v}")]
+    argv = ["baseline", "--algo", "dqn", "--world", "catch", "--real-steps", "400",
+            "--eval-interval", "400", "--eval-episodes", "4", "--out", str(out), *tiny]
+    assert cli.main([*argv, "--set", "world_options.rows=6"]) == 0
+    with open(out / "config.json") as f:
+        assert json.load(f)["world_options"] == {"rows": 6}
+    with open(out / "ledger.json") as f:
+        assert json.load(f)["real"]["episodes"] == 2 * (200 // 5)  # 2 copies x 200 steps each
+    assert isinstance(baseline.make_world("minatar/breakout", {"sticky_action_prob": 0.1}),
+                      StickyActions)
+    with pytest.raises(worlds.WorldOptionError) as error:
+        baseline.train_baseline("dqn", "minatar/breakout", 100, 0, str(tmp_path / "bad"),
+                                world_options={"sticky_action_prob": 1.5})
+    assert "sticky_action_prob must be in [0, 1)" in str(error.value)
+    assert "\n" not in str(error.value) and not (tmp_path / "bad").exists()
 
 
 def test_presets_are_the_sources():

@@ -85,6 +85,8 @@ def test_config_labels_name_the_differing_fields():
     assert config_labels([*configs, dqn, ppo]) == [
         "search.num_simulations=4", "search.num_simulations=8", "dqn (rejax)", "ppo (rejax)"]
     assert config_labels([configs[0], dqn]) == ["EfficientZero", "dqn (rejax)"]
+    sticky = {**dqn, "world_options": {"sticky_action_prob": 0.1}}  # `--set world_options.…`
+    assert config_labels([dqn, sticky]) == ["dqn (rejax)", "dqn (rejax), sticky_action_prob=0.1"]
 
 
 def test_human_normalised_scores_hand_values():
