@@ -38,8 +38,14 @@ def run(name, history):
     return len(twice), np.mean([len(succ[p]) > 1 for p in twice])
 
 
-for name in sys.argv[1:]:
-    for h in (1, 3):
+# `python markov.py GAME... [--histories 1,3,6]`: the frame counts to test (default 1 and 3).
+args, histories = sys.argv[1:], (1, 3)
+if "--histories" in args:
+    i = args.index("--histories")
+    histories = tuple(int(h) for h in args[i + 1].split(","))
+    args = args[:i] + args[i + 2:]
+for name in args:
+    for h in histories:
         n, share = run(f"minatar/{name}", h)
         print(f"{name:15s} history {h}: {n} (observation, action) pairs seen twice or more, {share:.3f} of "
               "them with more than one next observation")
