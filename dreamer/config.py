@@ -63,6 +63,12 @@ class ModelConfig:
         conv latents). D > 0: EfficientZero V2's learned D-wide embedding of a / A (a linear map,
         LayerNorm, ReLU; `ez/agents/models/base_model.py`, `DynamicsNetwork`), as planes for
         conv latents.
+      memory: how the representation reads a world's history (`world_options.history=k`, the
+        episode's last k observations joined along their last axis). "stack": as one observation
+        (the frame stack). "gru": each of the k observations by the same encoder, then a GRU over
+        the k encodings, oldest first, whose last state enters the latent: the order of what was
+        seen is kept, as a recurrent representation keeps it, within the k-step window. Needs
+        k >= 2 and a vector latent (vectors, tokens, or images with `encoder=mlp`/`conv_mlp`).
     """
 
     encoder: Literal["auto", "mlp", "conv", "conv_mlp", "atari"] = "auto"
@@ -77,6 +83,7 @@ class ModelConfig:
     reward_support: int = 10
     support_bins: int = 0
     action_embedding: int = 0
+    memory: Literal["stack", "gru"] = "stack"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -902,6 +909,10 @@ def validate(cfg: Config) -> None:
     if cfg.model.action_embedding < 0:
         raise ConfigError(f"model.action_embedding must be >= 0 (0 = one-hot action), got "
                           f"{cfg.model.action_embedding}")
+    history = cfg.world_kwargs().get("history", 1)
+    if cfg.model.memory == "gru" and not (isinstance(history, int) and history >= 2):
+        raise ConfigError(f"model.memory=gru reads a history, and world_options.history={history}: "
+                          "set world_options.history=k with k >= 2 (e.g. 8)")
     if not cfg.train.entropy_weight >= 0:
         raise ConfigError(f"train.entropy_weight must be >= 0 (0 = no entropy bonus), got "
                           f"{cfg.train.entropy_weight}")

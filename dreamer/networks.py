@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dreamer.config import ModelConfig
+from dreamer.config import ConfigError, ModelConfig
 from dreamer.transforms import BinnedSupport, Support, support_size
 
 
@@ -199,12 +199,15 @@ class WorldModel(nn.Module):
       num_actions: size of the action set.
       image: observations are [H, W, C] images (else flat vectors).
       tokens: observations are [L] token ids (text); they get a `TokenEncoder`.
+      history: observations joined per observation along the last axis (`WorldSpec.history`);
+        with `config.memory="gru"` each is encoded alone and a GRU reads them in order.
     """
 
     config: ModelConfig
     num_actions: int
     image: bool
     tokens: bool = False
+    history: int = 1
 
     def setup(self):
         c = self.config
@@ -229,6 +232,8 @@ class WorldModel(nn.Module):
             self.repr_blocks = [MLPResidualBlock(c.latent_dim, c.hidden) for _ in range(c.num_blocks)]
             self.dyn_in = nn.Dense(c.latent_dim)
             self.dyn_blocks = [MLPResidualBlock(c.latent_dim, c.hidden) for _ in range(c.num_blocks)]
+            if c.memory == "gru":
+                self.memory_cell = nn.GRUCell(c.hidden)
         if c.action_embedding > 0:
             self.action_embed = ActionEmbedding(c.action_embedding, self.num_actions)
         value_size, reward_size = (support_size(x) for x in model_supports(c))
@@ -251,23 +256,42 @@ class WorldModel(nn.Module):
             latent = nn.relu(self.head_reduce(latent))
         return latent.reshape(latent.shape[0], -1)
 
-    def represent(self, observation: jax.Array) -> jax.Array:
-        """[B, *obs] -> [B, *latent] min-max normalised latent state."""
+    def _encode(self, observation: jax.Array) -> jax.Array:
+        """[N, *obs] -> [N, hidden]: a vector latent's encoder, up to the latent's input layer."""
         if self.tokens:
-            x = self.repr_out(nn.relu(self.stem(observation)))
-            for block in self.repr_blocks:
-                x = block(x)
-            return min_max_normalise(x)
+            return nn.relu(self.stem(observation))
         x = observation.astype(jnp.float32)
         if jnp.issubdtype(observation.dtype, jnp.integer):
             x = x / 255.0
+        if self.image:  # conv_mlp: one 3x3 convolution before flattening
+            x = nn.relu(self.conv_stem(x))
+        return nn.relu(self.stem(x.reshape(x.shape[0], -1)))
+
+    def _remember(self, observation: jax.Array) -> jax.Array:
+        """[B, *obs] with k observations joined on the last axis -> [B, 2*hidden]: each of the
+        k encoded alone, a GRU over the k encodings oldest first, and its last state beside the
+        newest observation's encoding."""
+        k, batch = self.history, observation.shape[0]
+        width = observation.shape[-1] // k
+        slots = observation.reshape(*observation.shape[:-1], k, width)
+        slots = jnp.moveaxis(slots, -2, 1).reshape(batch * k, *observation.shape[1:-1], width)
+        encoded = self._encode(slots).reshape(batch, k, -1)  # [B, k, hidden]
+        state = jnp.zeros((batch, self.config.hidden), encoded.dtype)
+        for j in range(k):
+            state, _ = self.memory_cell(state, encoded[:, j])
+        return jnp.concatenate([encoded[:, -1], state], axis=-1)
+
+    def represent(self, observation: jax.Array) -> jax.Array:
+        """[B, *obs] -> [B, *latent] min-max normalised latent state."""
         if self.conv:
+            x = observation.astype(jnp.float32)
+            if jnp.issubdtype(observation.dtype, jnp.integer):
+                x = x / 255.0
             x = self.stem(x)
+        elif self.config.memory == "gru":
+            x = self.repr_out(self._remember(observation))
         else:
-            if self.image:  # conv_mlp: one 3x3 convolution before flattening
-                x = nn.relu(self.conv_stem(x))
-            x = nn.relu(self.stem(x.reshape(x.shape[0], -1)))
-            x = self.repr_out(x)
+            x = self.repr_out(self._encode(observation))
         for block in self.repr_blocks:
             x = block(x)
         return min_max_normalise(x)
@@ -336,19 +360,29 @@ class WorldModel(nn.Module):
 
 def make_model(config: ModelConfig, spec) -> WorldModel:
     """Builds the model for a world spec (`worlds.WorldSpec`): token observations get a
-    `TokenEncoder` (any `model.encoder` but "conv"/"atari"), images a conv stack, vectors an MLP."""
+    `TokenEncoder` (any `model.encoder` but "conv"/"atari"), images a conv stack, vectors an MLP.
+    A model that cannot read the world raises `ConfigError`, one line naming the fix."""
+    history = getattr(spec, "history", 1)
+    if config.memory == "gru" and history < 2:
+        raise ConfigError(f"model.memory=gru reads a history, and {spec.name} shows one "
+                          "observation: set world_options.history=k with k >= 2 (e.g. 8)")
     if spec.observation_kind == "tokens":
         if config.encoder in ("conv", "conv_mlp", "atari"):
-            raise ValueError(
+            raise ConfigError(
                 f"model.encoder={config.encoder} needs image observations; {spec.name} gives "
                 "tokens (use model.encoder=auto)"
             )
-        return WorldModel(config=config, num_actions=spec.num_actions, image=False, tokens=True)
+        return WorldModel(config=config, num_actions=spec.num_actions, image=False, tokens=True,
+                          history=history)
     image = spec.observation_kind == "image" and config.encoder != "mlp"
     if config.encoder in ("conv", "conv_mlp") and spec.observation_kind != "image":
-        raise ValueError(f"model.encoder={config.encoder} needs image observations; {spec.name} "
-                         "gives vectors")
-    return WorldModel(config=config, num_actions=spec.num_actions, image=image)
+        raise ConfigError(f"model.encoder={config.encoder} needs image observations; {spec.name} "
+                          "gives vectors")
+    if config.memory == "gru" and image and config.encoder != "conv_mlp":
+        raise ConfigError(f"model.memory=gru needs a vector latent, and {spec.name}'s frames get "
+                          f"conv latents with model.encoder={config.encoder}: use "
+                          "model.encoder=conv_mlp or mlp")
+    return WorldModel(config=config, num_actions=spec.num_actions, image=image, history=history)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -203,7 +203,10 @@ def test_twx_with_history_left_open_at_exit_is_silent():
 
 def test_a_short_training_run_with_history_through_the_cli(tmp_path):
     """`--set world_options.history=2` reaches the world through the config: a short catch run
-    trains, evaluates and records the option."""
+    trains, evaluates and records the option. It reads the history with the GRU memory
+    (`model.memory=gru`, MLP encoder), so the memory goes through acting, search, the learner,
+    reanalysis and evaluation; the stacked reading trains in
+    test_stop_and_resume_with_history_is_bit_identical."""
     from dreamer.cli import main
 
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -212,11 +215,13 @@ def test_a_short_training_run_with_history_through_the_cli(tmp_path):
         assert main(["train", "--world", "catch", "--preset", "tiny", "--real-steps", "96",
                      "--no-progress", "--set", "run.eval_episodes=4", "--set",
                      "train.learning_starts=64", "--set", "world_options.history=2",
+                     "--set", "model.memory=gru", "--set", "model.encoder=mlp",
                      "--out", str(out)]) == 0
     finally:
         for s, handler in handlers.items():
             signal.signal(s, handler)
-    assert json.loads((out / "config.json").read_text())["world_options"] == {"history": 2}
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["world_options"] == {"history": 2} and saved["model"]["memory"] == "gru"
     assert (out / "eval.csv").read_text().count("\n") == 2  # the header and the final evaluation
 
 
@@ -255,18 +260,21 @@ def test_with_memory_the_agent_learns_the_tmaze_and_without_it_cannot(tmp_path):
     """`tmaze` (length 2): the cue that says which arm pays is seen at the start only, and the
     junction, the one choice, looks the same either way. With its last 3 observations (the start
     among them) the tiny agent learns to follow the cue in 600 real steps: greedy 1.0 over 100
-    episodes. With one observation no policy does better than chance, 0.5: at most 0.65 here
-    (0.5 + 3 sigma at n = 100)."""
+    episodes, whether it reads them stacked or with the GRU memory (`model.memory=gru`). With one
+    observation no policy does better than chance, 0.5: at most 0.65 here (0.5 + 3 sigma at
+    n = 100)."""
     from dreamer import config as config_lib
     from dreamer.train import Trainer
 
     greedy = {}
-    for history in (3, 1):
+    for history, memory in ((3, "stack"), (3, "gru"), (1, "stack")):
         cfg = config_lib.override(config_lib.tiny(), [
             "world=tmaze", "world_options.length=2", f"world_options.history={history}",
-            "run.real_steps=600", "run.eval_episodes=0"])  # evaluated below, over 100 episodes
-        trainer = Trainer(cfg, str(tmp_path / f"history{history}"))
+            f"model.memory={memory}", "run.real_steps=600",
+            "run.eval_episodes=0"])  # evaluated below, over 100 episodes
+        trainer = Trainer(cfg, str(tmp_path / f"history{history}_{memory}"))
         trainer.run(progress=False)
-        greedy[history] = float(np.mean(trainer.evaluate(100)))
-    assert greedy[3] >= 0.9, greedy
-    assert greedy[1] <= 0.65, greedy
+        greedy[history, memory] = float(np.mean(trainer.evaluate(100)))
+    assert greedy[3, "stack"] >= 0.9, greedy
+    assert greedy[3, "gru"] >= 0.9, greedy
+    assert greedy[1, "stack"] <= 0.65, greedy

@@ -1,5 +1,7 @@
 """Network pieces against their reference definitions."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -183,3 +185,66 @@ def test_conv_mlp_encoder_reads_the_frame_with_one_valid_conv_into_a_vector_late
     np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="model.encoder=conv_mlp needs image observations"):
         make_model(cfg.model, worlds.make("cartpole").spec)
+
+
+def _gru_by_hand(params, x, h):
+    """One GRU step (Cho et al. 2014, with the reset gate on the recurrent term as flax's
+    `GRUCell` documents it), float64 numpy: r = s(W_ir x + b_ir + W_hr h), z = s(W_iz x + b_iz +
+    W_hz h), n = tanh(W_in x + b_in + r (W_hn h + b_hn)), h' = (1 - z) n + z h."""
+    p = {k: {n: np.asarray(v, np.float64) for n, v in d.items()} for k, d in params.items()}
+    sigmoid = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    r = sigmoid(x @ p["ir"]["kernel"] + p["ir"]["bias"] + h @ p["hr"]["kernel"])
+    z = sigmoid(x @ p["iz"]["kernel"] + p["iz"]["bias"] + h @ p["hz"]["kernel"])
+    n = np.tanh(x @ p["in"]["kernel"] + p["in"]["bias"] + r * (h @ p["hn"]["kernel"] + p["hn"]["bias"]))
+    return (1 - z) * n + z * h
+
+
+def test_gru_memory_reads_each_observation_alone_then_in_order():
+    """`model.memory=gru` on a world with `history=k`: each of the k observations joined in one
+    observation is encoded alone (the encoder of one observation, so its stem is one frame wide),
+    a GRU reads the k encodings oldest first, and its last state, beside the newest encoding,
+    enters the latent. Rebuilt by hand for vectors (cartpole), tokens (text/coin) and images
+    (catch, MLP encoder: a wrong split of the channel axis would mix frames), with distinct
+    observations in every slot; reversing the slots changes the latent (the order is read)."""
+    import pytest
+
+    for name, encoder in (("cartpole", "auto"), ("text/coin", "auto"), ("catch", "mlp")):
+        k = 3
+        spec = worlds.make(name, history=k).spec
+        assert spec.history == k
+        cfg = config_lib.override(config_lib.tiny(), [
+            "model.memory=gru", f"model.encoder={encoder}", f"world_options.history={k}"])
+        model = make_model(cfg.model, spec)
+        one = (*spec.observation_shape[:-1], spec.observation_shape[-1] // k)
+        key = jax.random.key(3)
+        if spec.observation_kind == "tokens":
+            frames = jax.random.randint(key, (2, k, *one), 1, 500, jnp.int32)
+        else:
+            frames = jax.random.uniform(key, (2, k, *one), jnp.float32)
+        joined = jnp.concatenate([frames[:, j] for j in range(k)], axis=-1)  # the wrapper's order
+        params = model.init(jax.random.key(1), joined, jnp.zeros((2,), jnp.int32))
+        p = params["params"]
+        if spec.observation_kind != "tokens":
+            assert p["stem"]["kernel"].shape[0] == int(np.prod(one))
+        encoded = [np.asarray(model.apply(params, frames[:, j], method=WorldModel._encode), np.float64)
+                   for j in range(k)]
+        h = np.zeros((2, cfg.model.hidden))
+        for j in range(k):
+            h = _gru_by_hand(p["memory_cell"], encoded[j], h)
+        got = model.apply(params, jnp.concatenate([frames[:, j] for j in range(k)], axis=-1),
+                          method=WorldModel._remember)
+        # float32 against float64: rounding only
+        np.testing.assert_allclose(np.asarray(got), np.concatenate([encoded[-1], h], -1),
+                                   rtol=1e-4, atol=1e-5)
+        latent = model.apply(params, joined, method=WorldModel.represent)
+        assert latent.shape == (2, cfg.model.latent_dim)
+        backwards = jnp.concatenate([frames[:, j] for j in reversed(range(k))], axis=-1)
+        assert not np.allclose(latent, model.apply(params, backwards, method=WorldModel.represent))
+
+    gru = dataclasses.replace(config_lib.tiny().model, memory="gru")
+    with pytest.raises(config_lib.ConfigError, match="set world_options.history=k with k >= 2"):
+        make_model(gru, worlds.make("cartpole").spec)
+    with pytest.raises(config_lib.ConfigError, match="use model.encoder=conv_mlp or mlp"):
+        make_model(gru, worlds.make("catch", history=2).spec)
+    with pytest.raises(config_lib.ConfigError, match="world_options.history=1: set"):
+        config_lib.override(config_lib.tiny(), ["model.memory=gru"])

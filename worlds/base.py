@@ -41,6 +41,8 @@ class WorldSpec:
       frames_per_step: emulator frames per agent step (4 for Atari's frame skip, else 1).
       reward_range: (lowest, highest) reward of a single step.
       has_action_mask: whether `TimeStep.action_mask` ever masks an action.
+      history: how many of the episode's last observations each observation joins along its
+        last axis, oldest first (`worlds.history`); 1: one observation.
     """
 
     name: str
@@ -53,6 +55,7 @@ class WorldSpec:
     frames_per_step: int = 1
     reward_range: tuple[float, float] = (-float("inf"), float("inf"))
     has_action_mask: bool = False
+    history: int = 1
 
     def __post_init__(self):
         if len(self.action_names) != self.num_actions:

@@ -80,7 +80,8 @@ def newest(stacked, width: int):
 def stacked_spec(spec: WorldSpec, k: int) -> WorldSpec:
     """`spec` with observations of k stacked along the last axis."""
     shape = tuple(spec.observation_shape)
-    return dataclasses.replace(spec, observation_shape=shape[:-1] + (shape[-1] * k,))
+    return dataclasses.replace(spec, observation_shape=shape[:-1] + (shape[-1] * k,),
+                               history=spec.history * k)
 
 
 # --- the option -------------------------------------------------------------------------------
