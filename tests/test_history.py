@@ -86,9 +86,11 @@ def test_history_one_is_the_world_itself():
 @pytest.mark.parametrize("name, shape", [("catch", (10, 5, 4)), ("cartpole", (16,)),
                                          ("minatar/breakout", (10, 10, 16))])
 def test_spec_reports_the_stacked_shape(name, shape):
+    """The stacked spec differs from the world's in its shape and its `history` (4) only."""
     plain, world = worlds.make(name), worlds.make(name, history=4)
     assert world.spec.observation_shape == shape
-    rest = lambda spec: {**vars(spec), "observation_shape": None}  # noqa: E731
+    assert (plain.spec.history, world.spec.history) == (1, 4)
+    rest = lambda spec: {**vars(spec), "observation_shape": None, "history": None}  # noqa: E731
     assert rest(world.spec) == rest(plain.spec)
     _, ts = jax.jit(world.reset)(jax.random.key(0))
     assert ts.observation.shape == shape
