@@ -191,6 +191,12 @@ class ActionEmbedding(nn.Module):
         return nn.relu(nn.LayerNorm(reduction_axes=axes, feature_axes=axes)(x))
 
 
+def _as_float(observation: jax.Array) -> jax.Array:
+    """Observations as float32; integer frames (uint8 pixels) scaled to [0, 1]."""
+    x = observation.astype(jnp.float32)
+    return x / 255.0 if jnp.issubdtype(observation.dtype, jnp.integer) else x
+
+
 class WorldModel(nn.Module):
     """EfficientZero's networks; call the methods with `model.apply(params, ..., method=...)`.
 
@@ -260,9 +266,7 @@ class WorldModel(nn.Module):
         """[N, *obs] -> [N, hidden]: a vector latent's encoder, up to the latent's input layer."""
         if self.tokens:
             return nn.relu(self.stem(observation))
-        x = observation.astype(jnp.float32)
-        if jnp.issubdtype(observation.dtype, jnp.integer):
-            x = x / 255.0
+        x = _as_float(observation)
         if self.image:  # conv_mlp: one 3x3 convolution before flattening
             x = nn.relu(self.conv_stem(x))
         return nn.relu(self.stem(x.reshape(x.shape[0], -1)))
@@ -284,10 +288,7 @@ class WorldModel(nn.Module):
     def represent(self, observation: jax.Array) -> jax.Array:
         """[B, *obs] -> [B, *latent] min-max normalised latent state."""
         if self.conv:
-            x = observation.astype(jnp.float32)
-            if jnp.issubdtype(observation.dtype, jnp.integer):
-                x = x / 255.0
-            x = self.stem(x)
+            x = self.stem(_as_float(observation))
         elif self.config.memory == "gru":
             x = self.repr_out(self._remember(observation))
         else:
@@ -362,7 +363,7 @@ def make_model(config: ModelConfig, spec) -> WorldModel:
     """Builds the model for a world spec (`worlds.WorldSpec`): token observations get a
     `TokenEncoder` (any `model.encoder` but "conv"/"atari"), images a conv stack, vectors an MLP.
     A model that cannot read the world raises `ConfigError`, one line naming the fix."""
-    history = getattr(spec, "history", 1)
+    history = spec.history
     if config.memory == "gru" and history < 2:
         raise ConfigError(f"model.memory=gru reads a history, and {spec.name} shows one "
                           "observation: set world_options.history=k with k >= 2 (e.g. 8)")
