@@ -42,6 +42,7 @@ from dreamer.collect import evaluate_policy, make_eval_world
 from dreamer.config import Config, ConfigError, config_from_dict, flatten_config, updates_per_phase
 from dreamer.errors import DeviceLayoutError, TrainingDiverged, UserError
 from dreamer.ledger import EVAL_COLUMNS, SampleLedger
+from dreamer.networks import make_model
 from dreamer.programs import compiled_programs
 from worlds.padded import PaddedWorld, pad_worlds
 
@@ -331,7 +332,8 @@ class Trainer:
         except ValueError as e:
             raise DeviceLayoutError(str(e)) from None
         self._check_layout()
-        os.makedirs(out_dir, exist_ok=True)  # once the world and the layout are known good
+        make_model(c.model, self.spec)  # refuses a network the world cannot feed, in one line
+        os.makedirs(out_dir, exist_ok=True)  # once the world, the layout, the model are known good
         parallel.sync_processes("dreamer: start")
         init_key, collector_key, self.loop_key, _ = jax.random.split(  # the 4th: evaluation_key
             jax.random.key(c.seed), 4

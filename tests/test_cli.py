@@ -92,6 +92,8 @@ def test_each_world_family_gets_its_preset():
         (["train", "--world", "text/coin", "--set", "world_options.rooms=1"],
          "rooms must be in [2, 20], got 1"),
         (["train", "--set", "world_options=3"], "world_options.NAME=VALUE"),
+        (["train", "--world", "cartpole", "--set", "model.encoder=conv_mlp"],
+         "model.encoder=conv_mlp needs image observations; cartpole gives vectors"),
     ],
 )
 def test_bad_input_gives_one_line(argv, message, capsys, tmp_path, monkeypatch):
@@ -100,6 +102,7 @@ def test_bad_input_gives_one_line(argv, message, capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("dreamer: error:") and "\n" not in err
     assert message.lower() in err.lower()
+    assert list(tmp_path.iterdir()) == []  # a refused command leaves no run folder behind
 
 
 def test_world_options_set_round_trip_and_build_the_world():
