@@ -111,7 +111,8 @@ class SearchConfig:
         visit-count temperature, or the policy head's with "none". Gumbel ignores it while
         collecting: its root Gumbel noise and sequential halving pick the action, a sample of its
         improved policy (mctx's `gumbel_muzero_policy`). Evaluation's is `run.eval_temperature`.
-      temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25).
+      temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25);
+        like `temperature`, it changes nothing while a Gumbel search collects.
     """
 
     algorithm: Literal["muzero", "gumbel", "none"] = "muzero"
