@@ -1,0 +1,1 @@
+taskset -c 1 dreamer train --world twx/coin --real-steps 4096 --seed 0 --set world_options.history=4 --set model.memory=gru --set run.eval_episodes=10 --set run.eval_interval=100000 --no-progress --out twxp_h4_gru
