@@ -205,8 +205,9 @@ def _train(cfg, out: str, args, stop: dict) -> int:
     what = (f"{', then '.join(cfg.run.world_sequence)} (seed {cfg.seed}, "
             f"{cfg.run.real_steps_each} real steps each" if cfg.run.worlds
             else f"{cfg.world} (seed {cfg.seed}, {cfg.run.real_steps} real steps")
-    print(f"dreamer: training {what}{where}) -> {out}", flush=True)
-    trainer = Trainer(cfg, out, resume=args.resume)
+    trainer = Trainer(cfg, out, resume=args.resume,  # announced once the input is known good
+                      announce=lambda: print(f"dreamer: training {what}{where}) -> {out}",
+                                             flush=True))
     ledger = trainer.run(progress=not args.no_progress, stop_flag=lambda: stop["flag"])
     if args.json:
         _print_ledger_json(ledger)

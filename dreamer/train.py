@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -305,13 +306,15 @@ class Trainer:
     `dreamer.dream` drives one with `train_phase` and `reanalyse_pass` instead of `run()`."""
 
     def __init__(self, config: Config, out_dir: str, resume: bool = False,
-                 restore_from: str | None = None):
+                 restore_from: str | None = None, announce: Callable[[], None] | None = None):
         """Args:
           config: the run's config.
           out_dir: the run folder written to.
           resume: continue from the newest checkpoint.
           restore_from: with `resume`, the run folder whose newest checkpoint is restored (read
             only), when it is not `out_dir` (`dreamer dream --out`); default `out_dir`.
+          announce: called once the world, the device layout and the network are known good, as
+            the run folder is made (the CLI's "training ..." line); a refused run calls nothing.
         """
         check_real_budget(config)
         self.config = config
@@ -334,6 +337,8 @@ class Trainer:
         self._check_layout()
         make_model(c.model, self.spec)  # refuses a network the world cannot feed, in one line
         os.makedirs(out_dir, exist_ok=True)  # once the world, the layout, the model are known good
+        if announce is not None:
+            announce()
         parallel.sync_processes("dreamer: start")
         init_key, collector_key, self.loop_key, _ = jax.random.split(  # the 4th: evaluation_key
             jax.random.key(c.seed), 4

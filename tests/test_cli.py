@@ -99,8 +99,10 @@ def test_each_world_family_gets_its_preset():
 def test_bad_input_gives_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
+    captured = capsys.readouterr()
+    err = captured.err.strip()
     assert err.startswith("dreamer: error:") and "\n" not in err
+    assert "training" not in captured.out  # nothing announced for a run that never starts
     assert message.lower() in err.lower()
     assert list(tmp_path.iterdir()) == []  # a refused command leaves no run folder behind
 
@@ -369,8 +371,9 @@ def test_no_subcommand_trains_cartpole_with_the_defaults(tmp_path, monkeypatch, 
         return SampleLedger(world="cartpole", seed=0, config={})
 
     class StandInTrainer:
-        def __init__(self, config, out_dir, resume=False):
+        def __init__(self, config, out_dir, resume=False, announce=None):
             seen.append({"config": config, "out": out_dir, "resume": resume})
+            announce()
 
         def run(self, progress=True, stop_flag=None):
             seen[-1].update(progress=progress, stopped=stop_flag())
