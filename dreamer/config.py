@@ -105,6 +105,8 @@ class SearchConfig:
         node's children (PUCT: the parent and its siblings; Gumbel: the completed Qs; floor 1e-8),
         or "tree", EfficientZero's one min-max over the whole tree with the range floored at 0.01
         (`search.qtransform_tree_min_max`, `search.qtransform_tree_completed_by_mix_value`).
+        With algorithm "none" nothing is searched and it is unused, so the planning-free
+        ablation takes every preset as it is.
       q_floor: the floor of "tree"'s Q range, in value units (EfficientZero's 0.01): gaps
         between Qs smaller than it are not stretched to the full scale of the policy target.
       temperature: the acting temperature while collecting, at the start of training: muzero's
@@ -893,9 +895,6 @@ def validate(cfg: Config) -> None:
     if cfg.train.reanalyse_pass_rows < 0:
         raise ConfigError("train.reanalyse_pass_rows must be >= 0 (0 = every stored row), got "
                           f"{cfg.train.reanalyse_pass_rows}")
-    if cfg.search.q_normalisation == "tree" and cfg.search.algorithm == "none":
-        raise ConfigError("search.q_normalisation=tree needs a search (search.algorithm=muzero or "
-                          "gumbel); algorithm=none does not search")
     if not cfg.search.q_floor > 0:
         raise ConfigError(f"search.q_floor must be > 0 (EfficientZero's is 0.01), got "
                           f"{cfg.search.q_floor}")

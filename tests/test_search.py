@@ -278,13 +278,16 @@ def test_tree_normalisation_for_gumbel_keeps_mctx_completion_and_scale():
     np.testing.assert_allclose(got[1] - got[0], scale * 0.3, rtol=1e-3)
 
 
-def test_tree_normalisation_needs_a_search():
-    with pytest.raises(config_lib.ConfigError, match="q_normalisation=tree needs a search"):
-        config_lib.override(config_lib.small(), ["search.algorithm=none",
-                                                 "search.q_normalisation=tree"])
+def test_every_preset_takes_tree_normalisation_and_the_planning_free_ablation():
     for preset in (config_lib.small(), config_lib.minatar()):  # PUCT and Gumbel both take it
         cfg = config_lib.override(preset, ["search.q_normalisation=tree"])
         assert cfg.search.q_normalisation == "tree"
+    # `dreamer sweep` adds search.algorithm=none to every sweep: it must build on each preset,
+    # the Atari ones (tree normalisation) included, where nothing is searched to normalise
+    for name in config_lib.PRESETS:
+        cfg = config_lib.override(config_lib.preset(name), ["search.algorithm=none"])
+        assert cfg.search.algorithm == "none"
+    assert config_lib.preset("atari100k").search.q_normalisation == "tree"
 
     with pytest.raises(config_lib.ConfigError, match="search.q_floor must be > 0"):
         config_lib.override(config_lib.minatar(), ["search.q_normalisation=tree", "search.q_floor=0"])
