@@ -86,6 +86,7 @@ def test_cartpole_at_the_small_preset(tmp_path):
     assert (N, C, B, K, S) == (8, 8, 128, 5, 16)
     assert (cfg.train.learning_starts, cfg.train.train_ratio) == (400, 1.0)
     assert cfg.train.lr_decay_updates == 4_000
+    assert cfg.search.q_normalisation == "tree"  # EfficientZero's one min-max over the tree
     # 7 collections (448 steps); the learner starts after the 7th (448 >= 400), one phase of
     # 1.0 x 64 = 64 updates; each reanalyses round(0.99 x 128) = 127 samples at K + 1 = 6
     # positions with 16 simulations each.
