@@ -279,7 +279,8 @@ def test_tree_normalisation_for_gumbel_keeps_mctx_completion_and_scale():
 
 
 def test_every_preset_takes_tree_normalisation_and_the_planning_free_ablation():
-    for preset in (config_lib.small(), config_lib.minatar()):  # PUCT and Gumbel both take it
+    for preset in (config_lib.text(), config_lib.minatar()):  # PUCT and Gumbel both take it
+        assert preset.search.q_normalisation == "node"  # so the override below changes it
         cfg = config_lib.override(preset, ["search.q_normalisation=tree"])
         assert cfg.search.q_normalisation == "tree"
     # `dreamer sweep` adds search.algorithm=none to every sweep: it must build on each preset,
