@@ -17,10 +17,12 @@ import jax
 import numpy as np
 
 from dreamer import parallel
+from dreamer.actor import initial_memory
 from dreamer.checkpoint import Checkpointer, CheckpointError
 from dreamer.config import Config, config_from_dict
 from dreamer.errors import UserError
 from dreamer.ledger import SampleLedger
+from dreamer.networks import agent_input
 
 
 class NotARunError(UserError, ValueError):
@@ -63,6 +65,13 @@ class Agent:
     mesh: Any
     spec: Any = None
     world: Any = None
+    _memory: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    def reset(self) -> None:
+        """Forgets the episode: an agent with a recurrent memory (`model.memory=recurrent`)
+        remembers every observation `act` has seen since its last reset, so call it at each
+        episode's start. Nothing to forget for an agent without one."""
+        self._memory.clear()
 
     def act(self, observation, key=None, temperature: float = 0.0, action_mask=None) -> int:
         """The action the agent's search picks for one observation (no batch axis).
@@ -74,6 +83,9 @@ class Agent:
             default); T > 0 samples the search policy at T.
           action_mask: [num_actions] bool, the legal actions (`timestep.action_mask`); all legal
             when None. The action returned is always a legal one.
+
+        An agent with a recurrent memory also reads what it remembers of the episode and adds
+        this observation to it (`reset` forgets it).
 
         Returns:
           The action, an int in `[0, spec.num_actions)`.
@@ -93,8 +105,11 @@ class Agent:
         if not temperature >= 0:
             raise UserError(f"act: temperature {temperature}: must be >= 0 (0 = greedy)")
         key = jax.random.key(0) if key is None else key
-        out = self.programs.act_eval(self.params, key, observation[None], mask[None],
-                                     np.float32(temperature))
+        memory = self._memory.get("memory", initial_memory(self.model, 1))
+        out = self.programs.act_eval(self.params, key, agent_input(observation[None], memory),
+                                     mask[None], np.float32(temperature))
+        if out.memory is not None:
+            self._memory["memory"] = out.memory
         return int(np.asarray(out.action)[0])
 
     def evaluate(self, episodes: int | None = None, temperature: float | None = None):

@@ -23,6 +23,7 @@ from dreamer import replay as replay_lib
 from dreamer.checkpoint import CheckpointError
 from dreamer.config import Config
 from dreamer.errors import DeviceLayoutError, TrainingDiverged
+from dreamer.networks import agent_input
 
 
 class Round(NamedTuple):
@@ -105,6 +106,13 @@ def make_eval_world(config: Config, episodes: int):
     return worlds.make(config.world, num_envs=share, evaluation=True, **config.world_kwargs())
 
 
+def host_memory(model, copies: int):
+    """The memory `copies` copies of a host world start with (numpy zeros), or None for a model
+    without one."""
+    memory = actor.initial_memory(model, copies)
+    return None if memory is None else np.asarray(memory)
+
+
 def evaluate_policy(config: Config, programs, mesh, params, key, episodes: int,
                     temperature: float, host_world=None) -> np.ndarray:
     """Returns of `episodes` first episodes of search play without root noise at `temperature`
@@ -121,6 +129,7 @@ def evaluate_policy(config: Config, programs, mesh, params, key, episodes: int,
         params, key, share,
         seed=config.seed + 1_000_003 + jax.process_index() * share, temperature=temperature,
         all_finished=lambda finished: bool(parallel.gather(finished.all()).all()),
+        memory=host_memory(programs.model, share),
     )
     return parallel.gather(returns).reshape(-1)
 
@@ -177,6 +186,7 @@ class HostCollector:
         self.timestep = world.reset(self._seed(config.seed))
         self.returns = np.zeros(self.copies, np.float64)
         self.lengths = np.zeros(self.copies, np.int64)
+        self.memory = host_memory(programs.model, self.copies)
 
     @staticmethod
     def check_layout(config: Config) -> None:
@@ -204,7 +214,7 @@ class HostCollector:
         for t in range(length):
             ts = self.timestep
             out = host_act(self.programs.act, self.mesh, params, jax.random.fold_in(key, t),
-                           ts.observation, ts.action_mask, temperature)
+                           agent_input(ts.observation, self.memory), ts.action_mask, temperature)
             action = out.action
             step = env_steps + t * c.run.num_envs
             try:
@@ -219,14 +229,17 @@ class HostCollector:
             for name, value in (("observation", ts.observation), ("action", action),
                                 ("reward", nxt.reward), ("terminated", nxt.terminated),
                                 ("truncated", nxt.truncated), ("policy", np.asarray(out.policy)),
-                                ("value", np.asarray(out.value)), ("action_mask", ts.action_mask)):
-                columns[name].append(value)
+                                ("value", np.asarray(out.value)), ("action_mask", ts.action_mask),
+                                ("memory", self.memory)):
+                if value is not None:
+                    columns[name].append(value)
             self.returns += nxt.reward
             self.lengths += 1
             done = nxt.terminated | nxt.truncated
             finished_returns += list(self.returns[done])
             self.returns[done] = 0.0
             self.lengths[done] = 0
+            self.memory = actor.host_next_memory(out.memory, done)
             self.timestep = nxt
         rows = replay_lib.Rows(**{k: np.stack(v) for k, v in columns.items()})
         rows = parallel.to_global(rows, self.mesh, parallel.P(None, parallel.AXIS))
@@ -253,7 +266,8 @@ class HostCollector:
         if world is None:
             return None
         blob = pickle.dumps({"world": world, "timestep": self.timestep,
-                             "return": self.returns, "length": self.lengths})
+                             "return": self.returns, "length": self.lengths,
+                             "memory": self.memory})
         return base64.b64encode(blob).decode("ascii")
 
     def restore(self, state, record: dict, source: str) -> bool:
@@ -277,7 +291,9 @@ class HostCollector:
                 ) from None
             self.timestep = host["timestep"]
             self.returns, self.lengths = host["return"], host["length"]
+            self.memory = host.get("memory")
             return True
+        self.memory = host_memory(self.programs.model, self.copies)
         self.timestep = self.world.reset(
             self._seed(self.config.seed + int(record["ledger"]["real"]["env_steps"])))
         return False

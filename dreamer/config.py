@@ -69,6 +69,14 @@ class ModelConfig:
         the k encodings, oldest first, whose last state enters the latent: the order of what was
         seen is kept, as a recurrent representation keeps it, within the k-step window. Needs
         k >= 2 and a vector latent (vectors, tokens, or images with `encoder=mlp`/`conv_mlp`).
+        "recurrent": a memory carried through the whole episode: each observation is encoded
+        once and a GRU step folds it into the episode's memory (zeros at its start), which enters
+        the latent beside the encoding. The actor carries each copy's memory from step to step,
+        the replay stores the memory each row was acted on with, and the learner starts each
+        sampled window from the stored memory `train.memory_burn_in` rows before it, recomputing
+        the memory over those rows with the current network (with gradient: backpropagation
+        through them), as R2D2 does (Kapturowski et al., 2019). Any history k >= 1; needs a
+        vector latent.
     """
 
     encoder: Literal["auto", "mlp", "conv", "conv_mlp", "atari"] = "auto"
@@ -83,7 +91,7 @@ class ModelConfig:
     reward_support: int = 10
     support_bins: int = 0
     action_embedding: int = 0
-    memory: Literal["stack", "gru"] = "stack"
+    memory: Literal["stack", "gru", "recurrent"] = "stack"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,6 +262,10 @@ class TrainConfig:
         drawn per sample. EfficientZero on Atari: 4. 0 = off. Image worlds only.
       augment_intensity: scale s of the per-sample intensity factor 1 + s * clip(N(0, 1), -2, 2)
         (after the shift). EfficientZero on Atari: 0.05. 0 = off. Image worlds only.
+      memory_burn_in: with `model.memory="recurrent"`, rows before each sampled window over which
+        the learner recomputes the memory from the one stored there (fewer where the episode
+        starts later, or the stream's stored rows begin later); gradients flow through them, so
+        it is also how far back the memory learns what to keep. Unused otherwise.
     """
 
     batch_size: int = 128
@@ -294,6 +306,7 @@ class TrainConfig:
     nan_policy: Literal["stop", "skip"] = "stop"
     augment_shift: int = 0
     augment_intensity: float = 0.0
+    memory_burn_in: int = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -928,6 +941,11 @@ def validate(cfg: Config) -> None:
     if cfg.model.memory == "gru" and not (isinstance(history, int) and history >= 2):
         raise ConfigError(f"model.memory=gru reads a history, and world_options.history={history}: "
                           "set world_options.history=k with k >= 2 (e.g. 8)")
+    if cfg.train.memory_burn_in < 0:
+        raise ConfigError(f"train.memory_burn_in must be >= 0, got {cfg.train.memory_burn_in}")
+    if cfg.model.memory == "recurrent" and (cfg.train.augment_shift or cfg.train.augment_intensity):
+        raise ConfigError("model.memory=recurrent does not take image augmentation: set "
+                          "train.augment_shift=0 and train.augment_intensity=0")
     if not cfg.train.entropy_weight >= 0:
         raise ConfigError(f"train.entropy_weight must be >= 0 (0 = no entropy bonus), got "
                           f"{cfg.train.entropy_weight}")

@@ -27,7 +27,7 @@ from dreamer import parallel
 from dreamer import replay as replay_lib
 from dreamer import targets as targets_lib
 from dreamer.config import Config, ConfigError
-from dreamer.networks import WorldModel, model_supports
+from dreamer.networks import Remembered, WorldModel, agent_input, memory_size, model_supports
 from dreamer.search import make_search_for
 from dreamer.transforms import categorical_to_scalar, scalar_to_categorical
 
@@ -110,7 +110,9 @@ def make_init_train_state(model: WorldModel, config: Config, sharding=None):
 
     @functools.partial(jax.jit, out_shardings=sharding)
     def build(key, obs):
-        params = model.init(key, obs, jnp.zeros((1,), jnp.int32))
+        size = memory_size(model.config)
+        memory = jnp.zeros((obs.shape[0], size), jnp.float32) if size else None
+        params = model.init(key, agent_input(obs, memory), jnp.zeros((1,), jnp.int32))
         return TrainState(
             params=params,
             target_params=jax.tree.map(jnp.copy, params),
@@ -126,6 +128,11 @@ def init_train_state(model: WorldModel, config: Config, key, example_observation
     """A fresh TrainState for one example observation (see `make_init_train_state`)."""
     obs = jnp.asarray(example_observation)[None]
     return make_init_train_state(model, config, sharding)(key, obs)
+
+
+def burn_in(config: Config) -> int:
+    """Rows sampled ahead of each window: `train.memory_burn_in` with a recurrent memory, else 0."""
+    return config.train.memory_burn_in if config.model.memory == "recurrent" else 0
 
 
 def window_length(config: Config) -> int:
@@ -224,6 +231,39 @@ def _augment_needs_images(what: str) -> ConfigError:
     )
 
 
+def recall_window(model: WorldModel, params, window: replay_lib.Window, before: int,
+                  length: int):
+    """-> (`window` without its `before` burn-in rows, what the model reads at its first `length`
+    rows, leading dims [B, length]): the observations; or, with a recurrent memory (rows that
+    store one), `Remembered` pairs whose memory is recomputed with `params` from the memory stored
+    at the first burn-in row, one GRU step a row (`WorldModel.remember`). A row starts again from
+    its stored memory where the row before it is absent or ended an episode (the stored memory is
+    then zeros); with the parameters that acted, the memories recomputed are the stored ones."""
+    if window.rows.memory is None:
+        return window, window.rows.observation[:, :length]
+    rows = window.rows
+    ended = rows.terminated | rows.truncated
+    span = before + length
+    restart = jnp.concatenate(
+        [jnp.ones_like(window.present[:, :1]),
+         ~window.present[:, : span - 1] | ended[:, : span - 1]], axis=1)
+
+    def step(carried, inputs):
+        observation, stored, fresh = inputs
+        memory = jnp.where(fresh[:, None], stored, carried)
+        after = model.apply(params, Remembered(observation, memory), method=WorldModel.remember)
+        return after, memory
+
+    time_major = jax.tree.map(lambda x: jnp.moveaxis(x[:, :span], 1, 0),
+                              (rows.observation, rows.memory, restart))
+    _, memory = jax.lax.scan(step, jnp.zeros_like(rows.memory[:, 0]), time_major)
+    memory = jnp.moveaxis(memory, 0, 1)[:, before:]  # [B, length, M]
+    main = window._replace(
+        rows=jax.tree.map(lambda x: x[:, before:], rows), present=window.present[:, before:],
+        version=window.version[:, before:])
+    return main, Remembered(main.rows.observation[:, :length], memory)
+
+
 def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts:
     """Builds the `prepare` and `apply_update` halves of a train step (see TrainParts).
 
@@ -248,24 +288,30 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
     num_reanalysed = reanalysed_count(config)
     value_support, reward_support = model_supports(model.config)
     search = make_search_for(model, config)
+    before = burn_in(config)
 
     def predict_values(params, observation):  # [B, J, *obs] -> [B, J]
-        flat = _flatten2(observation)
+        flat = jax.tree.map(_flatten2, observation)
         latent = model.apply(params, flat, method=WorldModel.represent)
         _, value_logits = model.apply(params, latent, method=WorldModel.predict)
         value = categorical_to_scalar(value_logits, value_support)
-        return value.reshape(observation.shape[:2])
+        return value.reshape(jax.tree.leaves(observation)[0].shape[:2])
 
     def search_targets(params, key, observation, action_mask):  # [R, J, ...] -> policy, value
-        flat, mask = _flatten2(observation), _flatten2(action_mask)
+        flat, mask = jax.tree.map(_flatten2, observation), _flatten2(action_mask)
         out = search(params, key, flat, mask)
-        shape = observation.shape[:2]
+        shape = action_mask.shape[:2]
         return out.policy.reshape(*shape, -1), out.value.reshape(shape)
+
+    def recall(params, window: replay_lib.Window, length: int):
+        return recall_window(model, params, window, before, length)
 
     def make_targets(train_state: TrainState, window: replay_lib.Window, key, age_per_step,
                      reanalysed) -> targets_lib.Targets:
         """Targets of a (possibly grouped) batch; `reanalysed` ([R] int32) are the rows whose
         policy (and with `reanalyse_value` bootstrap value) come from fresh search."""
+        window, seen = recall(train_state.target_params, window,
+                              window.rows.action.shape[1] - before)
         rows = window.rows
         # window.age is already in real steps (`prepare` scaled rows by the stream count)
         horizon = (
@@ -278,13 +324,13 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         plan = targets_lib.nstep_plan(
             rows.reward, terminated, truncated, window.present, horizon, K, n, t.discount
         )
-        boot_obs = _gather_rows(rows.observation, plan.bootstrap_index)  # [B, K+1, *obs]
+        boot_obs = jax.tree.map(lambda x: _gather_rows(x, plan.bootstrap_index), seen)
         boot_value = predict_values(train_state.target_params, boot_obs)
         policy_target = rows.policy[:, : K + 1]
         search_value = rows.value[:, : K + 1]
         if num_reanalysed > 0:
             key_policy, key_value = jax.random.split(key)
-            obs_re = rows.observation[reanalysed, : K + 1]
+            obs_re = jax.tree.map(lambda x: x[reanalysed, : K + 1], seen)
             mask_re = rows.action_mask[reanalysed, : K + 1]
             fresh_policy, fresh_value = search_targets(
                 train_state.target_params, key_policy, obs_re, mask_re
@@ -294,12 +340,14 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             if t.reanalyse_value:
                 boot_mask = _gather_rows(rows.action_mask, plan.bootstrap_index)[reanalysed]
                 _, boot_search = search_targets(
-                    train_state.target_params, key_value, boot_obs[reanalysed], boot_mask
+                    train_state.target_params, key_value,
+                    jax.tree.map(lambda x: x[reanalysed], boot_obs), boot_mask
                 )
                 boot_value = boot_value.at[reanalysed].set(boot_search)
         value_target = targets_lib.value_targets(plan, boot_value)
         if s.algorithm == "none":
-            baseline = predict_values(train_state.target_params, rows.observation[:, : K + 1])
+            baseline = predict_values(train_state.target_params,
+                                      jax.tree.map(lambda x: x[:, : K + 1], seen))
             policy_target = advantage_weighted_policy(
                 rows.action[:, : K + 1], rows.policy.shape[-1], value_target, baseline, plan.valid
             )
@@ -324,6 +372,9 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
                                    fresh=fresh)
 
     def loss_fn(params, window: replay_lib.Window, targets: targets_lib.Targets, key=None):
+        # a recurrent memory's burn-in runs with `params`, so the loss's gradient reaches back
+        # through it; the consistency targets' memories are under the stop-gradient below
+        window, seen = recall(params, window, K + 1)
         rows = window.rows
         batch = rows.action.shape[0]
         alive, absorbing = targets.masks.alive, targets.masks.absorbing
@@ -331,8 +382,8 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         policy_weight = alive.astype(jnp.float32)
         prefix_weight = (alive | absorbing)[:, :K].astype(jnp.float32)  # step k uses row k-1
 
-        first_obs = rows.observation[:, 0]  # [B, *obs]
-        next_obs = rows.observation[:, 1 : K + 1]  # [B, K, *obs]: the consistency targets
+        first_obs = jax.tree.map(lambda x: x[:, 0], seen)  # [B, *obs]
+        next_obs = jax.tree.map(lambda x: x[:, 1:], seen)  # [B, K, *obs]: consistency targets
         if augment_on:
             if rows.observation.ndim != 5:  # [B, window, H, W, C]
                 raise _augment_needs_images(
@@ -380,7 +431,8 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
             model.apply(params, _flatten2(unrolled), method=WorldModel.project),
             method=WorldModel.predict_projection,
         )
-        real_next = model.apply(params, _flatten2(next_obs), method=WorldModel.represent)
+        real_next = model.apply(params, jax.tree.map(_flatten2, next_obs),
+                                method=WorldModel.represent)
         target = jax.lax.stop_gradient(model.apply(params, real_next, method=WorldModel.project))
 
         def normalise(x):
@@ -422,7 +474,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         beta = replay_lib.annealed_beta(config.replay, train_state.updates)
         windows = jax.vmap(lambda k: replay_lib.sample(
             replay_state, k, B, window_length(config), config.replay.alpha, beta,
-            config.replay.replacement,
+            config.replay.replacement, before,
         ))(sample_keys)
         # `age` counts rows of one stream; all streams advance together, so real steps of age
         # are rows x streams.

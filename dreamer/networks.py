@@ -29,6 +29,37 @@ class LSTMState(NamedTuple):
     hidden: jax.Array  # [B, lstm_hidden]
 
 
+class Remembered(NamedTuple):
+    """What a model with a recurrent memory (`model.memory="recurrent"`) reads at a step: the
+    observation and the memory of the episode before it (zeros at the episode's start). The
+    representation reads both; `WorldModel.remember` gives the memory after the observation, which
+    the actor carries to the next step (reset to zeros where the episode ends) and the replay
+    stores beside each row."""
+
+    observation: jax.Array  # [B, *obs]
+    memory: jax.Array  # [B, memory_size]
+
+
+def memory_size(config: ModelConfig) -> int:
+    """Width of the memory an actor carries per copy: `hidden` with `memory="recurrent"`, else 0
+    (the model reads observations alone)."""
+    return config.hidden if config.memory == "recurrent" else 0
+
+
+def agent_input(observation, memory):
+    """What the representation and the search read: the observation itself, or with a memory
+    (not None) the pair `Remembered(observation, memory)`."""
+    return observation if memory is None else Remembered(observation, memory)
+
+
+def next_memory(memory, done):
+    """The memory a copy carries to its next step: zeros where its episode ended (`done` [B]);
+    None passes through (no memory)."""
+    if memory is None:
+        return None
+    return jnp.where(jnp.asarray(done)[:, None], 0.0, memory)
+
+
 def min_max_normalise(x: jax.Array) -> jax.Array:
     """Scales each sample's features to [0, 1]: (x - min) / (max - min), per leading index."""
     flat = x.reshape(x.shape[0], -1)
@@ -238,7 +269,7 @@ class WorldModel(nn.Module):
             self.repr_blocks = [MLPResidualBlock(c.latent_dim, c.hidden) for _ in range(c.num_blocks)]
             self.dyn_in = nn.Dense(c.latent_dim)
             self.dyn_blocks = [MLPResidualBlock(c.latent_dim, c.hidden) for _ in range(c.num_blocks)]
-            if c.memory == "gru":
+            if c.memory in ("gru", "recurrent"):
                 self.memory_cell = nn.GRUCell(c.hidden)
         if c.action_embedding > 0:
             self.action_embed = ActionEmbedding(c.action_embedding, self.num_actions)
@@ -285,9 +316,28 @@ class WorldModel(nn.Module):
             state, _ = self.memory_cell(state, encoded[:, j])
         return jnp.concatenate([encoded[:, -1], state], axis=-1)
 
-    def represent(self, observation: jax.Array) -> jax.Array:
-        """[B, *obs] -> [B, *latent] min-max normalised latent state."""
-        if self.conv:
+    def _recur(self, remembered: Remembered) -> tuple[jax.Array, jax.Array]:
+        """-> (the observation's encoding [B, hidden], the memory after it [B, hidden]): one GRU
+        step from the memory before the observation over its encoding."""
+        encoded = self._encode(remembered.observation)
+        memory, _ = self.memory_cell(remembered.memory.astype(encoded.dtype), encoded)
+        return encoded, memory
+
+    def remember(self, remembered: Remembered) -> jax.Array:
+        """`Remembered` [B] -> [B, hidden]: the memory after reading the observation (a model
+        with `memory="recurrent"`)."""
+        return self._recur(remembered)[1]
+
+    def represent(self, observation) -> jax.Array:
+        """[B, *obs] (with `memory="recurrent"`: a `Remembered`) -> [B, *latent] min-max
+        normalised latent state."""
+        if self.config.memory == "recurrent":
+            if not isinstance(observation, Remembered):
+                raise TypeError("a model with model.memory=recurrent reads Remembered(observation, "
+                                "memory), not an observation alone (`networks.agent_input`)")
+            encoded, memory = self._recur(observation)
+            x = self.repr_out(jnp.concatenate([encoded, memory], axis=-1))
+        elif self.conv:
             x = self.stem(_as_float(observation))
         elif self.config.memory == "gru":
             x = self.repr_out(self._remember(observation))
@@ -354,7 +404,8 @@ class WorldModel(nn.Module):
         latent = self.represent(observation)
         policy, value = self.predict(latent)
         nxt = self.dynamics(latent, action)
-        prefix, _ = self.value_prefix(nxt, self.initial_lstm_state(observation.shape[0]))
+        batch = action.shape[0]
+        prefix, _ = self.value_prefix(nxt, self.initial_lstm_state(batch))
         projection = self.predict_projection(self.project(nxt))
         return policy, value, prefix, projection
 
@@ -379,10 +430,10 @@ def make_model(config: ModelConfig, spec) -> WorldModel:
     if config.encoder in ("conv", "conv_mlp") and spec.observation_kind != "image":
         raise ConfigError(f"model.encoder={config.encoder} needs image observations; {spec.name} "
                           "gives vectors")
-    if config.memory == "gru" and image and config.encoder != "conv_mlp":
-        raise ConfigError(f"model.memory=gru needs a vector latent, and {spec.name}'s frames get "
-                          f"conv latents with model.encoder={config.encoder}: use "
-                          "model.encoder=conv_mlp or mlp")
+    if config.memory in ("gru", "recurrent") and image and config.encoder != "conv_mlp":
+        raise ConfigError(f"model.memory={config.memory} needs a vector latent, and "
+                          f"{spec.name}'s frames get conv latents with "
+                          f"model.encoder={config.encoder}: use model.encoder=conv_mlp or mlp")
     return WorldModel(config=config, num_actions=spec.num_actions, image=image, history=history)
 
 

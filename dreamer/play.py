@@ -186,17 +186,20 @@ def _watch_agent(session: _Session, args, config, params, model, ledger) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from dreamer.search import make_search_for
+    from dreamer.actor import host_next_memory, initial_memory, make_act
+    from dreamer.networks import agent_input
 
     names = session.spec.action_names
 
     temperature = config.run.eval_temperature
-    search = make_search_for(model, config)
+    search = make_act(model, config, explore=False)
 
     @jax.jit
-    def act(params, key, observation, action_mask):
-        return search(params, key, observation[None], action_mask[None], temperature=temperature,
-                      explore=False)
+    def act(params, key, observation, action_mask, memory):
+        return search(params, key, agent_input(observation[None], memory), action_mask[None],
+                      temperature)
+
+    memory = initial_memory(model, 1)  # the agent's memory of the episode (None: it keeps none)
 
     how = "greedy search" if temperature == 0 else f"search sampled at temperature {temperature}"
     print(f"{session.spec.name} (seed {session.seed}): agent {args.agent} after "
@@ -217,13 +220,14 @@ def _watch_agent(session: _Session, args, config, params, model, ledger) -> int:
                 break
         t += 1
         out = act(params, jax.random.fold_in(key, t), jnp.asarray(ts.observation),
-                  jnp.asarray(ts.action_mask))
+                  jnp.asarray(ts.action_mask), memory)
         policy = np.asarray(out.policy[0])
         order = [a for a in np.argsort(-policy, kind="stable")[: max(args.top, 1)] if policy[a] > 0]
         shares = ", ".join(f"{names[a]} {policy[a]:.0%}" for a in order)
         print(f"search: {shares} | value {float(out.value[0]):.2f}")
         action = int(out.action[0])
         ts = session.step(action)
+        memory = host_next_memory(out.memory, np.asarray([ts.terminated or ts.truncated]))
         score += float(ts.reward)
         print(f"-> {names[action]}: reward {float(ts.reward):g}, score {score:g}")
         if ts.terminated or ts.truncated:

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from dreamer import actor, learner, parallel, reanalyse
 from dreamer import replay as replay_lib
 from dreamer.config import HOST, Config, updates_per_phase
-from dreamer.networks import make_model
+from dreamer.networks import make_model, memory_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +134,8 @@ def _build_programs(c: Config, world, mesh, shared: Programs | None = None) -> P
         policy=jnp.zeros((1, N, A), jnp.float32),
         value=jnp.zeros((1, N), jnp.float32),
         action_mask=jnp.zeros((1, N, A), bool),
+        memory=jnp.zeros((1, N, memory_size(model.config)), jnp.float32)
+        if memory_size(model.config) else None,
     )
 
     def new_replay():
@@ -163,7 +165,7 @@ def _build_programs(c: Config, world, mesh, shared: Programs | None = None) -> P
     )
     if world.is_jax:
         def new_collector(key):
-            return actor.init_collector(world, key, N)
+            return actor.init_collector(world, key, N, model)
 
         collector_sh = parallel.split_leading(
             mesh, jax.eval_shape(new_collector, jax.random.key(0)))

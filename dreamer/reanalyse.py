@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from dreamer import replay as replay_lib
 from dreamer.config import Config
 from dreamer.learner import TrainState, target_version
-from dreamer.networks import WorldModel
+from dreamer.networks import WorldModel, agent_input
 from dreamer.search import make_search_for
 
 
@@ -82,6 +82,9 @@ def make_reanalyse_pass(model: WorldModel, config: Config):
     in `pass_order`, and writes their search policy, root value and the target network's version
     into the replay. One compile serves every pass: the chunk count is an argument.
 
+    With a recurrent memory (`model.memory=recurrent`) a row is searched from the memory it was
+    acted with, as stored, without the learner's burn-in.
+
     Chunk i is one call of the run's search (`search.make_search_for`) keyed
     `chunk_key(key, i)`. Gumbel noise is drawn per call ([chunk, A] from its key), so a row's
     target depends on the chunk size through the noise it draws (another chunk size: other draws
@@ -108,8 +111,10 @@ def make_reanalyse_pass(model: WorldModel, config: Config):
             slot, stream = jnp.maximum(cells, 0) // streams, jnp.maximum(cells, 0) % streams
             valid = (cells >= 0) & (state.global_index[slot] >= 0)
             rows = state.rows
+            # a recurrent memory: the one the row was acted with (no burn-in here)
+            memory = None if rows.memory is None else rows.memory[slot, stream]
             policy, value = search_chunk(train_state.target_params, chunk_key(key, i),
-                                         rows.observation[slot, stream],
+                                         agent_input(rows.observation[slot, stream], memory),
                                          rows.action_mask[slot, stream])
             # roots past the stored rows were searched (the chunk has a fixed size) and are
             # dropped here: their slot is out of range

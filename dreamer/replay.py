@@ -28,6 +28,8 @@ class Rows(NamedTuple):
     policy: jax.Array  # [L, N, A] float32 search policy when acting
     value: jax.Array  # [L, N] float32 search root value when acting
     action_mask: jax.Array  # [L, N, A] bool valid actions at the observation
+    memory: jax.Array | None = None  # [L, N, M] the agent's memory before the observation
+    # (`model.memory=recurrent`; None for a model without one)
 
 
 @struct.dataclass
@@ -62,7 +64,9 @@ class ReplayState:
 
 
 class Window(NamedTuple):
-    """A sampled training window of W consecutive rows of one stream, leading dims [B, W]."""
+    """A sampled training window of W consecutive rows of one stream, leading dims [B, W]; with
+    `before` rows ahead of it (`sample`), [B, before + W] where `start` is the row at index
+    `before`."""
 
     rows: Rows
     present: jax.Array  # [B, W] bool, the row exists (not past the newest row)
@@ -117,7 +121,7 @@ def annealed_beta(config, updates):
 
 def sample(
     state: ReplayState, key: chex.PRNGKey, batch_size: int, window: int, alpha: float, beta: float,
-    replace: bool = True,
+    replace: bool = True, before: int = 0,
 ) -> Window:
     """Samples `batch_size` windows of `window` rows, with probability priority^alpha.
 
@@ -127,6 +131,10 @@ def sample(
     replace=False, p=...)`) by the Gumbel top-k trick: successive draws in proportion to P among
     the rows not drawn yet; the weights use P(i) as EfficientZero's do. With fewer startable rows
     than `batch_size`, the rest repeat the likeliest row.
+
+    `before` > 0 also gathers the `before` rows ahead of each window's first row (a recurrent
+    memory's burn-in): the window then has `before + window` rows, and `present` is False for
+    those of them that are not stored (before the stream's first row, or overwritten).
     """
     capacity, num_streams = state.capacity, state.num_streams
     startable = (state.global_index >= 0) & (state.global_index <= state.num_rows - 2)
@@ -148,9 +156,11 @@ def sample(
     count = startable.sum() * num_streams
     weight = (count * probs[index]) ** (-beta)
     weight = weight / weight.max()
-    offsets = jnp.arange(window, dtype=jnp.int32)
-    slots = (start[:, None] + offsets[None, :]) % capacity  # [B, W]
-    present = (state.global_index[start][:, None] + offsets[None, :]) < state.num_rows
+    offsets = jnp.arange(-before, window, dtype=jnp.int32)
+    slots = (start[:, None] + offsets[None, :]) % capacity  # [B, before + W]
+    row_index = state.global_index[start][:, None] + offsets[None, :]
+    oldest = jnp.maximum(state.num_rows - capacity, 0)
+    present = (row_index < state.num_rows) & (row_index >= oldest)
     rows = jax.tree.map(lambda x: x[slots, stream[:, None]], state.rows)
     age = state.num_rows - 1 - state.global_index[start]
     version = state.target_version[slots, stream[:, None]]

@@ -49,6 +49,7 @@ class SearchOutput(NamedTuple):
     policy: jax.Array  # [B, A] search policy (visit distribution / Gumbel improved policy)
     value: jax.Array  # [B] root value estimated by search
     predicted_value: jax.Array  # [B] the network's value at the root
+    memory: jax.Array | None = None  # [B, M] the memory after the root (`model.memory=recurrent`)
 
 
 def value_prefix_to_reward(
@@ -87,10 +88,11 @@ def make_recurrent_fn(fns: LatentModel, discount: float, horizon: int):
 
 
 def root(fns: LatentModel, params, observation: jax.Array):
-    """Encodes observations [B, *obs] into mctx's RootFnOutput with a fresh search embedding."""
+    """Encodes observations [B, *obs] (or what the model reads: `networks.agent_input`) into
+    mctx's RootFnOutput with a fresh search embedding."""
     latent = fns.represent(params, observation)
     policy_logits, value_logits = fns.predict(params, latent)
-    batch = observation.shape[0]
+    batch = latent.shape[0]
     embedding = SearchEmbedding(
         latent=latent,
         lstm=fns.initial_lstm(batch),
@@ -178,7 +180,7 @@ class SearchFn(Protocol):
         Args:
           params: the latent model's parameters.
           key: PRNG key (consumed).
-          observation: [B, *obs].
+          observation: [B, *obs], or what the model reads (`networks.agent_input`).
           action_mask: [B, A] bool, valid actions at the root.
           temperature: with `explore`, muzero's visit-count temperature for the chosen action (0
             is greedy; Gumbel picks by sequential halving). Without `explore` (evaluation): 0

@@ -112,13 +112,17 @@ def _play_jax(agent, world, key, episodes: int, temperature) -> list[Episode]:
     """`dreamer.actor.make_evaluate`'s loop, stepped from the host."""
     import jax
 
+    from dreamer.actor import initial_memory
+    from dreamer.networks import agent_input
+
     reset_key, key = jax.random.split(key)
     state, ts = jax.jit(jax.vmap(world.reset))(jax.random.split(reset_key, episodes))
     step_batch = jax.jit(world.step_batch)
     carried = {"state": state}
 
-    def act(ts, search_key):
-        return agent.programs.act_eval(agent.params, search_key, ts.observation, ts.action_mask,
+    def act(ts, memory, search_key):
+        return agent.programs.act_eval(agent.params, search_key,
+                                       agent_input(ts.observation, memory), ts.action_mask,
                                        temperature)
 
     def step(action, step_key):
@@ -127,12 +131,16 @@ def _play_jax(agent, world, key, episodes: int, temperature) -> list[Episode]:
         return ts
 
     return _record(episodes, world.spec.max_episode_steps, ts, act, step,
-                   lambda key: jax.random.split(key, 3), key)
+                   lambda key: jax.random.split(key, 3), key,
+                   initial_memory(agent.programs.model, episodes))
 
 
 def _play_host(agent, world, key, episodes: int, temperature: float) -> list[Episode]:
     """`dreamer.actor.host_evaluate`'s loop (as `dreamer.train.evaluate_policy` calls it)."""
     import jax
+
+    from dreamer.actor import initial_memory
+    from dreamer.networks import agent_input
 
     host_act = _host_act()
     config = agent.config
@@ -144,9 +152,11 @@ def _play_host(agent, world, key, episodes: int, temperature: float) -> list[Epi
 
     return _record(
         episodes, world.spec.max_episode_steps, ts,
-        act=lambda ts, k: host_act(agent.programs.act_eval, agent.mesh, agent.params, k,
-                                   ts.observation, ts.action_mask, temperature),
-        step=lambda action, k: world.step(action), split=split, key=key)
+        act=lambda ts, memory, k: host_act(agent.programs.act_eval, agent.mesh, agent.params, k,
+                                           agent_input(ts.observation, memory), ts.action_mask,
+                                           temperature),
+        step=lambda action, k: world.step(action), split=split, key=key,
+        memory=initial_memory(agent.programs.model, episodes))
 
 
 def _host_act():
@@ -159,10 +169,13 @@ def _host_act():
     return host_act
 
 
-def _record(episodes: int, limit: int, ts, act, step, split, key) -> list[Episode]:
+def _record(episodes: int, limit: int, ts, act, step, split, key, memory=None) -> list[Episode]:
     """Steps `episodes` copies until each has finished its first episode (or `limit` steps),
-    recording each copy's steps of that episode."""
+    recording each copy's steps of that episode; `memory`: the agent's initial memory of the
+    copies (None: it keeps none), carried from step to step."""
     import numpy as np
+
+    from dreamer.actor import host_next_memory
 
     recorded = [Episode([], False) for _ in range(episodes)]
     finished = np.zeros((episodes,), bool)
@@ -170,11 +183,13 @@ def _record(episodes: int, limit: int, ts, act, step, split, key) -> list[Episod
         if finished.all():
             break
         key, search_key, step_key = split(key)
-        action = np.asarray(act(ts, search_key).action)
+        out = act(ts, memory, search_key)
+        action = np.asarray(out.action)
         observation = np.asarray(ts.observation)
         ts = step(action, step_key)
         reward, terminated = np.asarray(ts.reward), np.asarray(ts.terminated)
         done = terminated | np.asarray(ts.truncated)
+        memory = host_next_memory(out.memory, done)
         for i in np.flatnonzero(~finished):
             recorded[i].steps.append(Step(observation[i], int(action[i]), float(reward[i])))
             recorded[i].terminated = bool(terminated[i])
