@@ -258,10 +258,15 @@ def recall_window(model: WorldModel, params, window: replay_lib.Window, before: 
                               (rows.observation, rows.memory, restart))
     _, memory = jax.lax.scan(step, jnp.zeros_like(rows.memory[:, 0]), time_major)
     memory = jnp.moveaxis(memory, 0, 1)[:, before:]  # [B, length, M]
-    main = window._replace(
-        rows=jax.tree.map(lambda x: x[:, before:], rows), present=window.present[:, before:],
-        version=window.version[:, before:])
+    main = drop_burn_in(window, before)
     return main, Remembered(main.rows.observation[:, :length], memory)
+
+
+def drop_burn_in(window: replay_lib.Window, before: int) -> replay_lib.Window:
+    """`window` without its first `before` rows (the burn-in `replay.sample` gathered)."""
+    return window._replace(
+        rows=jax.tree.map(lambda x: x[:, before:], window.rows),
+        present=window.present[:, before:], version=window.version[:, before:])
 
 
 def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts:
@@ -310,8 +315,12 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
                      reanalysed) -> targets_lib.Targets:
         """Targets of a (possibly grouped) batch; `reanalysed` ([R] int32) are the rows whose
         policy (and with `reanalyse_value` bootstrap value) come from fresh search."""
-        window, seen = recall(train_state.target_params, window,
-                              window.rows.action.shape[1] - before)
+        if t.memory_targets == "stored" and window.rows.memory is not None:
+            window = drop_burn_in(window, before)
+            seen = Remembered(window.rows.observation, window.rows.memory)
+        else:
+            window, seen = recall(train_state.target_params, window,
+                                  window.rows.action.shape[1] - before)
         rows = window.rows
         # window.age is already in real steps (`prepare` scaled rows by the stream count)
         horizon = (

@@ -225,3 +225,32 @@ def test_a_recurrent_memory_learns_the_tmaze_from_one_observation(tmp_path):
     trainer = Trainer(cfg, str(tmp_path / "run"))
     trainer.run(progress=False)
     assert float(np.mean(trainer.evaluate(100))) >= 0.9
+
+
+def test_stored_target_memories_equal_recomputed_ones_with_the_acting_network():
+    """`train.memory_targets=stored` gives the targets' network the memory each row was acted
+    with; with the network that acted as the target network (as at the start), that is the
+    memory the target network recomputes, so both settings give the same targets; after the
+    target network moves on they differ."""
+    cfg = _tiny("train.memory_burn_in=4", "train.reanalyse_fraction=0.5")
+    model, state, _, rows = _collected(cfg)
+    replay = replay_lib.add(replay_lib.init(rows, 64), rows)
+    keys = jax.random.split(jax.random.key(4), 1)
+
+    def targets(memory_targets, train_state):
+        config = config_lib.override(cfg, [f"train.memory_targets={memory_targets}"])
+        prepare = jax.jit(learner.make_train_parts(model, config).prepare)
+        return prepare(train_state, replay, keys, jnp.float32(1.0))[1]
+
+    stored, recomputed = targets("stored", state), targets("recomputed", state)
+    for a, b in zip(jax.tree.leaves(stored), jax.tree.leaves(recomputed), strict=True):
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                   rtol=1e-4, atol=1e-5)
+    # another target network (every weight moved, the zero-initialised heads too, so its values
+    # and priors read the memory)
+    leaves, tree = jax.tree.flatten(state.params)
+    noise = jax.random.split(jax.random.key(9), len(leaves))
+    moved = state.replace(target_params=jax.tree.unflatten(tree, [
+        x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, noise, strict=True)]))
+    assert not np.allclose(np.asarray(targets("stored", moved).value),
+                           np.asarray(targets("recomputed", moved).value), atol=1e-4)
