@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 from extras import require, require_program
+from resume_check import assert_resume_is_bit_identical
 
 import worlds
 from worlds.catch import Catch
@@ -231,26 +232,13 @@ def test_stop_and_resume_with_history_is_bit_identical(tmp_path):
     """A JAX world's stacks are part of its state, so they are in the checkpoint: a catch run
     with history=2 stopped mid-way and resumed ends equal to the uninterrupted run."""
     from dreamer import config as config_lib
-    from dreamer.train import Trainer
 
     cfg = config_lib.override(config_lib.tiny(), [
         "world=catch", "world_options.history=2", "run.real_steps=128",
         "train.learning_starts=32", "run.eval_interval=64", "run.eval_episodes=4",
         "run.checkpoint_interval=64"])
-    straight = Trainer(cfg, str(tmp_path / "a"))
-    expected = straight.run(progress=False).to_json()
+    straight, _ = assert_resume_is_bit_identical(cfg, tmp_path, stop_at=64)
     assert straight.spec.observation_shape == (10, 5, 2)
-    out = str(tmp_path / "b")
-    first = Trainer(cfg, out)
-    first.run(progress=False, stop_flag=lambda: first.ledger.env_steps >= 64)
-    assert first.ledger.env_steps < 128
-    resumed = Trainer(cfg, out, resume=True)
-    ledger = resumed.run(progress=False).to_json()
-    for key in ("real", "simulated", "updates"):
-        assert ledger[key] == expected[key], key
-    leaves = lambda t: [np.asarray(x).tobytes() for x in jax.tree.leaves(t.train_state)]  # noqa: E731
-    assert leaves(resumed) == leaves(straight)
-    assert (tmp_path / "a" / "eval.csv").read_bytes() == (tmp_path / "b" / "eval.csv").read_bytes()
 
 
 # slow (67 s of the default suite's 1,993 s serial, measured one worker, cold cache): the default

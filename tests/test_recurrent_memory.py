@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from resume_check import assert_resume_is_bit_identical
 
 import worlds
 from dreamer import actor, learner
@@ -159,23 +160,10 @@ def test_stop_and_resume_with_a_recurrent_memory_is_bit_identical(tmp_path):
     memories: a tmaze run stopped mid-way and resumed ends equal to the uninterrupted run; the
     agent read back from the run acts with its memory and forgets it on `reset`."""
     import dreamer
-    from dreamer.train import Trainer
 
     cfg = _tiny("run.real_steps=128", "train.learning_starts=32", "run.eval_interval=64",
                 "run.eval_episodes=4", "run.checkpoint_interval=64")
-    straight = Trainer(cfg, str(tmp_path / "a"))
-    expected = straight.run(progress=False).to_json()
-    out = str(tmp_path / "b")
-    first = Trainer(cfg, out)
-    first.run(progress=False, stop_flag=lambda: first.ledger.env_steps >= 64)
-    assert first.ledger.env_steps < 128
-    resumed = Trainer(cfg, out, resume=True)
-    ledger = resumed.run(progress=False).to_json()
-    for key in ("real", "simulated", "updates"):
-        assert ledger[key] == expected[key], key
-    leaves = lambda t: [np.asarray(x).tobytes() for x in jax.tree.leaves(t.train_state)]  # noqa: E731
-    assert leaves(resumed) == leaves(straight)
-    assert (tmp_path / "a" / "eval.csv").read_bytes() == (tmp_path / "b" / "eval.csv").read_bytes()
+    assert_resume_is_bit_identical(cfg, tmp_path, stop_at=64)
 
     agent = dreamer.load(str(tmp_path / "a"))
     world = worlds.make("tmaze", length=3)
@@ -191,23 +179,11 @@ def test_a_host_world_carries_the_memory_and_resumes(tmp_path):
     """The host collector (gymnasium's CartPole) carries the copies' memories, stores them in
     the rows, and saves them with the episodes in progress: stopped and resumed, the run ends
     equal to the uninterrupted one."""
-    from dreamer.train import Trainer
-
     cfg = config_lib.override(config_lib.tiny(), [
         "world=gym:CartPole-v1", "model.memory=recurrent", "run.real_steps=96",
         "train.learning_starts=32", "run.eval_interval=64", "run.eval_episodes=2",
         "run.checkpoint_interval=32"])
-    straight = Trainer(cfg, str(tmp_path / "a"))
-    expected = straight.run(progress=False).to_json()
-    out = str(tmp_path / "b")
-    first = Trainer(cfg, out)
-    first.run(progress=False, stop_flag=lambda: first.ledger.env_steps >= 32)
-    resumed = Trainer(cfg, out, resume=True)
-    ledger = resumed.run(progress=False).to_json()
-    for key in ("real", "simulated", "updates"):
-        assert ledger[key] == expected[key], key
-    leaves = lambda t: [np.asarray(x).tobytes() for x in jax.tree.leaves(t.train_state)]  # noqa: E731
-    assert leaves(resumed) == leaves(straight)
+    straight, _ = assert_resume_is_bit_identical(cfg, tmp_path, stop_at=32)
     memory = np.asarray(straight.replay.rows.memory)
     assert memory.shape[-1] == cfg.model.hidden and np.abs(memory).max() > 0
 
@@ -221,7 +197,7 @@ def test_a_recurrent_memory_learns_the_tmaze_from_one_observation(tmp_path):
 
     cfg = config_lib.override(config_lib.tiny(), [
         "world=tmaze", "world_options.length=2", "model.memory=recurrent", "run.real_steps=600",
-        "run.eval_episodes=0"])
+        "run.eval_episodes=0"])  # evaluated below, over 100 episodes (the resume test evaluates in-run)
     trainer = Trainer(cfg, str(tmp_path / "run"))
     trainer.run(progress=False)
     assert float(np.mean(trainer.evaluate(100))) >= 0.9
