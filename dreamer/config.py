@@ -272,6 +272,10 @@ class TrainConfig:
         the row was acted with, as the replay holds it (R2D2's stored state, without burn-in),
         which spares the targets every recomputation: on `twx/coin` the recomputed memory
         made the learner about 4.8x slower than no memory (notebooks/results/twx_coin_history/).
+      memory_encoder_gradient: with `model.memory="recurrent"`, whether the loss's gradient
+        reaches the observation encoder through the burn-in rows' encodings (True), or only
+        through the GRU's steps over them (False: the encoder still learns from each window's
+        first row, and the backward pass skips the encoder on the burn-in rows).
     """
 
     batch_size: int = 128
@@ -314,6 +318,7 @@ class TrainConfig:
     augment_intensity: float = 0.0
     memory_burn_in: int = 8
     memory_targets: Literal["recomputed", "stored"] = "recomputed"
+    memory_encoder_gradient: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

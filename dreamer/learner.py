@@ -232,13 +232,19 @@ def _augment_needs_images(what: str) -> ConfigError:
 
 
 def recall_window(model: WorldModel, params, window: replay_lib.Window, before: int,
-                  length: int):
+                  length: int, encoder_gradient: bool = True):
     """-> (`window` without its `before` burn-in rows, what the model reads at its first `length`
     rows, leading dims [B, length]): the observations; or, with a recurrent memory (rows that
     store one), `Remembered` pairs whose memory is recomputed with `params` from the memory stored
-    at the first burn-in row, one GRU step a row (`WorldModel.remember`). A row starts again from
-    its stored memory where the row before it is absent or ended an episode (the stored memory is
-    then zeros); with the parameters that acted, the memories recomputed are the stored ones."""
+    at the first burn-in row, one GRU step a row (`WorldModel.recur` over `WorldModel.encode`). A
+    row starts again from its stored memory where the row before it is absent or ended an episode
+    (the stored memory is then zeros); with the parameters that acted, the memories recomputed
+    are the stored ones.
+
+    Under a gradient, only the first row's memory reaches it (the later rows' memories are the
+    consistency targets', under a stop-gradient), so only the burn-in rows' encodings are taken
+    with `params`; the window's own are taken under a stop-gradient, and with `encoder_gradient`
+    False the burn-in's too (the GRU's steps keep their gradient either way)."""
     if window.rows.memory is None:
         return window, window.rows.observation[:, :length]
     rows = window.rows
@@ -248,16 +254,35 @@ def recall_window(model: WorldModel, params, window: replay_lib.Window, before: 
         [jnp.ones_like(window.present[:, :1]),
          ~window.present[:, : span - 1] | ended[:, : span - 1]], axis=1)
 
-    def step(carried, inputs):
-        observation, stored, fresh = inputs
-        memory = jnp.where(fresh[:, None], stored, carried)
-        after = model.apply(params, Remembered(observation, memory), method=WorldModel.remember)
-        return after, memory
+    def encode(weights, first, last):  # rows [first, last) -> [B, last - first, hidden]
+        observation = jax.tree.map(lambda x: x[:, first:last], rows.observation)
+        encoded = model.apply(weights, jax.tree.map(_flatten2, observation),
+                              method=WorldModel.encode)
+        return encoded.reshape(*restart.shape[:1], last - first, -1)
 
-    time_major = jax.tree.map(lambda x: jnp.moveaxis(x[:, :span], 1, 0),
-                              (rows.observation, rows.memory, restart))
-    _, memory = jax.lax.scan(step, jnp.zeros_like(rows.memory[:, 0]), time_major)
-    memory = jnp.moveaxis(memory, 0, 1)[:, before:]  # [B, length, M]
+    # every row but the last is read by the memory after it; all in one batch per part
+    frozen = jax.lax.stop_gradient(params)
+    parts = []
+    if min(before, span - 1) > 0:
+        parts.append(encode(params if encoder_gradient else frozen, 0, min(before, span - 1)))
+    if span - 1 > before:
+        parts.append(encode(frozen, before, span - 1))
+    encoded = jnp.concatenate(parts, axis=1) if parts else None
+
+    def step(carried, inputs):
+        encoding, stored, fresh = inputs
+        memory = jnp.where(fresh[:, None], stored, carried)
+        return model.apply(params, encoding, memory, method=WorldModel.recur), memory
+
+    memory = jnp.zeros((restart.shape[0], 0, rows.memory.shape[-1]), rows.memory.dtype)
+    last = jnp.zeros_like(rows.memory[:, 0])
+    if encoded is not None:
+        time_major = jax.tree.map(lambda x: jnp.moveaxis(x[:, : span - 1], 1, 0),
+                                  (encoded, rows.memory, restart))
+        last, memory = jax.lax.scan(step, last, time_major)
+        memory = jnp.moveaxis(memory, 0, 1)
+    final = jnp.where(restart[:, span - 1, None], rows.memory[:, span - 1], last)
+    memory = jnp.concatenate([memory, final[:, None]], axis=1)[:, before:]  # [B, length, M]
     main = drop_burn_in(window, before)
     return main, Remembered(main.rows.observation[:, :length], memory)
 
@@ -308,8 +333,8 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         shape = action_mask.shape[:2]
         return out.policy.reshape(*shape, -1), out.value.reshape(shape)
 
-    def recall(params, window: replay_lib.Window, length: int):
-        return recall_window(model, params, window, before, length)
+    def recall(params, window: replay_lib.Window, length: int, encoder_gradient: bool = True):
+        return recall_window(model, params, window, before, length, encoder_gradient)
 
     def make_targets(train_state: TrainState, window: replay_lib.Window, key, age_per_step,
                      reanalysed) -> targets_lib.Targets:
@@ -383,7 +408,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
     def loss_fn(params, window: replay_lib.Window, targets: targets_lib.Targets, key=None):
         # a recurrent memory's burn-in runs with `params`, so the loss's gradient reaches back
         # through it; the consistency targets' memories are under the stop-gradient below
-        window, seen = recall(params, window, K + 1)
+        window, seen = recall(params, window, K + 1, t.memory_encoder_gradient)
         rows = window.rows
         batch = rows.action.shape[0]
         alive, absorbing = targets.masks.alive, targets.masks.absorbing

@@ -320,12 +320,22 @@ class WorldModel(nn.Module):
         """-> (the observation's encoding [B, hidden], the memory after it [B, hidden]): one GRU
         step from the memory before the observation over its encoding."""
         encoded = self._encode(remembered.observation)
-        memory, _ = self.memory_cell(remembered.memory.astype(encoded.dtype), encoded)
-        return encoded, memory
+        return encoded, self.recur(encoded, remembered.memory)
+
+    def encode(self, observation) -> jax.Array:
+        """[N, *obs] -> [N, hidden]: what the recurrent memory's GRU reads of an observation
+        (`memory="recurrent"`)."""
+        return self._encode(observation)
+
+    def recur(self, encoded: jax.Array, memory: jax.Array) -> jax.Array:
+        """([B, hidden] encoding, [B, hidden] memory before it) -> [B, hidden] the memory after:
+        one GRU step (`memory="recurrent"`)."""
+        after, _ = self.memory_cell(memory.astype(encoded.dtype), encoded)
+        return after
 
     def remember(self, remembered: Remembered) -> jax.Array:
         """`Remembered` [B] -> [B, hidden]: the memory after reading the observation (a model
-        with `memory="recurrent"`)."""
+        with `memory="recurrent"`): `recur(encode(observation), memory)`."""
         return self._recur(remembered)[1]
 
     def represent(self, observation) -> jax.Array:

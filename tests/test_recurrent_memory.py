@@ -148,6 +148,28 @@ def test_the_learner_recomputes_the_memory_the_actor_carried():
     assert not np.allclose(np.asarray(moved.memory)[present], np.asarray(seen.memory)[present])
 
 
+@pytest.mark.parametrize("encoder_gradient", [True, False])
+def test_the_burn_in_passes_the_gradient_to_the_gru_and_optionally_the_encoder(encoder_gradient):
+    """The loss differentiates the window's first memory: the GRU's steps over the burn-in rows
+    get a gradient, and the encoder gets one through their encodings only with
+    `encoder_gradient`; the memories themselves are the same either way."""
+    cfg = _tiny("train.memory_burn_in=4")
+    model, state, _, rows = _collected(cfg)
+    replay = replay_lib.add(replay_lib.init(rows, 64), rows)
+    window = replay_lib.sample(replay, jax.random.key(3), 32, 8, 0.0, 0.0, True, 4)
+
+    def first_memory(params, encoder_gradient):
+        _, seen = learner.recall_window(model, params, window, 4, 4, encoder_gradient)
+        return jnp.sum(seen.memory[:, 0]), seen.memory
+
+    grads, memory = jax.grad(first_memory, has_aux=True)(state.params, encoder_gradient)
+    largest = lambda tree: max(float(jnp.abs(g).max()) for g in jax.tree.leaves(tree))  # noqa: E731
+    assert largest(grads["params"]["memory_cell"]) > 0
+    assert (largest(grads["params"]["stem"]) > 0) == encoder_gradient
+    _, other = first_memory(state.params, not encoder_gradient)
+    np.testing.assert_array_equal(np.asarray(memory), np.asarray(other))
+
+
 def test_config_refuses_a_negative_burn_in_and_augmentation():
     with pytest.raises(config_lib.ConfigError, match="memory_burn_in must be >= 0"):
         config_lib.validate(_tiny("train.memory_burn_in=-1"))
