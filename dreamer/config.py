@@ -74,9 +74,10 @@ class ModelConfig:
         the latent beside the encoding. The actor carries each copy's memory from step to step,
         the replay stores the memory each row was acted on with, and the learner starts each
         sampled window from the stored memory `train.memory_burn_in` rows before it, recomputing
-        the memory over those rows with the current network (with gradient: backpropagation
-        through them), as R2D2 does (Kapturowski et al., 2019). Any history k >= 1; needs a
-        vector latent.
+        the memory over those rows with the current network: R2D2's burn-in (Kapturowski et
+        al., 2019), except that the loss's gradient goes back through the GRU's steps over them
+        (and the encoder's with `train.memory_encoder_gradient`), where R2D2 takes none. Any
+        history k >= 1; needs a vector latent.
     """
 
     encoder: Literal["auto", "mlp", "conv", "conv_mlp", "atari"] = "auto"
