@@ -258,7 +258,7 @@ def recall_window(model: WorldModel, params, window: replay_lib.Window, before: 
         observation = jax.tree.map(lambda x: x[:, first:last], rows.observation)
         encoded = model.apply(weights, jax.tree.map(_flatten2, observation),
                               method=WorldModel.encode)
-        return encoded.reshape(*restart.shape[:1], last - first, -1)
+        return encoded.reshape(restart.shape[0], last - first, -1)
 
     # every row but the last is read by the memory after it; all in one batch per part
     frozen = jax.lax.stop_gradient(params)
@@ -407,7 +407,8 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
 
     def loss_fn(params, window: replay_lib.Window, targets: targets_lib.Targets, key=None):
         # a recurrent memory's burn-in runs with `params`, so the loss's gradient reaches back
-        # through it; the consistency targets' memories are under the stop-gradient below
+        # through its GRU steps (and its encodings with train.memory_encoder_gradient); the
+        # consistency targets' memories are under the stop-gradient below
         window, seen = recall(params, window, K + 1, t.memory_encoder_gradient)
         rows = window.rows
         batch = rows.action.shape[0]
