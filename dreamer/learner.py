@@ -333,8 +333,8 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         shape = action_mask.shape[:2]
         return out.policy.reshape(*shape, -1), out.value.reshape(shape)
 
-    def recall(params, window: replay_lib.Window, length: int, encoder_gradient: bool = True):
-        return recall_window(model, params, window, before, length, encoder_gradient)
+    def recall(params, window: replay_lib.Window, length: int):
+        return recall_window(model, params, window, before, length, t.memory_encoder_gradient)
 
     def make_targets(train_state: TrainState, window: replay_lib.Window, key, age_per_step,
                      reanalysed) -> targets_lib.Targets:
@@ -409,7 +409,7 @@ def make_train_parts(model: WorldModel, config: Config, mesh=None) -> TrainParts
         # a recurrent memory's burn-in runs with `params`, so the loss's gradient reaches back
         # through its GRU steps (and its encodings with train.memory_encoder_gradient); the
         # consistency targets' memories are under the stop-gradient below
-        window, seen = recall(params, window, K + 1, t.memory_encoder_gradient)
+        window, seen = recall(params, window, K + 1)
         rows = window.rows
         batch = rows.action.shape[0]
         alive, absorbing = targets.masks.alive, targets.masks.absorbing

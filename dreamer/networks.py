@@ -293,8 +293,9 @@ class WorldModel(nn.Module):
             latent = nn.relu(self.head_reduce(latent))
         return latent.reshape(latent.shape[0], -1)
 
-    def _encode(self, observation: jax.Array) -> jax.Array:
-        """[N, *obs] -> [N, hidden]: a vector latent's encoder, up to the latent's input layer."""
+    def encode(self, observation: jax.Array) -> jax.Array:
+        """[N, *obs] -> [N, hidden]: a vector latent's encoder, up to the latent's input layer
+        (what the memories' GRU reads of an observation)."""
         if self.tokens:
             return nn.relu(self.stem(observation))
         x = _as_float(observation)
@@ -310,7 +311,7 @@ class WorldModel(nn.Module):
         width = observation.shape[-1] // k
         slots = observation.reshape(*observation.shape[:-1], k, width)
         slots = jnp.moveaxis(slots, -2, 1).reshape(batch * k, *observation.shape[1:-1], width)
-        encoded = self._encode(slots).reshape(batch, k, -1)  # [B, k, hidden]
+        encoded = self.encode(slots).reshape(batch, k, -1)  # [B, k, hidden]
         state = jnp.zeros((batch, self.config.hidden), encoded.dtype)
         for j in range(k):
             state, _ = self.memory_cell(state, encoded[:, j])
@@ -319,13 +320,8 @@ class WorldModel(nn.Module):
     def _recur(self, remembered: Remembered) -> tuple[jax.Array, jax.Array]:
         """-> (the observation's encoding [B, hidden], the memory after it [B, hidden]): one GRU
         step from the memory before the observation over its encoding."""
-        encoded = self._encode(remembered.observation)
+        encoded = self.encode(remembered.observation)
         return encoded, self.recur(encoded, remembered.memory)
-
-    def encode(self, observation) -> jax.Array:
-        """[N, *obs] -> [N, hidden]: what the recurrent memory's GRU reads of an observation
-        (`memory="recurrent"`)."""
-        return self._encode(observation)
 
     def recur(self, encoded: jax.Array, memory: jax.Array) -> jax.Array:
         """([B, hidden] encoding, [B, hidden] memory before it) -> [B, hidden] the memory after:
@@ -352,7 +348,7 @@ class WorldModel(nn.Module):
         elif self.config.memory == "gru":
             x = self.repr_out(self._remember(observation))
         else:
-            x = self.repr_out(self._encode(observation))
+            x = self.repr_out(self.encode(observation))
         for block in self.repr_blocks:
             x = block(x)
         return min_max_normalise(x)

@@ -226,7 +226,7 @@ def test_gru_memory_reads_each_observation_alone_then_in_order():
         p = params["params"]
         if spec.observation_kind != "tokens":
             assert p["stem"]["kernel"].shape[0] == int(np.prod(one))
-        encoded = [np.asarray(model.apply(params, frames[:, j], method=WorldModel._encode), np.float64)
+        encoded = [np.asarray(model.apply(params, frames[:, j], method=WorldModel.encode), np.float64)
                    for j in range(k)]
         h = np.zeros((2, cfg.model.hidden))
         for j in range(k):

@@ -47,7 +47,7 @@ def test_the_model_folds_each_observation_into_the_memory_and_reads_both():
     params = model.init(jax.random.key(2), Remembered(obs, jnp.zeros_like(memory)),
                         jnp.zeros((2,), jnp.int32))
     after = model.apply(params, Remembered(obs, memory), method=WorldModel.remember)
-    encoded = np.asarray(model.apply(params, obs, method=WorldModel._encode), np.float64)
+    encoded = np.asarray(model.apply(params, obs, method=WorldModel.encode), np.float64)
     by_hand = _gru_by_hand(params["params"]["memory_cell"], encoded, np.asarray(memory, np.float64))
     np.testing.assert_allclose(np.asarray(after), by_hand, rtol=1e-4, atol=1e-5)
     latent = model.apply(params, Remembered(obs, memory), method=WorldModel.represent)
