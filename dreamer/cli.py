@@ -35,9 +35,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --worlds: real env steps of each world (run.real_steps_each)")
     t.add_argument("--seed", type=int, default=None, help="default 0 (on --resume: the run's)")
     t.add_argument("--out", default=None, help="run folder (default runs/<world>-s<seed>)")
+    from dreamer.config import PRESETS  # imports nothing heavy
+
     t.add_argument("--preset", default=None,
-                   help="small, tiny, minatar, atari100k, atari100k-v2 or text (default: the "
-                        "world's: text for text worlds, minatar for MinAtar, ...)")
+                   help=f"{', '.join(PRESETS)} (default: the world's: text for text worlds, twx "
+                        "for TextWorldExpress, minatar for MinAtar, ...)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set search.num_simulations=8")
     t.add_argument("--resume", action="store_true", help="continue the run in --out, from its own config: "

@@ -62,6 +62,16 @@ def test_each_world_family_gets_its_preset():
     assert dataclasses.replace(twx.run, eval_temperature=0.0) == text.run
 
 
+def test_train_help_names_every_preset(capsys):
+    from dreamer import config as config_lib
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    words = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+    for name in config_lib.PRESETS:
+        assert f"{name}," in words or f"{name} (default" in words, name
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
