@@ -2,6 +2,7 @@
 the model's Q (r^ + g V^(dyn)) against the Q from the real next observation (r + g V^(repr(next))).
 
 JAX worlds and memoryless agents only. Run from a checkout: python qprobe.py RUN_DIR [EPISODES].
+`load` and `one_step` are shared with vcorr.py.
 """
 
 import sys
@@ -17,28 +18,42 @@ from dreamer.networks import latent_model
 from dreamer.transforms import categorical_to_scalar
 
 
-def main(run: str, episodes: int) -> None:
+def load(run: str, temperature: float):
+    """-> (config, world, params, fns, act): the run's agent, its world, and its jitted
+    evaluation search `act(params, key, obs [1, ...], mask [1, A])` at `temperature`."""
     config = agent_lib.read_config(run)
     world = worlds.make(config.world, **config.world_kwargs())
     agent = agent_lib.load(run, world, config)
-    model, params, fns = agent.model, agent.params, latent_model(agent.model)
-    gamma, names = config.train.discount, world.spec.action_names
-    search = make_act(model, config, explore=False)
-    act = jax.jit(lambda p, k, o, m: search(p, k, o, m, 0.0))
+    search = make_act(agent.model, config, explore=False)
+    act = jax.jit(lambda p, k, o, m: search(p, k, o, m, temperature))
+    return config, world, agent.params, latent_model(agent.model), act
+
+
+def one_step(fns, num_actions: int):
+    """Jitted `(params, obs) -> (prior [A], V^ (), r^ [A], V^(dynamics) [A])`: the value head at
+    the observation and the model's reward and value one step after each action."""
 
     @jax.jit
-    def probe(p, obs, nexts):
+    def step(p, obs):
         latent = fns.represent(p, obs[None])
         prior_logits, value_logits = fns.predict(p, latent)
-        n = nexts.shape[0]
-        after = fns.dynamics(p, jnp.repeat(latent, n, 0), jnp.arange(n))
-        prefix, _ = fns.value_prefix(p, after, fns.initial_lstm(n))
+        after = fns.dynamics(p, jnp.repeat(latent, num_actions, 0), jnp.arange(num_actions))
+        prefix, _ = fns.value_prefix(p, after, fns.initial_lstm(num_actions))
         _, after_value = fns.predict(p, after)
-        _, real_value = fns.predict(p, fns.represent(p, nexts))
-        vs, rs = fns.value_support, fns.reward_support
+        vs = fns.value_support
         return (jax.nn.softmax(prior_logits[0]), categorical_to_scalar(value_logits, vs)[0],
-                categorical_to_scalar(prefix, rs), categorical_to_scalar(after_value, vs),
-                categorical_to_scalar(real_value, vs))
+                categorical_to_scalar(prefix, fns.reward_support),
+                categorical_to_scalar(after_value, vs))
+
+    return step
+
+
+def main(run: str, episodes: int) -> None:
+    config, world, params, fns, act = load(run, 0.0)
+    gamma, names = config.train.discount, world.spec.action_names
+    model_step = one_step(fns, len(names))
+    value = jax.jit(lambda p, obs: categorical_to_scalar(
+        fns.predict(p, fns.represent(p, obs))[1], fns.value_support))
 
     key = jax.random.key(1)
     for episode in range(episodes):
@@ -48,7 +63,8 @@ def main(run: str, episodes: int) -> None:
             outs = [world.step(state, jnp.int32(a), jax.random.key(0)) for a in range(len(names))]
             nexts = jnp.stack([o[1].observation for o in outs])
             rewards = np.array([float(o[1].reward) for o in outs])
-            prior, v, r_hat, v_after, v_real = map(np.asarray, probe(params, ts.observation, nexts))
+            prior, v, r_hat, v_after = map(np.asarray, model_step(params, ts.observation))
+            v_real = np.asarray(value(params, nexts))
             out = act(params, jax.random.fold_in(key, 1000 * episode + t), ts.observation[None],
                       ts.action_mask[None])
             policy = np.asarray(out.policy[0])

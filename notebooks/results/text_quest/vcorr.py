@@ -8,36 +8,15 @@ JAX worlds and memoryless agents only. Run from a checkout: python vcorr.py RUN_
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-
-import worlds
-from dreamer import agent as agent_lib
-from dreamer.actor import make_act
-from dreamer.networks import latent_model
-from dreamer.transforms import categorical_to_scalar
+from qprobe import load, one_step
 
 
 def main(run: str, episodes: int) -> None:
-    config = agent_lib.read_config(run)
-    world = worlds.make(config.world, **config.world_kwargs())
-    agent = agent_lib.load(run, world, config)
-    model, params, fns = agent.model, agent.params, latent_model(agent.model)
-    gamma, num_actions = config.train.discount, world.spec.num_actions
-    search = make_act(model, config, explore=False)
-    act = jax.jit(lambda p, k, o, m: search(p, k, o, m, 1.0))
+    config, world, params, fns, act = load(run, 1.0)
+    gamma = config.train.discount
+    model_step = one_step(fns, world.spec.num_actions)
     step = jax.jit(world.step)
-
-    @jax.jit
-    def values(p, obs):
-        latent = fns.represent(p, obs[None])
-        _, value_logits = fns.predict(p, latent)
-        after = fns.dynamics(p, jnp.repeat(latent, num_actions, 0), jnp.arange(num_actions))
-        prefix, _ = fns.value_prefix(p, after, fns.initial_lstm(num_actions))
-        _, after_value = fns.predict(p, after)
-        q = (categorical_to_scalar(prefix, fns.reward_support)
-             + gamma * categorical_to_scalar(after_value, fns.value_support))
-        return categorical_to_scalar(value_logits, fns.value_support)[0], q
 
     key = jax.random.key(7)
     predicted, returns, gaps = [], [], []
@@ -45,9 +24,9 @@ def main(run: str, episodes: int) -> None:
         state, ts = world.reset(jax.random.fold_in(key, episode))
         rewards = []
         for t in range(world.spec.max_episode_steps):
-            v, q = values(params, ts.observation)
-            legal_q = np.asarray(q)[np.asarray(ts.action_mask)]
-            gaps.append(legal_q.max() - legal_q.min() if len(legal_q) > 1 else np.nan)
+            _, v, r_hat, v_after = model_step(params, ts.observation)
+            q = np.asarray(r_hat + gamma * v_after)[np.asarray(ts.action_mask)]
+            gaps.append(q.max() - q.min() if len(q) > 1 else np.nan)
             predicted.append(float(v))
             out = act(params, jax.random.fold_in(key, 10_000 * episode + t), ts.observation[None],
                       ts.action_mask[None])
