@@ -13,16 +13,14 @@ import sys
 import jax
 import numpy as np
 
-import worlds
 from dreamer import agent as agent_lib
 from dreamer.actor import initial_memory, make_act
 from dreamer.networks import agent_input, next_memory
 
 
 def main(run: str, episodes: int) -> None:
-    config = agent_lib.read_config(run)
-    world = worlds.make(config.world, **config.world_kwargs())
-    agent = agent_lib.load(run, world, config)
+    agent = agent_lib.load(run)
+    config, world = agent.config, agent.world  # the run's JAX world, built with its options
     search = make_act(agent.model, config, explore=False)
 
     @jax.jit

@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import worlds
 from dreamer import agent as agent_lib
 from dreamer.actor import make_act
 from dreamer.networks import latent_model
@@ -21,9 +20,8 @@ from dreamer.transforms import categorical_to_scalar
 def load(run: str, temperature: float):
     """-> (config, world, params, fns, act): the run's agent, its world, and its jitted
     evaluation search `act(params, key, obs [1, ...], mask [1, A])` at `temperature`."""
-    config = agent_lib.read_config(run)
-    world = worlds.make(config.world, **config.world_kwargs())
-    agent = agent_lib.load(run, world, config)
+    agent = agent_lib.load(run)
+    config, world = agent.config, agent.world  # the run's JAX world, built with its options
     search = make_act(agent.model, config, explore=False)
     act = jax.jit(lambda p, k, o, m: search(p, k, o, m, temperature))
     return config, world, agent.params, latent_model(agent.model), act
