@@ -54,11 +54,18 @@ def test_each_world_family_gets_its_preset():
     assert {w: config_lib.default_preset(w) for w in families} == families
     assert config_lib.minatar().search.algorithm == "gumbel"
     assert config_lib.small().search.algorithm == "muzero"
-    # twx: the text preset, searched with Gumbel and evaluated by sampling the search policy
+    # text: the recurrent memory; twx: the text preset without it (a quarter reanalysed, T = 1
+    # to 5k), searched with Gumbel and evaluated by sampling the search policy
     twx, text = config_lib.twx(), config_lib.text()
+    assert (text.model.memory, text.train.reanalyse_fraction) == ("recurrent", 0.99)
+    assert (twx.model.memory, twx.train.reanalyse_fraction) == ("stack", 0.25)
     assert (twx.search.algorithm, twx.run.eval_temperature) == ("gumbel", 1.0)
-    assert dataclasses.replace(twx, search=text.search, run=text.run) == text
-    assert dataclasses.replace(twx.search, algorithm="muzero") == text.search
+    assert dataclasses.replace(twx, model=text.model, train=text.train, search=text.search,
+                               run=text.run) == text
+    assert dataclasses.replace(twx.model, memory="recurrent") == text.model
+    assert dataclasses.replace(twx.train, reanalyse_fraction=0.99) == text.train
+    assert dataclasses.replace(twx.search, algorithm="muzero",
+                               temperature_decay_steps=100_000) == text.search
     assert dataclasses.replace(twx.run, eval_temperature=0.0) == text.run
 
 

@@ -150,8 +150,8 @@ def test_breakout_with_the_conv_encoder(tmp_path):
 
 # Wall time, 2 CPU cores shared with other jobs: 54 s with a cold XLA cache, 27 s warm.
 def test_text_coin_at_the_text_preset(tmp_path):
-    """text/coin at `text`: the token encoder, action masks, MuZero search, 100 greedy
-    evaluation episodes."""
+    """text/coin at `text`: the token encoder, the recurrent memory, action masks, MuZero
+    search, 100 greedy evaluation episodes."""
     cfg = user_config("text/coin", 1024)
     assert config_lib.default_preset("text/coin") == "text"
     ledger = Trainer(cfg, str(tmp_path)).run(progress=False)
@@ -160,9 +160,10 @@ def test_text_coin_at_the_text_preset(tmp_path):
     assert (N, C, B, K, S) == (16, 8, 64, 5, 16)
     assert (cfg.train.learning_starts, cfg.train.train_ratio) == (1_000, 0.5)
     assert cfg.run.eval_episodes == 100
+    assert cfg.model.memory == "recurrent"
     # 8 collections (1,024 steps); the learner starts after the 8th: 0.5 x 128 = 64 updates,
-    # each reanalysing round(0.25 x 64) = 16 samples at 6 positions, 16 simulations each.
-    reanalysed = 16
+    # each reanalysing round(0.99 x 64) = 63 samples at 6 positions, 16 simulations each.
+    reanalysed = 63
     check_run(tmp_path, ledger, cfg, env_steps=1024, updates=64, search=1024 * 16,
               unroll=64 * 64 * 5, reanalyse=64 * reanalysed * 6 * 16, learn_rows=[1024],
               returns_within=(0, 1))  # coin: 1 for taking the coin
