@@ -660,9 +660,9 @@ def text() -> Config:
     The memory, 99% of each batch reanalysed and T = 1 while collecting are set together, from
     runs at 50k (text/quest) and 20k (text/coin) real steps, greedy over 300 evaluation games
     (notebooks/results/text_quest/, notebooks/results/text_preset_memory/): text/quest seeds
-    0 / 1 won 0.98 / 0.98, where the same settings without the memory won 0.85 / 0.76 and the
-    earlier preset 0.75 (seed 0); every game those lost was a loop through rooms it had
-    already explored. text/coin (seed 0) won 1.00 at 20k. The memory
+    0 / 1 / 2 won 0.98 / 0.98 / 0.99, where the same settings without the memory won 0.85 /
+    0.76 (seeds 0 / 1) and the earlier preset 0.75 (seed 0); every game those lost was a loop
+    through rooms it had already explored. text/coin (seed 0) won 1.00 at 20k. The memory
     costs wall time: about 2.2-2.4x the memoryless settings' on this project's CPU (text/quest
     50k: 7,026 and 6,988 s on one core against 2,933 and 3,281 s).
     """
