@@ -662,9 +662,9 @@ def text() -> Config:
     (notebooks/results/text_quest/, notebooks/results/text_preset_memory/): text/quest seeds
     0 / 1 / 2 won 0.98 / 0.98 / 0.99, where the same settings without the memory won 0.85 /
     0.76 (seeds 0 / 1) and the earlier preset 0.75 (seed 0); every game those lost was a loop
-    through rooms it had already explored. text/coin (seed 0) won 1.00 at 20k. The memory
-    costs wall time: about 2.2-2.4x the memoryless settings' on this project's CPU (text/quest
-    50k: 7,026 and 6,988 s on one core against 2,933 and 3,281 s).
+    through rooms it had already explored. text/coin won 0.997 on seeds 0 and 1 at 20k. The
+    memory costs wall time: about 2.2-2.4x the memoryless settings' on this project's CPU
+    (text/quest 50k: 7,026 and 6,988 s on one core against 2,933 and 3,281 s).
     """
     return _replace(
         small(),
@@ -702,7 +702,8 @@ def twx() -> Config:
     runs had, where `text` now carries the recurrent memory and 99%: on twx/coin (20k, seed 0,
     notebooks/results/twx_coin_history/) the memory won 0.23 greedy over 300 games and 0.24
     sampled at its last evaluation, against 0.25 and 0.48 without it; 99% is unmeasured here."""
-    return _replace(text(), model=dict(memory="stack"), search=dict(algorithm="gumbel", temperature_decay_steps=10_000),
+    return _replace(text(), model=dict(memory="stack"),
+                    search=dict(algorithm="gumbel", temperature_decay_steps=10_000),
                     train=dict(reanalyse_fraction=0.25), run=dict(eval_temperature=1.0))
 
 
