@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import jax
 import jax.numpy as jnp
 
-from dreamer import actor, config as config_lib
+from dreamer import actor
+from dreamer import config as config_lib
 from dreamer.collect import make_eval_world
 
 world_name, n = sys.argv[1], int(sys.argv[2])
