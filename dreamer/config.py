@@ -123,7 +123,12 @@ class SearchConfig:
         collecting: its root Gumbel noise and sequential halving pick the action, a sample of its
         improved policy (mctx's `gumbel_muzero_policy`). Evaluation's is `run.eval_temperature`.
       temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25);
-        like `temperature`, it changes nothing while a Gumbel search collects.
+        like `temperature`, it changes nothing while a Gumbel search collects, unless
+        `gumbel_temperature`.
+      gumbel_temperature: False (mctx, EfficientZero V2): a Gumbel search collects with Gumbel
+        noise of scale 1 whatever the temperature. True: the noise's scale is the acting
+        temperature (`temperature` and its decay), so collection turns greedier as it decays
+        (argmax of x + T g, g ~ Gumbel, draws from softmax(x / T)). Evaluation is unchanged.
     """
 
     algorithm: Literal["muzero", "gumbel", "none"] = "muzero"
@@ -142,6 +147,7 @@ class SearchConfig:
     q_floor: float = 0.01
     temperature: float = 1.0
     temperature_decay_steps: int = host_field(0)
+    gumbel_temperature: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

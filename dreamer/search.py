@@ -234,7 +234,7 @@ def make_search(fns: LatentModel, config: SearchConfig, discount: float,
                 config.num_simulations,
                 invalid_actions=invalid,
                 max_num_considered_actions=considered_actions(config, invalid.shape[-1]),
-                gumbel_scale=1.0 if explore else 0.0,
+                gumbel_scale=gumbel_scale(config, temperature, explore),
                 qtransform=qtransform_for(config),
             )
         action = out.action
@@ -252,6 +252,14 @@ def make_search(fns: LatentModel, config: SearchConfig, discount: float,
         )
 
     return search
+
+
+def gumbel_scale(config: SearchConfig, temperature, explore: bool):
+    """The scale of the root's Gumbel noise: 0 in evaluation; while collecting 1, or the acting
+    temperature with `search.gumbel_temperature`."""
+    if not explore:
+        return 0.0
+    return jnp.asarray(temperature, jnp.float32) if config.gumbel_temperature else 1.0
 
 
 def considered_actions(config, num_actions: int) -> int:

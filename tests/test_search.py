@@ -439,6 +439,29 @@ def test_collecting_temperature_shapes_puct_and_not_gumbel():
     assert len(set(np.asarray(cold.action).tolist())) > 1
 
 
+def test_gumbel_temperature_scales_the_collecting_noise():
+    """`search.gumbel_temperature`: a collecting Gumbel search's noise is scaled by the acting
+    temperature. On a bandit of 4 actions with priors favouring action 3 (Q equal), 256 roots with
+    the same keys: at T = 1e-3 every root plays what evaluation (no noise) plays, at T = 4 many
+    roots play others; without the option both temperatures play the same, noisy, actions."""
+    fns = _bandit([0.0, 0.5, 1.0, 2.0], [0, 0, 0, 0])
+    mask = jnp.ones((256, 4), bool)
+    obs, key = jnp.zeros((256, 2)), jax.random.key(3)
+    for follows in (True, False):
+        s_cfg = config_lib.SearchConfig(algorithm="gumbel", num_simulations=16,
+                                        max_num_considered_actions=4, gumbel_temperature=follows)
+        run = jax.jit(search.make_search(fns, s_cfg, 0.0, 5), static_argnames="explore")
+        best = np.asarray(run((), key, obs, mask, 0.0, explore=False).action)
+        cold, hot = (np.asarray(run((), key, obs, mask, t, explore=True).action)
+                     for t in (1e-3, 4.0))
+        if follows:
+            np.testing.assert_array_equal(cold, best)
+            assert (hot != best).mean() > 0.3
+        else:
+            np.testing.assert_array_equal(cold, hot)
+            assert (cold != best).mean() > 0.1
+
+
 def test_m_zero_is_v2s_rule_by_action_count():
     """`max_num_considered_actions=0` searches with V2's m for the world's action count: on a
     5-action bandit (m = 4) it is the search with m = 4 written out, bit for bit; on 3 actions
