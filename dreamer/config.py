@@ -120,7 +120,7 @@ class SearchConfig:
         between Qs smaller than it are not stretched to the full scale of the policy target.
       temperature: the acting temperature while collecting, at the start of training: muzero's
         visit-count temperature, or the policy head's with "none". Gumbel ignores it while
-        collecting: its root Gumbel noise and sequential halving pick the action, a sample of its
+        collecting (unless `gumbel_temperature`): its root Gumbel noise and sequential halving pick the action, a sample of its
         improved policy (mctx's `gumbel_muzero_policy`). Evaluation's is `run.eval_temperature`.
       temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25);
         like `temperature`, it changes nothing while a Gumbel search collects, unless
@@ -128,7 +128,8 @@ class SearchConfig:
       gumbel_temperature: False (mctx, EfficientZero V2): a Gumbel search collects with Gumbel
         noise of scale 1 whatever the temperature. True: the noise's scale is the acting
         temperature (`temperature` and its decay), so collection turns greedier as it decays
-        (argmax of x + T g, g ~ Gumbel, draws from softmax(x / T)). Evaluation is unchanged.
+        (argmax of x + T g, g ~ Gumbel, draws from softmax(x / T)). Evaluation (no noise) and
+        reanalysis (scale 1) are unchanged.
     """
 
     algorithm: Literal["muzero", "gumbel", "none"] = "muzero"
