@@ -120,8 +120,9 @@ class SearchConfig:
         between Qs smaller than it are not stretched to the full scale of the policy target.
       temperature: the acting temperature while collecting, at the start of training: muzero's
         visit-count temperature, or the policy head's with "none". Gumbel ignores it while
-        collecting (unless `gumbel_temperature`): its root Gumbel noise and sequential halving pick the action, a sample of its
-        improved policy (mctx's `gumbel_muzero_policy`). Evaluation's is `run.eval_temperature`.
+        collecting (unless `gumbel_temperature`): its root Gumbel noise and sequential halving
+        pick the action, a sample of its improved policy (mctx's `gumbel_muzero_policy`).
+        Evaluation's is `run.eval_temperature`.
       temperature_decay_steps: real steps over which the temperature halves twice (1, .5, .25);
         like `temperature`, it changes nothing while a Gumbel search collects, unless
         `gumbel_temperature`.
