@@ -1,22 +1,23 @@
-"""python evvar.py RUN EPISODES TEMP VARIANT... ; VARIANT = 'base' or 'sec.field=val,sec.field=val'.
-Evaluates RUN's checkpoint with eval-time config overrides (the model is unchanged)."""
-import dataclasses, sys, time, ast
-import worlds
+"""python evvar.py RUN EPISODES TEMP VARIANT...: RUN's checkpoint evaluated (as `dreamer eval`)
+with each VARIANT of its config: 'base', or comma-separated `--set` assignments such as
+'search.num_simulations=64' (the trained model is unchanged)."""
+import sys
+import time
+
 from dreamer import agent as agent_lib
-run, episodes, temp = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-def parse(v):
-    try: return ast.literal_eval(v)
-    except Exception: return v
+from dreamer.config import override
+
+run, episodes, temperature = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 for variant in sys.argv[4:]:
     config = agent_lib.read_config(run)
     if variant != "base":
-        for kv in variant.split(","):
-            k, v = kv.split("=")
-            sec, field = k.split(".")
-            config = dataclasses.replace(config, **{sec: dataclasses.replace(getattr(config, sec), **{field: parse(v)})})
-    world = worlds.make(config.world, **config.world_kwargs())
-    t = time.time()
-    agent = agent_lib.load(run, world, config)
-    r = agent.evaluate(episodes, temp)
-    print(f"{run.split('/')[-1]} [{variant}] T {temp}: mean {r.mean():.3f} over {episodes} ({time.time()-t:.0f} s)", flush=True)
-    world.close() if hasattr(world, "close") else None
+        config = override(config, variant.split(","))
+    world = agent_lib.make_world(config)
+    try:
+        agent = agent_lib.load(run, world, config)
+    finally:
+        world.close()  # evaluation builds its own copies
+    start = time.time()
+    returns = agent.evaluate(episodes, temperature)
+    print(f"{run.rstrip('/').split('/')[-1]} [{variant}] T {temperature}: mean {returns.mean():.3f} "
+          f"over {episodes} ({time.time() - start:.0f} s)", flush=True)

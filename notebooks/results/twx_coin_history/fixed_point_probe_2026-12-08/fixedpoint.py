@@ -1,56 +1,67 @@
-"""python fixedpoint.py RUN GAMES: RUN's greedy play of GAMES evaluation games (dreamer eval's
-first GAMES, with its key); for each lost game, its last step: whether the last 10 commands were
-one command, the model's V^, the Q = r^ + g V^(dyn) of that command and the best Q of the others."""
-import sys, jax, jax.numpy as jnp, numpy as np
+"""python fixedpoint.py RUN GAMES: RUN's greedy play of `dreamer eval`'s first GAMES evaluation
+games, through its own loop (`actor.host_evaluate`, same seed and key); for each lost game, its
+last step: whether its last 10 commands were one command, the model's V^, the Q = r^ + g V^(dyn)
+of that command and the best Q of the other legal ones."""
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dreamer import actor
 from dreamer import agent as agent_lib
-from dreamer.actor import host_next_memory, initial_memory
-from dreamer.networks import agent_input, latent_model
-from dreamer.transforms import categorical_to_scalar as s
-from dreamer.collect import make_eval_world
+from dreamer.collect import host_act, host_memory, make_eval_world
+from dreamer.networks import latent_model
 from dreamer.train import evaluation_key
+from dreamer.transforms import categorical_to_scalar as scalar
+
 run, games = sys.argv[1], int(sys.argv[2])
 config = agent_lib.read_config(run)
 world = make_eval_world(config, games)
 ag = agent_lib.load(run, world, config)
-fns = latent_model(ag.model); g = config.train.discount
-names = world.spec.action_names
+fns, g = latent_model(ag.model), config.train.discount
+
+
 @jax.jit
-def probe(p, x):
-    lat = fns.represent(p, x)
-    pl, vl = fns.predict(p, lat)
-    N, A = pl.shape
-    lat_a = jax.tree.map(lambda l: jnp.repeat(l, A, 0), lat)
-    dyn = fns.dynamics(p, lat_a, jnp.tile(jnp.arange(A), N))
-    pre, _ = fns.value_prefix(p, dyn, fns.initial_lstm(N * A))
-    _, vdl = fns.predict(p, dyn)
-    q = (s(pre, fns.reward_support) + g * s(vdl, fns.value_support)).reshape(N, A)
-    return s(vl, fns.value_support), q
-key = evaluation_key(config.seed, ag.ledger.env_steps)
-memory = initial_memory(ag.model, games); memory = None if memory is None else np.asarray(memory)
-ts = world.reset(config.seed)
-ret = np.zeros(games); done = np.zeros(games, bool); acts = []
-for t in range(world.spec.max_episode_steps):
-    key, k = jax.random.split(key)
-    x = agent_input(ts.observation, memory)
-    v, q = map(np.asarray, probe(ag.params, x))
-    out = ag.programs.act_eval(ag.params, k, x, ts.action_mask, np.float32(0.0))
-    a = np.asarray(out.action); acts.append(a)
-    mask = np.asarray(ts.action_mask)
-    last = (v, q, a, mask)
-    ts = world.step(a)
-    ret += np.where(done, 0, ts.reward); done |= ts.terminated | ts.truncated
-    memory = host_next_memory(out.memory, ts.terminated | ts.truncated)
-    if done.all(): break
-acts = np.stack(acts)
-v, q, a, mask = last
-rows = []
-for i in range(games):
-    if ret[i] > 0: continue
-    same = bool((acts[-10:, i] == acts[-1, i]).all())
-    qa = q[i, a[i]]; other = np.where(mask[i] & (np.arange(q.shape[1]) != a[i]), q[i], -np.inf).max()
-    rows.append((same, v[i], qa, other))
-    print(f"game {i}: last command {names[a[i]]!r} x10: {same}; V^ {v[i]:.3f}, Q(it) {qa:.3f} (g V^ = {g*v[i]:.3f}), best other Q {other:.3f}")
-rows = np.array(rows, float)
-print(f"{run.split('/')[-1]}: won {ret.mean():.3f} of {games}; lost {len(rows)}, ending on one repeated command {int(rows[:,0].sum())}; "
-      f"mean V^ {rows[:,1].mean():.3f}, Q(repeated) {rows[:,2].mean():.3f}, best other Q {rows[:,3].mean():.3f}, Q gap {np.mean(rows[:,2]-rows[:,3]):.3f}")
+def values(params, x):
+    """V^ [N] of the observations and the one-step Q [N, A] of every action."""
+    latent = fns.represent(params, x)
+    logits, value = fns.predict(params, latent)
+    n, a = logits.shape
+    after = fns.dynamics(params, jax.tree.map(lambda leaf: jnp.repeat(leaf, a, 0), latent),
+                         jnp.tile(jnp.arange(a), n))
+    prefix, _ = fns.value_prefix(params, after, fns.initial_lstm(n * a))
+    _, value_after = fns.predict(params, after)
+    q = scalar(prefix, fns.reward_support) + g * scalar(value_after, fns.value_support)
+    return scalar(value, fns.value_support), q.reshape(n, a)
+
+
+steps = []  # per step: (V^, Q, action, mask)
+
+
+def act(params, key, x, mask, temperature):
+    out = host_act(ag.programs.act_eval, ag.mesh, params, key, x, mask, temperature)
+    steps.append((*map(np.asarray, values(params, x)), np.asarray(out.action), np.asarray(mask)))
+    return out
+
+
+returns = actor.host_evaluate(world, act, ag.params, evaluation_key(config.seed, ag.ledger.env_steps),
+                              games, seed=config.seed + 1_000_003, temperature=0.0,
+                              memory=host_memory(ag.model, games))
 world.close()
+actions = np.stack([s[2] for s in steps])
+v, q, a, mask = steps[-1]  # a lost game runs to the time limit, the loop's last step
+names, rows = world.spec.action_names, []
+for i in np.flatnonzero(returns <= 0):
+    same = bool((actions[-10:, i] == a[i]).all())
+    other = np.where(mask[i] & (np.arange(q.shape[1]) != a[i]), q[i], -np.inf).max()
+    rows.append((same, v[i], q[i, a[i]], g * v[i], other))
+    print(f"game {i}: last command {names[a[i]]!r} x10: {same}; V^ {v[i]:.3f}, Q(it) "
+          f"{q[i, a[i]]:.3f} (g V^ = {g * v[i]:.3f}), best other Q {other:.3f}")
+r = np.array(rows, float)
+rep = r[r[:, 0] == 1]
+print(f"{run.rstrip('/').split('/')[-1]}: won {returns.mean():.3f} of {games}; lost {len(r)}, "
+      f"{len(rep)} ending on one command repeated 10 times; of those, Q(it) > g V^ in "
+      f"{int((rep[:, 2] > rep[:, 3]).sum())} (by {np.mean(rep[:, 2] - rep[:, 3]):+.3f} on average, "
+      f"V^ {rep[:, 1].mean():.3f}), Q(it) above every other legal command's in "
+      f"{int((rep[:, 2] > rep[:, 4]).sum())}")
