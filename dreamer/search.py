@@ -183,7 +183,8 @@ class SearchFn(Protocol):
           observation: [B, *obs], or what the model reads (`networks.agent_input`).
           action_mask: [B, A] bool, valid actions at the root.
           temperature: with `explore`, muzero's visit-count temperature for the chosen action (0
-            is greedy; Gumbel picks by sequential halving). Without `explore` (evaluation): 0
+            is greedy; Gumbel picks by sequential halving, its root noise scaled by the
+            temperature with `search.gumbel_temperature`). Without `explore` (evaluation): 0
             plays the search's best action, T > 0 samples the search policy sharpened to
             p^(1/T) (visit counts ^(1/T) for muzero, softmax(logits / T) for Gumbel's improved
             policy and the policy head).
